@@ -1,0 +1,336 @@
+"""Action handles: one running operation (play, record, collect...) on a call.
+
+An action is resolved by the reader, synchronously, when its terminal event arrives
+(routed by ``control_id``), or when its call ends, so ``wait()`` never hangs on a dead
+call. ``wait(timeout)`` is a cancel scope around an :class:`anyio.Event`: a timeout
+(or any cancellation) ends that wait only, and the action stays usable.
+
+``async with await call.record(...) as rec:`` scopes an action: leaving the block for
+any reason stops it, in a shielded scope with a short deadline, so a cancelled handler
+cannot leave a recording running on the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+
+from ._constants import (
+    EVENT_CALL_AI,
+    EVENT_CALL_COLLECT,
+    EVENT_CALL_DETECT,
+    EVENT_CALL_FAX,
+    EVENT_CALL_PAY,
+    EVENT_CALL_PLAY,
+    EVENT_CALL_RECORD,
+    EVENT_CALL_STREAM,
+    EVENT_CALL_TAP,
+    EVENT_CALL_TRANSCRIBE,
+)
+from ._errors import RelayError
+from ._events import RelayEvent, make_event
+
+if TYPE_CHECKING:
+    from ._call import Call
+
+__all__ = [
+    "AIAction",
+    "Action",
+    "CollectAction",
+    "CompletedCallback",
+    "DetectAction",
+    "FaxAction",
+    "PayAction",
+    "PlayAction",
+    "RecordAction",
+    "StandaloneCollectAction",
+    "StreamAction",
+    "TapAction",
+    "TranscribeAction",
+]
+
+logger = logging.getLogger("relay_anyio.actions")
+
+CompletedCallback = Callable[[RelayEvent], Awaitable[object] | object]
+
+#: How long cleanup (stop on scope exit, stop when a handler returns) may take.
+CLEANUP_TIMEOUT = 2.0
+#: ``state`` of the synthetic result an action gets when its call ends first.
+CALL_ENDED_STATE = "call_ended"
+
+
+class Action:
+    """Handle on an operation started on a call; see the module docstring.
+
+    ``result`` is the terminal event once done (``None`` before). When the call ended
+    before the server reported an outcome, ``result`` is a synthetic event of the
+    action's kind whose ``params`` say so: ``{"state": "call_ended", "end_reason":
+    ..., "call_id": ..., "control_id": ...}``, so code written like the guide
+    (``result.params.get(...)``) keeps running.
+    """
+
+    #: Event type of this kind of action (used for synthetic results).
+    event_type: ClassVar[str] = ""
+    #: ``params.state`` values that end this kind of action.
+    terminal_states: ClassVar[frozenset[str]] = frozenset({"finished", "error"})
+    #: Method prefix of the sub-commands (``<prefix>.stop`` ...); empty: no stop.
+    method_prefix: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        call: Call,
+        control_id: str,
+        on_completed: CompletedCallback | None = None,
+    ) -> None:
+        self.call = call
+        self.control_id = control_id
+        self.result: RelayEvent | None = None
+        #: The immediate response of the starting command (may carry e.g. ``url``).
+        self.start_result: dict[str, Any] = {}
+        self._done = anyio.Event()
+        self._on_completed = on_completed
+
+    def __repr__(self) -> str:
+        state = "done" if self.is_done else "running"
+        return f"<{type(self).__name__} {self.control_id} on {self.call.call_id} {state}>"
+
+    @property
+    def is_done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def completed(self) -> bool:
+        """Alias of :attr:`is_done` (the official client's attribute)."""
+        return self._done.is_set()
+
+    @property
+    def call_ended(self) -> bool:
+        """True when the action finished because its call ended, not by its own event."""
+        return self.result is not None and self.result.raw_params.get("state") == CALL_ENDED_STATE
+
+    # -- completion (called by the call, from the reader) ------------------------------
+
+    def _is_terminal(self, event: RelayEvent) -> bool:
+        return event.raw_params.get("state") in self.terminal_states
+
+    def _handle(self, event: RelayEvent) -> bool:
+        """Look at an event carrying our control_id; return True once done."""
+        if not self._done.is_set() and self._is_terminal(event):
+            self._resolve(event)
+        return self._done.is_set()
+
+    def _resolve(self, event: RelayEvent) -> None:
+        if self._done.is_set():
+            return
+        self.result = event
+        self._done.set()
+        if self._on_completed is not None:
+            self.call._run_callbacks((self._on_completed,), event)
+
+    def _finish_call_ended(self, end_reason: str) -> None:
+        params = {
+            "call_id": self.call.call_id,
+            "node_id": self.call.node_id,
+            "control_id": self.control_id,
+            "state": CALL_ENDED_STATE,
+            "end_reason": end_reason,
+        }
+        self._resolve(make_event(self.event_type, params))
+
+    # -- user API ----------------------------------------------------------------------
+
+    async def wait(self, timeout: float | None = None) -> RelayEvent:
+        """Wait for the terminal event and return it.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds; the action is not affected
+        and a later ``wait()`` still works.
+        """
+        if not self._done.is_set():
+            with anyio.fail_after(timeout):
+                await self._done.wait()
+        assert self.result is not None
+        return self.result
+
+    async def _control(self, op: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not self.method_prefix:
+            raise TypeError(f"{type(self).__name__} has no {op}()")
+        params = {"control_id": self.control_id}
+        if extra:
+            params.update(extra)
+        return await self.call._command(f"{self.method_prefix}.{op}", params)
+
+    async def _stop_quietly(self) -> None:
+        """Stop for cleanup: shielded, bounded, errors logged (never raised)."""
+        if self._done.is_set() or not self.method_prefix or self.call.state == "ended":
+            return
+        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True) as scope:
+            try:
+                await self._control("stop")
+            except RelayError as exc:
+                logger.warning("could not stop %r: %s", self, exc)
+        if scope.cancelled_caught:
+            logger.warning("stopping %r timed out after %g s", self, CLEANUP_TIMEOUT)
+
+    async def __aenter__(self) -> Action:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop_quietly()
+
+
+class _Stoppable(Action):
+    async def stop(self) -> dict[str, Any]:
+        """Ask the server to stop; the action completes when its terminal event arrives."""
+        return await self._control("stop")
+
+
+class PlayAction(_Stoppable):
+    event_type = EVENT_CALL_PLAY
+    method_prefix = "calling.play"
+
+    async def pause(self) -> dict[str, Any]:
+        return await self._control("pause")
+
+    async def resume(self) -> dict[str, Any]:
+        return await self._control("resume")
+
+    async def volume(self, volume: float) -> dict[str, Any]:
+        """Set the playback gain in dB (-40.0 to 40.0)."""
+        return await self._control("volume", {"volume": volume})
+
+
+class RecordAction(_Stoppable):
+    event_type = EVENT_CALL_RECORD
+    terminal_states = frozenset({"finished", "no_input", "error"})
+    method_prefix = "calling.record"
+
+    async def pause(self, behavior: str | None = None) -> dict[str, Any]:
+        """Pause; ``behavior`` is ``"skip"`` (drop the gap) or ``"silence"``."""
+        return await self._control("pause", {"behavior": behavior} if behavior else None)
+
+    async def resume(self) -> dict[str, Any]:
+        return await self._control("resume")
+
+    @property
+    def url(self) -> str:
+        """The recording URL: from the terminal event, else from the start response."""
+        if self.result is not None:
+            url = getattr(self.result, "url", "")
+            if url:
+                return str(url)
+        value = self.start_result.get("url")
+        return value if isinstance(value, str) else ""
+
+
+_COLLECT_TERMINAL_STATES = frozenset({"finished", "error", "no_input", "no_match"})
+_INTERIM_RESULT_TYPES = frozenset({"start_of_input", "partial"})
+
+
+class _CollectBase(_Stoppable):
+    event_type = EVENT_CALL_COLLECT
+    terminal_states = _COLLECT_TERMINAL_STATES
+
+    def _is_terminal(self, event: RelayEvent) -> bool:
+        # Only collect events end a collect (the prompt's play events do not), and
+        # only a final one: partial and start-of-input results arrive as events.
+        if event.event_type != EVENT_CALL_COLLECT:
+            return False
+        params = event.raw_params
+        final = params.get("final")
+        if final is False:
+            return False
+        result = params.get("result")
+        if isinstance(result, dict) and result:
+            return result.get("type") not in _INTERIM_RESULT_TYPES
+        return params.get("state") in self.terminal_states
+
+    async def start_input_timers(self) -> dict[str, Any]:
+        """Start the initial timeout now (for collects started with timers off)."""
+        return await self.call._command(
+            "calling.collect.start_input_timers", {"control_id": self.control_id}
+        )
+
+
+class CollectAction(_CollectBase):
+    """A ``play_and_collect``: one control_id for the prompt and the input."""
+
+    method_prefix = "calling.play_and_collect"
+
+    async def volume(self, volume: float) -> dict[str, Any]:
+        return await self._control("volume", {"volume": volume})
+
+
+class StandaloneCollectAction(_CollectBase):
+    """A ``collect`` without a prompt."""
+
+    method_prefix = "calling.collect"
+
+
+class DetectAction(_Stoppable):
+    event_type = EVENT_CALL_DETECT
+    method_prefix = "calling.detect"
+
+    def _is_terminal(self, event: RelayEvent) -> bool:
+        detect = event.raw_params.get("detect")
+        if isinstance(detect, dict) and detect:
+            return True
+        return super()._is_terminal(event)
+
+
+class FaxAction(_Stoppable):
+    """``send_fax`` / ``receive_fax``; ends on a top-level state or a fax ``finished``."""
+
+    event_type = EVENT_CALL_FAX
+
+    def __init__(
+        self,
+        call: Call,
+        control_id: str,
+        on_completed: CompletedCallback | None = None,
+        *,
+        method_prefix: str = "calling.send_fax",
+    ) -> None:
+        super().__init__(call, control_id, on_completed)
+        self.method_prefix = method_prefix  # type: ignore[misc]
+
+    def _is_terminal(self, event: RelayEvent) -> bool:
+        if super()._is_terminal(event):
+            return True
+        fax = event.raw_params.get("fax")
+        return isinstance(fax, dict) and fax.get("type") in self.terminal_states
+
+
+class TapAction(_Stoppable):
+    event_type = EVENT_CALL_TAP
+    method_prefix = "calling.tap"
+
+
+class StreamAction(_Stoppable):
+    event_type = EVENT_CALL_STREAM
+    method_prefix = "calling.stream"
+
+
+class PayAction(_Stoppable):
+    event_type = EVENT_CALL_PAY
+    method_prefix = "calling.pay"
+
+
+class TranscribeAction(_Stoppable):
+    event_type = EVENT_CALL_TRANSCRIBE
+    method_prefix = "calling.transcribe"
+
+
+class AIAction(_Stoppable):
+    """An AI agent session: ends on its ``finished``/``error`` event or with the call."""
+
+    event_type = EVENT_CALL_AI
+    method_prefix = "calling.ai"

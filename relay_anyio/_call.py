@@ -1,0 +1,882 @@
+"""A call leg and everything that can be done to it.
+
+Lifetimes. An inbound call's handler runs in the call's own task group, inside the
+client's. The reader updates the call synchronously for every event (state, actions,
+``wait_for`` waiters); only listeners run on a task: one pump per call, started on the
+first ``call.on(...)``, fed through a bounded memory object stream, so a slow listener
+delays its own call and nothing else. When the call ends, every pending wait finishes
+at once (actions with their terminal event or a "call ended" result; ``wait_for``
+with :class:`CallEnded`), and the listeners get the ended event and are dropped.
+
+Errors. A command on a call that is already gone (404/410) is a no-op that logs a
+warning and returns ``{}``, as in the official client; every other error raises.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._actions import (
+    Action,
+    AIAction,
+    CollectAction,
+    CompletedCallback,
+    DetectAction,
+    FaxAction,
+    PayAction,
+    PlayAction,
+    RecordAction,
+    StandaloneCollectAction,
+    StreamAction,
+    TapAction,
+    TranscribeAction,
+)
+from ._constants import (
+    CALL_STATE_ANSWERED,
+    CALL_STATE_ENDED,
+    CALL_STATE_ENDING,
+    CALL_STATE_RINGING,
+    CALL_STATES,
+    EVENT_CALL_STATE,
+)
+from ._errors import CallEnded, EventOverflow, RelayError
+from ._events import RelayEvent, make_event
+
+__all__ = ["Call", "EventListener", "normalize_media"]
+
+logger = logging.getLogger("relay_anyio.call")
+
+EventListener = Callable[[RelayEvent], Any]
+_A = TypeVar("_A", bound=Action)
+_RANK = {state: i for i, state in enumerate(CALL_STATES)}
+_GONE_CODES = (404, 410)
+
+
+class _Requester(Protocol):
+    """The part of the client a call talks through."""
+
+    async def _call_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+    def _call_finished(self, call: Call) -> None: ...
+
+
+class _Waiter:
+    __slots__ = ("error", "event", "event_type", "predicate", "result")
+
+    def __init__(self, event_type: str, predicate: Callable[[RelayEvent], bool] | None) -> None:
+        self.event_type = event_type
+        self.predicate = predicate
+        self.event = anyio.Event()
+        self.result: RelayEvent | None = None
+        self.error: BaseException | None = None
+
+
+def normalize_media(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Accept the guide's flat media (``{"type": "tts", "text": "Hi"}``), send the wire's.
+
+    On the wire every media item nests its fields under ``params``; the guide writes
+    them flat, and the official client forwards that unchanged. Both shapes are
+    accepted here; flat keys are moved under ``params`` (explicit ``params`` win).
+    """
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, Mapping) or "type" not in item:
+            raise ValueError(f"media item needs a 'type': {item!r}")
+        flat = {k: v for k, v in item.items() if k not in ("type", "params")}
+        nested = item.get("params")
+        if nested is not None and not isinstance(nested, Mapping):
+            raise ValueError(f"media 'params' must be an object: {item!r}")
+        out.append({"type": item["type"], "params": {**flat, **(nested or {})}})
+    return out
+
+
+def _drop_none(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+class Call:
+    """One call leg, inbound or outbound. Created by the client, never by users."""
+
+    def __init__(
+        self,
+        client: _Requester,
+        *,
+        call_id: str,
+        node_id: str,
+        context: str = "",
+        direction: str = "inbound",
+        device: dict[str, Any] | None = None,
+        state: str = "created",
+        tag: str = "",
+        segment_id: str = "",
+        project_id: str = "",
+        event_buffer: int = 1000,
+    ) -> None:
+        self._client = client
+        self.call_id = call_id
+        self.node_id = node_id
+        self.context = context
+        self.direction = direction
+        self.device: dict[str, Any] = device or {}
+        self.state = state
+        self.tag = tag
+        self.segment_id = segment_id
+        self.project_id = project_id
+        self.end_reason = ""
+        self._actions: dict[str, Action] = {}
+        self._listeners: dict[str, list[EventListener]] = {}
+        self._waiters: list[_Waiter] = []
+        self._state_events: dict[str, RelayEvent] = {}
+        self._ended = anyio.Event()
+        self._event_buffer = event_buffer
+        self._pump_send: MemoryObjectSendStream[tuple[tuple[EventListener, ...], RelayEvent]]
+        self._pump_send = None  # type: ignore[assignment]
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._failure: RelayError | None = None
+
+    def __repr__(self) -> str:
+        return f"<Call {self.call_id} {self.direction} {self.state}>"
+
+    # -- event intake (reader side, synchronous) ----------------------------------------
+
+    def _deliver(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
+        """Apply one event routed to this call. Called by the reader; never blocks."""
+        event = make_event(event_type, params, timestamp)
+        ended = False
+        if event_type == EVENT_CALL_STATE:
+            state = params.get("call_state")
+            if isinstance(state, str) and state in _RANK:
+                self.state = state
+                self._state_events[state] = event
+                if state == CALL_STATE_ENDED:
+                    reason = params.get("end_reason")
+                    self.end_reason = reason if isinstance(reason, str) else ""
+                    ended = True
+        control_id = params.get("control_id")
+        if control_id is not None and type(control_id) is str:
+            action = self._actions.get(control_id)
+            if action is not None and action._handle(event):
+                del self._actions[control_id]
+        if self._waiters:
+            self._check_waiters(event)
+        listeners = self._listeners.get(event_type)
+        if listeners:
+            self._run_callbacks(tuple(listeners), event)
+        if ended:
+            self._end()
+
+    def _check_waiters(self, event: RelayEvent) -> None:
+        for waiter in list(self._waiters):
+            if waiter.event_type != event.event_type or waiter.event.is_set():
+                continue
+            try:
+                matched = waiter.predicate is None or bool(waiter.predicate(event))
+            except Exception as exc:  # the user's predicate: hand its error to its waiter
+                waiter.error = exc
+                matched = True
+            if matched:
+                waiter.result = event
+                waiter.event.set()
+
+    def _end(self) -> None:
+        """The call ended: finish every wait and drop the listeners."""
+        for action in list(self._actions.values()):
+            action._finish_call_ended(self.end_reason)
+        self._actions.clear()
+        for waiter in self._waiters:
+            if not waiter.event.is_set():
+                waiter.error = CallEnded(self.call_id, self.end_reason)
+                waiter.event.set()
+        self._listeners.clear()
+        self._ended.set()
+        if self._pump_send is not None:
+            self._pump_send.close()
+        self._client._call_finished(self)
+
+    def _fail(self, error: RelayError) -> None:
+        """End this call's waits with ``error`` (the session it lived in is gone)."""
+        if self._ended.is_set():
+            return
+        self._failure = error
+        for action in list(self._actions.values()):
+            action._finish_call_ended("session_lost")
+        self._actions.clear()
+        for waiter in self._waiters:
+            if not waiter.event.is_set():
+                waiter.error = error
+                waiter.event.set()
+        self._listeners.clear()
+        self.state = CALL_STATE_ENDED
+        self.end_reason = self.end_reason or "session_lost"
+        self._ended.set()
+        if self._pump_send is not None:
+            self._pump_send.close()
+
+    # -- listeners ---------------------------------------------------------------------
+
+    def on(self, event_type: str, listener: EventListener) -> None:
+        """Call ``listener(event)`` for every event of ``event_type`` on this call.
+
+        Listeners may be plain or async functions. They run in order on this call's
+        listener task, never in the reader; an exception is logged and the next event
+        is still delivered. They are dropped when the call ends or its handler returns.
+        """
+        if self._ended.is_set():
+            raise CallEnded(self.call_id, self.end_reason, "cannot listen on an ended call")
+        self._listeners.setdefault(event_type, []).append(listener)
+        self._ensure_pump()
+
+    def off(self, event_type: str, listener: EventListener | None = None) -> None:
+        """Remove one listener, or all listeners of ``event_type``."""
+        if listener is None:
+            self._listeners.pop(event_type, None)
+        elif listener in self._listeners.get(event_type, ()):
+            self._listeners[event_type].remove(listener)
+
+    def _ensure_pump(self) -> None:
+        if self._pump_send is not None:
+            return
+        if self._task_group is None:
+            raise RuntimeError(f"{self!r} has no task group: its handler scope has ended")
+        send, receive = anyio.create_memory_object_stream[
+            tuple[tuple[EventListener, ...], RelayEvent]
+        ](self._event_buffer)
+        self._pump_send = send
+        self._task_group.start_soon(self._pump, receive, name=f"relay listeners {self.call_id}")
+
+    def _run_callbacks(self, callbacks: tuple[EventListener, ...], event: RelayEvent) -> None:
+        """Queue callbacks for this call's listener task (from the reader)."""
+        if self._pump_send is None:
+            try:
+                self._ensure_pump()
+            except RuntimeError:
+                logger.warning("dropped callbacks for %r: its scope has ended", self)
+                return
+        try:
+            self._pump_send.send_nowait((callbacks, event))
+        except anyio.WouldBlock:
+            self._overflow()
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            logger.debug("dropped a listener event for %r after its scope ended", self)
+
+    def _overflow(self) -> None:
+        error = EventOverflow(f"listeners of call {self.call_id}", self._event_buffer)
+        logger.error("%s; its listeners are dropped", error.message)
+        self._listeners.clear()
+        self._failure = error
+        self._pump_send.close()
+
+    async def _pump(
+        self, receive: MemoryObjectReceiveStream[tuple[tuple[EventListener, ...], RelayEvent]]
+    ) -> None:
+        async with receive:
+            async for callbacks, event in receive:
+                for callback in callbacks:
+                    try:
+                        result = callback(event)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception:
+                        logger.exception(
+                            "listener %r failed on %s for call %s",
+                            callback,
+                            event.event_type,
+                            self.call_id,
+                        )
+
+    async def _close_scope(self) -> None:
+        """The handler returned: stop its actions, let queued listener events drain."""
+        running = [a for a in self._actions.values() if not a.is_done]
+        if running and self.state != CALL_STATE_ENDED:
+            async with anyio.create_task_group() as tg:
+                for action in running:
+                    tg.start_soon(action._stop_quietly)
+        self._listeners.clear()
+        if self._pump_send is not None:
+            self._pump_send.close()
+
+    # -- waiting -----------------------------------------------------------------------
+
+    async def wait_for(
+        self,
+        event_type: str,
+        predicate: Callable[[RelayEvent], bool] | None = None,
+        timeout: float | None = None,
+    ) -> RelayEvent:
+        """Wait for the next event of ``event_type`` (matching ``predicate``) on this call.
+
+        Raises :class:`CallEnded` if the call ends first, ``TimeoutError`` after
+        ``timeout`` seconds.
+        """
+        if self._ended.is_set():
+            raise self._failure or CallEnded(self.call_id, self.end_reason)
+        waiter = _Waiter(event_type, predicate)
+        self._waiters.append(waiter)
+        try:
+            with anyio.fail_after(timeout):
+                await waiter.event.wait()
+        finally:
+            self._waiters.remove(waiter)
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.result is not None
+        return waiter.result
+
+    async def wait_for_ended(self, timeout: float | None = None) -> RelayEvent:
+        """Wait until the call has ended; return its ``ended`` state event."""
+        if not self._ended.is_set():
+            with anyio.fail_after(timeout):
+                await self._ended.wait()
+        if self._failure is not None and CALL_STATE_ENDED not in self._state_events:
+            raise self._failure
+        return self._state_events.get(CALL_STATE_ENDED) or self._synthetic_state_event()
+
+    async def wait_for_answered(self, timeout: float | None = None) -> RelayEvent:
+        """Wait until answered. Raises :class:`CallEnded` if it ends unanswered."""
+        return await self._wait_for_state(CALL_STATE_ANSWERED, timeout, strict=True)
+
+    async def wait_for_ringing(self, timeout: float | None = None) -> RelayEvent:
+        return await self._wait_for_state(CALL_STATE_RINGING, timeout, strict=False)
+
+    async def wait_for_ending(self, timeout: float | None = None) -> RelayEvent:
+        return await self._wait_for_state(CALL_STATE_ENDING, timeout, strict=False)
+
+    async def _wait_for_state(self, target: str, timeout: float | None, strict: bool) -> RelayEvent:
+        rank = _RANK[target]
+
+        def reached() -> RelayEvent | None:
+            if target in self._state_events:
+                return self._state_events[target]
+            if _RANK.get(self.state, 0) >= rank:
+                if strict or self._failure is not None:
+                    raise self._failure or CallEnded(
+                        self.call_id, self.end_reason, f"Call {self.call_id} ended before {target}"
+                    )
+                return self._synthetic_state_event()
+            return None
+
+        event = reached()
+        if event is not None:
+            return event
+        try:
+            await self.wait_for(
+                EVENT_CALL_STATE,
+                lambda e: _RANK.get(str(e.raw_params.get("call_state")), -1) >= rank,
+                timeout,
+            )
+        except CallEnded:
+            pass
+        event = reached()
+        assert event is not None
+        return event
+
+    def _synthetic_state_event(self) -> RelayEvent:
+        params = {
+            "call_id": self.call_id,
+            "node_id": self.node_id,
+            "call_state": self.state,
+            "end_reason": self.end_reason,
+            "direction": self.direction,
+            "device": self.device,
+            "tag": self.tag,
+        }
+        return make_event(EVENT_CALL_STATE, params)
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def _command(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a call command; 404/410 (call gone) give ``{}``, other errors raise."""
+        result = await self._send(method, params)
+        return {} if result is None else result
+
+    async def _send(self, method: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
+        full = {"node_id": self.node_id, "call_id": self.call_id}
+        if params:
+            full.update(params)
+        try:
+            return await self._client._call_request(method, full)
+        except RelayError as exc:
+            if exc.code in _GONE_CODES:
+                logger.warning("%s on call %s: call is gone (%s)", method, self.call_id, exc)
+                return None
+            raise
+
+    async def _start(
+        self,
+        action: _A,
+        method: str,
+        params: dict[str, Any],
+    ) -> _A:
+        """Register ``action`` before sending (an instant terminal event is not lost)."""
+        if self._ended.is_set():
+            action._finish_call_ended(self.end_reason)
+            return action
+        self._actions[action.control_id] = action
+        try:
+            result = await self._send(method, {"control_id": action.control_id, **params})
+        except BaseException:
+            self._actions.pop(action.control_id, None)
+            raise
+        if result is None:
+            self._actions.pop(action.control_id, None)
+            action._finish_call_ended(self.end_reason or "gone")
+        else:
+            action.start_result = result
+        return action
+
+    @staticmethod
+    def _control_id(control_id: str | None) -> str:
+        return control_id or str(uuid.uuid4())
+
+    # lifecycle
+
+    async def answer(self, **kwargs: Any) -> dict[str, Any]:
+        """Answer the call (``calling.answer``); extra keyword arguments are sent as params."""
+        return await self._command("calling.answer", kwargs)
+
+    async def hangup(self, reason: str = "hangup") -> dict[str, Any]:
+        """End the call (``calling.end``). A call that is already gone is a no-op."""
+        return await self._command("calling.end", {"reason": reason})
+
+    async def pass_(self) -> dict[str, Any]:
+        """Decline control: the platform offers the call to another consumer."""
+        return await self._command("calling.pass")
+
+    # play
+
+    async def play(
+        self,
+        media: Sequence[Mapping[str, Any]],
+        *,
+        volume: float | None = None,
+        direction: str | None = None,
+        loop: int | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> PlayAction:
+        """Play media (tts, audio, silence, ringtone), flat or wire-shaped items."""
+        params = {
+            "play": normalize_media(media),
+            **_drop_none(volume=volume, direction=direction, loop=loop),
+            **kwargs,
+        }
+        action = PlayAction(self, self._control_id(control_id), on_completed)
+        return await self._start(action, "calling.play", params)
+
+    async def play_tts(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        gender: str | None = None,
+        voice: str | None = None,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> PlayAction:
+        item = {"type": "tts", "params": _drop_none(text=text, language=language, gender=gender,
+                                                     voice=voice)}
+        return await self.play([item], volume=volume, control_id=control_id,
+                               on_completed=on_completed)
+
+    async def play_audio(
+        self,
+        url: str,
+        *,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> PlayAction:
+        return await self.play([{"type": "audio", "params": {"url": url}}], volume=volume,
+                               control_id=control_id, on_completed=on_completed)
+
+    async def play_silence(
+        self,
+        duration: float,
+        *,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> PlayAction:
+        return await self.play([{"type": "silence", "params": {"duration": duration}}],
+                               control_id=control_id, on_completed=on_completed)
+
+    async def play_ringtone(
+        self,
+        name: str,
+        *,
+        duration: float | None = None,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> PlayAction:
+        item = {"type": "ringtone", "params": _drop_none(name=name, duration=duration)}
+        return await self.play([item], volume=volume, control_id=control_id,
+                               on_completed=on_completed)
+
+    # record
+
+    async def record(
+        self,
+        audio: Mapping[str, Any] | None = None,
+        *,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> RecordAction:
+        """Record the call; ``audio`` is the audio spec (format, direction, beep...)."""
+        params = {"record": {"audio": dict(audio or {})}, **kwargs}
+        action = RecordAction(self, self._control_id(control_id), on_completed)
+        return await self._start(action, "calling.record", params)
+
+    # input
+
+    async def play_and_collect(
+        self,
+        media: Sequence[Mapping[str, Any]],
+        collect: Mapping[str, Any],
+        *,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> CollectAction:
+        """Play a prompt and collect digits or speech; ``wait()`` gives the final result."""
+        params = {
+            "play": normalize_media(media),
+            "collect": dict(collect),
+            **_drop_none(volume=volume),
+            **kwargs,
+        }
+        action = CollectAction(self, self._control_id(control_id), on_completed)
+        return await self._start(action, "calling.play_and_collect", params)
+
+    async def prompt_tts(
+        self,
+        text: str,
+        collect: Mapping[str, Any],
+        *,
+        language: str | None = None,
+        gender: str | None = None,
+        voice: str | None = None,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> CollectAction:
+        item = {"type": "tts", "params": _drop_none(text=text, language=language, gender=gender,
+                                                     voice=voice)}
+        return await self.play_and_collect([item], collect, volume=volume,
+                                           control_id=control_id, on_completed=on_completed)
+
+    async def prompt_audio(
+        self,
+        url: str,
+        collect: Mapping[str, Any],
+        *,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> CollectAction:
+        return await self.play_and_collect([{"type": "audio", "params": {"url": url}}], collect,
+                                           volume=volume, control_id=control_id,
+                                           on_completed=on_completed)
+
+    async def collect(
+        self,
+        *,
+        digits: Mapping[str, Any] | None = None,
+        speech: Mapping[str, Any] | None = None,
+        initial_timeout: float | None = None,
+        partial_results: bool | None = None,
+        continuous: bool | None = None,
+        send_start_of_input: bool | None = None,
+        start_input_timers: bool | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> StandaloneCollectAction:
+        """Collect digits and/or speech without a prompt."""
+        if digits is None and speech is None:
+            raise ValueError("collect() needs digits=, speech= or both")
+        params = {
+            **_drop_none(
+                digits=dict(digits) if digits is not None else None,
+                speech=dict(speech) if speech is not None else None,
+                initial_timeout=initial_timeout,
+                partial_results=partial_results,
+                continuous=continuous,
+                send_start_of_input=send_start_of_input,
+                start_input_timers=start_input_timers,
+            ),
+            **kwargs,
+        }
+        action = StandaloneCollectAction(self, self._control_id(control_id), on_completed)
+        return await self._start(action, "calling.collect", params)
+
+    # detect
+
+    async def detect(
+        self,
+        detect: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> DetectAction:
+        """Start a detector (machine, fax, digit); ``wait()`` gives the first result."""
+        params = {"detect": dict(detect), **_drop_none(timeout=timeout), **kwargs}
+        action = DetectAction(self, self._control_id(control_id), on_completed)
+        return await self._start(action, "calling.detect", params)
+
+    async def detect_answering_machine(
+        self,
+        *,
+        initial_timeout: float | None = None,
+        end_silence_timeout: float | None = None,
+        machine_ready_timeout: float | None = None,
+        machine_voice_threshold: float | None = None,
+        machine_words_threshold: int | None = None,
+        detect_interruptions: bool | None = None,
+        detect_message_end: bool | None = None,
+        timeout: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> DetectAction:
+        params = _drop_none(
+            initial_timeout=initial_timeout,
+            end_silence_timeout=end_silence_timeout,
+            machine_ready_timeout=machine_ready_timeout,
+            machine_voice_threshold=machine_voice_threshold,
+            machine_words_threshold=machine_words_threshold,
+            detect_interruptions=detect_interruptions,
+            detect_message_end=detect_message_end,
+        )
+        return await self.detect({"type": "machine", "params": params}, timeout=timeout,
+                                 control_id=control_id, on_completed=on_completed)
+
+    async def detect_fax(
+        self,
+        *,
+        tone: str | None = None,
+        timeout: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> DetectAction:
+        return await self.detect({"type": "fax", "params": _drop_none(tone=tone)},
+                                 timeout=timeout, control_id=control_id,
+                                 on_completed=on_completed)
+
+    async def detect_digit(
+        self,
+        *,
+        digits: str | None = None,
+        timeout: float | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+    ) -> DetectAction:
+        return await self.detect({"type": "digit", "params": _drop_none(digits=digits)},
+                                 timeout=timeout, control_id=control_id,
+                                 on_completed=on_completed)
+
+    # bridging
+
+    async def connect(
+        self,
+        devices: Sequence[Sequence[Mapping[str, Any]]],
+        *,
+        ringback: Sequence[Mapping[str, Any]] | None = None,
+        tag: str | None = None,
+        max_duration: int | None = None,
+        max_price_per_minute: float | None = None,
+        status_url: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Bridge this call to devices (outer list: in series; inner list: in parallel).
+
+        Returns the RPC result; progress arrives as ``calling.call.connect`` events.
+        """
+        params = {
+            "devices": [[dict(d) for d in group] for group in devices],
+            **_drop_none(
+                ringback=normalize_media(ringback) if ringback is not None else None,
+                tag=tag,
+                max_duration=max_duration,
+                max_price_per_minute=max_price_per_minute,
+                status_url=status_url,
+            ),
+            **kwargs,
+        }
+        return await self._command("calling.connect", params)
+
+    async def disconnect(self) -> dict[str, Any]:
+        """Unbridge without hanging up either leg."""
+        return await self._command("calling.disconnect")
+
+    # the rest of the surface: simple commands and action starters
+
+    async def send_digits(self, digits: str, *, control_id: str | None = None) -> dict[str, Any]:
+        return await self._command(
+            "calling.send_digits", {"control_id": self._control_id(control_id), "digits": digits}
+        )
+
+    async def hold(self) -> dict[str, Any]:
+        return await self._command("calling.hold")
+
+    async def unhold(self) -> dict[str, Any]:
+        return await self._command("calling.unhold")
+
+    async def denoise(self) -> dict[str, Any]:
+        return await self._command("calling.denoise")
+
+    async def denoise_stop(self) -> dict[str, Any]:
+        return await self._command("calling.denoise.stop")
+
+    async def transfer(self, dest: str, **kwargs: Any) -> dict[str, Any]:
+        return await self._command("calling.transfer", {"dest": dest, **kwargs})
+
+    async def tap(
+        self,
+        tap: Mapping[str, Any],
+        device: Mapping[str, Any],
+        *,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> TapAction:
+        params = {"tap": dict(tap), "device": dict(device), **kwargs}
+        return await self._start(
+            TapAction(self, self._control_id(control_id), on_completed), "calling.tap", params
+        )
+
+    async def stream(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        codec: str | None = None,
+        track: str | None = None,
+        status_url: str | None = None,
+        status_url_method: str | None = None,
+        authorization_bearer_token: str | None = None,
+        custom_parameters: Mapping[str, Any] | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> StreamAction:
+        params = {
+            "url": url,
+            **_drop_none(
+                name=name,
+                codec=codec,
+                track=track,
+                status_url=status_url,
+                status_url_method=status_url_method,
+                authorization_bearer_token=authorization_bearer_token,
+                custom_parameters=dict(custom_parameters) if custom_parameters else None,
+            ),
+            **kwargs,
+        }
+        return await self._start(
+            StreamAction(self, self._control_id(control_id), on_completed), "calling.stream",
+            params,
+        )
+
+    async def transcribe(
+        self,
+        *,
+        status_url: str | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> TranscribeAction:
+        params = {**_drop_none(status_url=status_url), **kwargs}
+        return await self._start(
+            TranscribeAction(self, self._control_id(control_id), on_completed),
+            "calling.transcribe",
+            params,
+        )
+
+    async def send_fax(
+        self,
+        document: str,
+        *,
+        identity: str | None = None,
+        header_info: str | None = None,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> FaxAction:
+        params = {
+            "document": document,
+            **_drop_none(identity=identity, header_info=header_info),
+            **kwargs,
+        }
+        action = FaxAction(self, self._control_id(control_id), on_completed,
+                           method_prefix="calling.send_fax")
+        return await self._start(action, "calling.send_fax", params)
+
+    async def receive_fax(
+        self,
+        *,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        **kwargs: Any,
+    ) -> FaxAction:
+        action = FaxAction(self, self._control_id(control_id), on_completed,
+                           method_prefix="calling.receive_fax")
+        return await self._start(action, "calling.receive_fax", dict(kwargs))
+
+    async def pay(
+        self,
+        payment_connector_url: str,
+        *,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        input_method: str | None = None,
+        **kwargs: Any,
+    ) -> PayAction:
+        """Collect a payment; keyword arguments are the ``calling.pay`` params (§11.12)."""
+        params = {
+            "payment_connector_url": payment_connector_url,
+            **_drop_none(input=input_method),
+            **kwargs,
+        }
+        return await self._start(
+            PayAction(self, self._control_id(control_id), on_completed), "calling.pay", params
+        )
+
+    async def ai(
+        self,
+        *,
+        control_id: str | None = None,
+        on_completed: CompletedCallback | None = None,
+        ai_params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AIAction:
+        """Start an AI agent (prompt=, languages=, SWAIG=, ...); ``wait()`` until it ends."""
+        params = {**_drop_none(params=dict(ai_params) if ai_params else None), **kwargs}
+        return await self._start(
+            AIAction(self, self._control_id(control_id), on_completed), "calling.ai", params
+        )
+
+    async def join_conference(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        """Join (or start) the named conference; options as in reference §11.2."""
+        stream_obj = kwargs.pop("stream_obj", None)
+        if stream_obj is not None:
+            kwargs["stream"] = stream_obj
+        return await self._command("calling.join_conference", {"name": name, **kwargs})
+
+    async def leave_conference(self, conference_id: str, **kwargs: Any) -> dict[str, Any]:
+        return await self._command(
+            "calling.leave_conference", {"conference_id": conference_id, **kwargs}
+        )
+

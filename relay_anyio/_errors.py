@@ -1,0 +1,113 @@
+"""The exception tree.
+
+Everything relay_anyio raises on purpose is a :class:`RelayError` (or a plain
+``ValueError``/``TypeError`` for bad arguments, raised before anything is sent), so one
+``except RelayError`` covers the protocol, the network and the server. Backend
+exceptions (``OSError``, ``ssl.SSLError``, wsproto's errors, trio's and asyncio's
+closed-resource errors) are translated at the transport boundary and never leak.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "CallEnded",
+    "ConnectionLost",
+    "EventOverflow",
+    "ProtocolError",
+    "RelayError",
+    "RequestTimeout",
+    "TransportError",
+]
+
+
+class RelayError(Exception):
+    """An error reported by RELAY or met while talking to it.
+
+    ``code`` is the server's numeric code (JSON-RPC ``error.code`` or the string
+    ``result.code`` converted to int), or ``-1`` for errors found on this side.
+    ``data`` keeps whatever extra the server sent (``error.data``, the whole result
+    object), which the official client throws away.
+    """
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def __str__(self) -> str:
+        return f"RELAY error {self.code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {self.message!r})"
+
+
+class AuthenticationError(RelayError):
+    """``signalwire.connect`` was rejected: the credentials need fixing."""
+
+
+class RequestTimeout(RelayError, TimeoutError):
+    """No response arrived within the request timeout.
+
+    Also a ``TimeoutError``, so ``except asyncio.TimeoutError`` written for the
+    official client keeps working.
+    """
+
+    def __init__(self, method: str, timeout: float) -> None:
+        super().__init__(-1, f"Request timeout for {method} after {timeout:g} s")
+        self.method = method
+
+
+class ConnectionLost(RelayError):
+    """The connection dropped while this request or wait depended on it."""
+
+    def __init__(self, message: str = "Connection closed") -> None:
+        super().__init__(-1, message)
+
+
+class TransportError(RelayError):
+    """The WebSocket could not be opened or broke at the transport level.
+
+    ``fatal`` marks failures that retrying cannot fix (a certificate that does not
+    verify, a bad URL); the reconnect loop gives up on those at once.
+    """
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(-1, message)
+        self.fatal = fatal
+
+
+class ProtocolError(RelayError):
+    """The peer broke the WebSocket or JSON-RPC rules badly enough to drop the link."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(-1, message)
+
+
+class CallEnded(RelayError):
+    """A wait on a call that ended before the awaited thing could happen.
+
+    ``end_reason`` is the server's reason (``hangup``, ``busy``...) when one was given.
+    """
+
+    def __init__(self, call_id: str, end_reason: str = "", message: str = "") -> None:
+        super().__init__(
+            -1, message or f"Call {call_id} ended" + (f" ({end_reason})" if end_reason else "")
+        )
+        self.call_id = call_id
+        self.end_reason = end_reason
+
+
+class EventOverflow(RelayError):
+    """A consumer fell too far behind: its bounded event buffer overflowed.
+
+    Only that consumer (a call's listeners, a message's listeners) fails with it; the
+    connection and every other call carry on.
+    """
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(-1, f"{what}: more than {limit} events buffered; consumer too slow")
+        self.limit = limit
