@@ -117,6 +117,7 @@ from ._events import (
     TranscribeEvent,
     parse_event,
 )
+from ._messaging import Message, MessageExpired
 from ._session import ConnectionState
 from ._version import __version__
 
@@ -198,6 +199,8 @@ __all__ = [
     "FaxAction",
     "FaxEvent",
     "HoldEvent",
+    "Message",
+    "MessageExpired",
     "MessageReceiveEvent",
     "MessageStateEvent",
     "PayAction",

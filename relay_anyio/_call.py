@@ -868,6 +868,141 @@ class Call:
             AIAction(self, self._control_id(control_id), on_completed), "calling.ai", params
         )
 
+    async def refer(
+        self, device: Mapping[str, Any], *, status_url: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """SIP REFER this call to another endpoint; progress in ``calling.call.refer``."""
+        return await self._command(
+            "calling.refer", {"device": dict(device), **_drop_none(status_url=status_url), **kwargs}
+        )
+
+    async def echo(
+        self, *, timeout: float | None = None, status_url: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Echo the caller's audio back (``timeout`` 0: until the call ends)."""
+        return await self._command(
+            "calling.echo", {**_drop_none(timeout=timeout, status_url=status_url), **kwargs}
+        )
+
+    async def bind_digit(
+        self,
+        digits: str,
+        bind_method: str,
+        *,
+        bind_params: Mapping[str, Any] | None = None,
+        realm: str | None = None,
+        max_triggers: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Run ``bind_method`` (e.g. ``"calling.play"``) whenever the caller keys ``digits``."""
+        params = {
+            "digits": digits,
+            "bind_method": bind_method,
+            **_drop_none(
+                params=dict(bind_params) if bind_params is not None else None,
+                realm=realm,
+                max_triggers=max_triggers,
+            ),
+            **kwargs,
+        }
+        return await self._command("calling.bind_digit", params)
+
+    async def clear_digit_bindings(self, *, realm: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return await self._command(
+            "calling.clear_digit_bindings", {**_drop_none(realm=realm), **kwargs}
+        )
+
+    async def live_transcribe(self, action: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """``action`` is ``{"start": {...}}``, ``{"stop": {}}`` or ``{"summarize": {...}}``."""
+        return await self._command("calling.live_transcribe", {"action": dict(action), **kwargs})
+
+    async def live_translate(
+        self, action: Mapping[str, Any], *, status_url: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        params = {"action": dict(action), **_drop_none(status_url=status_url), **kwargs}
+        return await self._command("calling.live_translate", params)
+
+    async def join_room(
+        self, name: str, *, status_url: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        params = {"name": name, **_drop_none(status_url=status_url), **kwargs}
+        return await self._command("calling.join_room", params)
+
+    async def leave_room(self, **kwargs: Any) -> dict[str, Any]:
+        return await self._command("calling.leave_room", kwargs)
+
+    async def amazon_bedrock(
+        self, *, ai_params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Start an Amazon Bedrock agent (prompt=, SWAIG=, global_data=, post_prompt=...)."""
+        params = {**_drop_none(params=dict(ai_params) if ai_params else None), **kwargs}
+        return await self._command("calling.amazon_bedrock", params)
+
+    async def ai_message(
+        self,
+        *,
+        message_text: str | None = None,
+        role: str | None = None,
+        reset: Mapping[str, Any] | None = None,
+        global_data: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Inject a message into the running AI session."""
+        params = _drop_none(
+            message_text=message_text,
+            role=role,
+            reset=dict(reset) if reset is not None else None,
+            global_data=dict(global_data) if global_data is not None else None,
+        )
+        return await self._command("calling.ai_message", {**params, **kwargs})
+
+    async def ai_hold(
+        self, *, timeout: str | None = None, prompt: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        params = {**_drop_none(timeout=timeout, prompt=prompt), **kwargs}
+        return await self._command("calling.ai_hold", params)
+
+    async def ai_unhold(self, *, prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return await self._command("calling.ai_unhold", {**_drop_none(prompt=prompt), **kwargs})
+
+    async def user_event(self, *, event: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """Send an application event (any JSON) to the call's other consumers."""
+        return await self._command("calling.user_event", {**_drop_none(event=event), **kwargs})
+
+    async def queue_enter(
+        self,
+        queue_name: str,
+        *,
+        control_id: str | None = None,
+        status_url: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Put the call in a queue; progress arrives as ``calling.call.queue`` events."""
+        params = {
+            "control_id": self._control_id(control_id),
+            "queue_name": queue_name,
+            **_drop_none(status_url=status_url),
+            **kwargs,
+        }
+        return await self._command("calling.queue.enter", params)
+
+    async def queue_leave(
+        self,
+        queue_name: str,
+        *,
+        control_id: str | None = None,
+        queue_id: str | None = None,
+        status_url: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        params = {
+            "control_id": self._control_id(control_id),
+            "queue_name": queue_name,
+            **_drop_none(queue_id=queue_id, status_url=status_url),
+            **kwargs,
+        }
+        return await self._command("calling.queue.leave", params)
+
     async def join_conference(self, name: str, **kwargs: Any) -> dict[str, Any]:
         """Join (or start) the named conference; options as in reference §11.2."""
         stream_obj = kwargs.pop("stream_obj", None)

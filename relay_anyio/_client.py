@@ -31,9 +31,12 @@ from ._constants import (
     EVENT_CALL_DIAL,
     EVENT_CALL_RECEIVE,
     EVENT_CALL_STATE,
+    EVENT_MESSAGING_RECEIVE,
+    EVENT_MESSAGING_STATE,
 )
 from ._errors import ConnectionLost, RelayError
 from ._events import RelayEvent, make_event
+from ._messaging import Message, MessageListener, MessageRegistry
 from ._session import ConnectionState, Session, SessionOptions
 from ._transport import TransportName, build_ssl_context
 
@@ -42,6 +45,7 @@ __all__ = ["CallHandler", "RelayClient"]
 logger = logging.getLogger("relay_anyio.client")
 
 CallHandler = Callable[[Call], Awaitable[object]]
+MessageHandler = Callable[[Message], Awaitable[object]]
 ConnectionStateCallback = Callable[[ConnectionState], object]
 _H = TypeVar("_H", bound=Callable[..., Any])
 
@@ -100,6 +104,7 @@ class RelayClient:
         reconnect_max_delay: float = 30.0,
         call_event_buffer: int = 1000,
         shutdown_timeout: float = 5.0,
+        message_ttl: float = 3600.0,
     ) -> None:
         jwt_token = jwt_token or os.environ.get("SIGNALWIRE_JWT_TOKEN") or None
         authentication: dict[str, str]
@@ -152,7 +157,8 @@ class RelayClient:
         )
         self._session = Session(options, self, contexts or ())
         self._call_handler: CallHandler | None = None
-        self._message_handler: Callable[[Any], Awaitable[object]] | None = None
+        self._message_handler: MessageHandler | None = None
+        self._messages = MessageRegistry(self, message_ttl)
         self._state_callbacks: list[ConnectionStateCallback] = []
         self._listeners: dict[str, list[EventListener]] = {}
         self._calls: dict[str, Call] = {}
@@ -224,6 +230,7 @@ class RelayClient:
         self._tg = tg
         try:
             await tg.start(self._run_session)
+            tg.start_soon(self._messages.run_expiry, name="relay message expiry")
         except BaseException as exc:
             tg.cancel_scope.cancel()
             self._tg = None
@@ -426,6 +433,12 @@ class RelayClient:
         if event_type == EVENT_CALL_RECEIVE:
             self._on_call_received(params, timestamp)
             return
+        if event_type == EVENT_MESSAGING_STATE:
+            self._messages.route_state(params, timestamp)
+            return
+        if event_type == EVENT_MESSAGING_RECEIVE:
+            self._on_message_received(params)
+            return
         if event_type == EVENT_CALL_DIAL:
             if self._on_dial_event(params, timestamp):
                 return
@@ -586,6 +599,73 @@ class RelayClient:
     def _register_outbound(self, call: Call) -> None:
         call._task_group = self._tg
         self._calls[call.call_id] = call
+
+    # -- messaging ---------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        *,
+        to_number: str,
+        from_number: str,
+        body: str | None = None,
+        media: Sequence[str] | None = None,
+        context: str | None = None,
+        tags: Sequence[str] | None = None,
+        region: str | None = None,
+        on_completed: MessageListener | None = None,
+    ) -> Message:
+        """Send an SMS (``body``) or MMS (``media`` URLs); returns the tracked Message.
+
+        ``await message.wait()`` then gives the final state event. ``context``
+        defaults to the session's protocol, as in the official client.
+        """
+        if not body and not media:
+            raise ValueError("At least one of body or media is required")
+        if self._tg is None:
+            raise RuntimeError("send_message() needs a connected client: use 'async with client:'")
+        params: dict[str, Any] = {
+            "context": context or self._session.protocol or "default",
+            "to_number": to_number,
+            "from_number": from_number,
+        }
+        if body:
+            params["body"] = body
+        if media:
+            params["media"] = list(media)
+        if tags:
+            params["tags"] = list(tags)
+        if region is not None:
+            params["region"] = region
+        result = await self._session.request("messaging.send", params)
+        message_id = result.get("message_id")
+        if not isinstance(message_id, str) or not message_id:
+            raise RelayError(-1, "messaging.send answered without a message_id", result)
+        message = Message(
+            self,
+            {**params, "message_id": message_id, "media": list(media or ()),
+             "tags": list(tags or ())},
+            state="queued",
+            direction="outbound",
+            on_completed=on_completed,
+        )
+        self._messages.track(message)
+        return message
+
+    def _on_message_received(self, params: dict[str, Any]) -> None:
+        message = Message(self, params, state="received", direction="inbound")
+        handler = self._message_handler
+        if handler is None:
+            logger.warning("inbound message %s dropped: no on_message handler", message.message_id)
+            return
+        assert self._tg is not None
+        self._tg.start_soon(self._handle_message, handler, message)
+
+    @staticmethod
+    async def _handle_message(handler: MessageHandler, message: Message) -> None:
+        try:
+            await handler(message)
+        except Exception:
+            logger.exception("on_message handler failed for message %s", message.message_id)
 
     # -- client-level listeners ----------------------------------------------------------
 

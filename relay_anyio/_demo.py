@@ -1,0 +1,167 @@
+"""``make demo`` / ``relay-anyio demo``: the guide's IVR against the embedded fake server.
+
+Three simulated callers press keys (sales, voicemail, a wrong key), then an SMS goes
+out and one comes in. The fake server's journal is printed as a timeline per call:
+every frame between client and server, with credentials masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from ._call import Call
+from ._client import RelayClient
+from ._messaging import Message
+from ._redact import redact_frame
+from .testing import FakeRelayServer, JournalEntry
+
+__all__ = ["ivr_handler", "run_demo"]
+
+
+async def ivr_handler(call: Call) -> None:
+    """The guide's ``relay_ivr.py`` handler, as written there."""
+    await call.answer()
+    recording = await call.record(audio={"direction": "both", "format": "mp3"})
+    collect = await call.play_and_collect(
+        media=[
+            {"type": "tts", "text": "Welcome to Acme Corp."},
+            {"type": "tts", "text": "Press 1 for sales, 2 for support, or 3 to leave a message."},
+        ],
+        collect={"digits": {"max": 1, "digit_timeout": 5.0}},
+    )
+    result = await collect.wait()
+    digit = result.params.get("result", {}).get("digits", "")
+    if digit == "1":
+        await call.play([{"type": "tts", "text": "Connecting you to sales."}])
+        await call.connect(
+            [[{"type": "phone",
+               "params": {"to_number": "+15551001000", "from_number": "+15550000000"}}]]
+        )
+    elif digit == "3":
+        play = await call.play([
+            {"type": "tts", "text": "Please leave your message after the beep."},
+            {"type": "audio", "url": "https://example.com/beep.wav"},
+        ])
+        await play.wait()
+        voicemail = await call.record(
+            audio={"direction": "listen", "format": "mp3", "end_silence_timeout": 3.0}
+        )
+        await voicemail.wait()
+    else:
+        play = await call.play([{"type": "tts", "text": "Invalid option. Goodbye."}])
+        await play.wait()
+    await recording.stop()
+    await call.hangup()
+
+
+def _summary(frame: Any) -> str:
+    """One readable line for a frame."""
+    if not isinstance(frame, dict):
+        return f"(raw) {str(frame)[:60]}"
+    if "method" in frame:
+        params = frame.get("params") or {}
+        method = frame["method"]
+        if method == "signalwire.event":
+            inner = params.get("params") or {}
+            keys = ("call_state", "end_reason", "state", "connect_state", "message_state",
+                    "dial_state")
+            detail = " ".join(f"{k}={inner[k]}" for k in keys if k in inner)
+            result = inner.get("result")
+            if isinstance(result, dict) and result:
+                digits = (result.get("params") or {}).get("digits")
+                detail += f" result={result.get('type')}" + (f" digits={digits}" if digits else "")
+            if "url" in inner:
+                detail += f" url={inner['url']}"
+            return f"event {params.get('event_type')} {detail}".rstrip()
+        extras = []
+        for key in ("play", "record", "collect", "devices", "reason", "body", "contexts"):
+            if key in params:
+                extras.append(f"{key}={_short(params[key])}")
+        return f"{method} {' '.join(extras)}".rstrip()
+    if "error" in frame:
+        return f"error {frame['error']}"
+    result = frame.get("result")
+    if result == {}:
+        return "ack"
+    if isinstance(result, dict) and "code" in result:
+        return f"result {result.get('code')} {result.get('message', '')}".rstrip()
+    return "result"
+
+
+def _short(value: Any, limit: int = 70) -> str:
+    text = redact_frame(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _call_id_of(frame: Any) -> str | None:
+    if not isinstance(frame, dict):
+        return None
+    params = frame.get("params") or {}
+    if frame.get("method") == "signalwire.event":
+        params = params.get("params") or {}
+    value = params.get("call_id") if isinstance(params, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _print_timeline(
+    title: str, entries: list[JournalEntry], start: float, verbose: bool
+) -> None:
+    print(f"\n== {title}")
+    for entry in entries:
+        summary = _summary(entry.frame)
+        if summary == "ack" and not verbose:
+            continue
+        arrow = "client -> server" if entry.direction == "in" else "server -> client"
+        line = f"  {entry.time - start:7.3f}s  {arrow}  {summary}"
+        print(line)
+        if verbose:
+            print(f"             {redact_frame(entry.frame)}")
+
+
+async def run_demo(verbose: bool = False) -> None:
+    async with FakeRelayServer() as server:
+        client = RelayClient(
+            **server.client_kwargs(), contexts=["main-ivr"], reconnect_min_delay=0.1
+        )
+        client.on_call(ivr_handler)
+        inbound: list[Message] = []
+        got_message = anyio.Event()
+
+        @client.on_message
+        async def on_message(message: Message) -> None:
+            inbound.append(message)
+            got_message.set()
+
+        start = anyio.current_time()
+        callers = [("1", "caller presses 1: sales"), ("3", "caller presses 3: voicemail"),
+                   ("7", "caller presses 7: invalid option")]
+        calls = []
+        async with client:
+            for digits, title in callers:
+                call = await server.offer_call(context="main-ivr", from_number="+15557770000")
+                call.script_digits(digits)
+                await call.wait_for_state("ended", timeout=10)
+                calls.append((call.call_id, title))
+            message = await client.send_message(
+                to_number="+15559876543", from_number="+15551234567", body="Hello from RELAY!"
+            )
+            final = await message.wait(timeout=10)
+            await server.offer_message(
+                context="main-ivr", body="Check this out", media=["https://example.com/a.jpg"]
+            )
+            with anyio.fail_after(5):
+                await got_message.wait()
+        journal = list(server.journal)
+        session = [e for e in journal if _call_id_of(e.frame) is None
+                   and _summary(e.frame) != "ack"]
+        _print_timeline("session (connect, auth, messaging)", session, start, verbose)
+        for call_id, title in calls:
+            entries = [e for e in journal if _call_id_of(e.frame) == call_id]
+            _print_timeline(f"call {call_id[:8]}: {title}", entries, start, verbose)
+        print(f"\nSMS {message.message_id[:8]} final state: {final.params.get('message_state')}")
+        print(f"inbound MMS from {inbound[0].from_number}: {inbound[0].body!r} {inbound[0].media}")
+        acks = sum(1 for e in journal if _summary(e.frame) == "ack")
+        print(f"\n{len(journal)} frames in {anyio.current_time() - start:.2f} s "
+              f"({acks} acks/pongs hidden; --verbose shows all)")

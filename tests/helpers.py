@@ -1,0 +1,36 @@
+"""Shared test helpers: a client wired to a fake server with short, explicit timers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+
+from relay_anyio import RelayClient
+from relay_anyio.testing import FakeRelayServer
+
+#: Timers for tests: fast reconnects, quick request timeouts, no background pings.
+FAST: dict[str, Any] = {
+    "request_timeout": 2.0,
+    "reconnect_min_delay": 0.01,
+    "reconnect_max_delay": 0.05,
+    "ping_interval": 3600.0,
+}
+
+
+def make_client(server: FakeRelayServer, **kwargs: Any) -> RelayClient:
+    options: dict[str, Any] = {**server.client_kwargs(), "contexts": ["default"], **FAST}
+    options.update(kwargs)
+    return RelayClient(**options)
+
+
+async def eventually(predicate: Any, timeout: float = 2.0, interval: float = 0.005) -> None:
+    """Poll ``predicate()`` until true (for state changed by other tasks)."""
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(interval)
+
+
+def messages(caplog: Any, level: int = logging.WARNING) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= level]
