@@ -366,12 +366,15 @@ class Call:
         event = reached()
         if event is not None:
             return event
+        def arrived(event: RelayEvent) -> bool:
+            state = event.raw_params.get("call_state")
+            # Waiting for "answered" past "ending" waits for "ended" and its reason.
+            if strict and state == CALL_STATE_ENDING:
+                return False
+            return _RANK.get(str(state), -1) >= rank
+
         try:
-            await self.wait_for(
-                EVENT_CALL_STATE,
-                lambda e: _RANK.get(str(e.raw_params.get("call_state")), -1) >= rank,
-                timeout,
-            )
+            await self.wait_for(EVENT_CALL_STATE, arrived, timeout)
         except CallEnded:
             pass
         event = reached()

@@ -414,9 +414,8 @@ class Session:
                 finally:
                     # Acked (or the ack is lost with the link, and the server will
                     # redeliver: the seen-window drops the repeat) -- now route.
-                    listener = self._listener
                     for event_type, params, timestamp in events:
-                        listener.session_event(event_type, params, timestamp)
+                        self._route(event_type, params, timestamp)
                 if conn.draining and conn.idle is None:
                     self._start_drain(conn, tg)
         except (ConnectionLost, ProtocolError) as exc:
@@ -483,6 +482,14 @@ class Session:
             logger.warning("server sent unknown method %r; answered method-not-found", method)
             if fid is not None:
                 replies.append(_error_reply(fid, -32601, f"Method not found: {method}"))
+
+    def _route(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
+        # One event that trips a bug in routing must not take the connection down
+        # with every other call on it: log it loudly and go on with the next frame.
+        try:
+            self._listener.session_event(event_type, params, timestamp)
+        except Exception:
+            logger.exception("failed to route a %s event; it was dropped", event_type)
 
     def _take_event(
         self, params: dict[str, Any], events: list[tuple[str, dict[str, Any], float]]

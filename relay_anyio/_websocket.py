@@ -167,7 +167,8 @@ class WebSocket:
         await self._flush()
         if error is not None:
             logger.warning("closing WebSocket: %s", error)
-            self.close_code = self._proto.close_code or 1002
+            sent = self._proto.close_sent  # the close frame the engine answered with
+            self.close_code = sent.code if sent is not None else 1002
             self.close_reason = error
             await self._mark_closed(self.close_code, error)
             raise ProtocolError(error)

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 
 from relay_anyio import RelayClient
-from relay_anyio.testing import FakeRelayServer
+from relay_anyio.testing import FakeRelayServer, HandlerContext, ok
 
 #: Timers for tests: fast reconnects, quick request timeouts, no background pings.
 FAST: dict[str, Any] = {
@@ -19,7 +19,13 @@ FAST: dict[str, Any] = {
 }
 
 
+async def _test_ok(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
+    return ok()
+
+
 def make_client(server: FakeRelayServer, **kwargs: Any) -> RelayClient:
+    """A client for ``server``; the server also learns ``test.ok``, a method that succeeds."""
+    server.set_handler("test.ok", _test_ok)
     options: dict[str, Any] = {**server.client_kwargs(), "contexts": ["default"], **FAST}
     options.update(kwargs)
     return RelayClient(**options)

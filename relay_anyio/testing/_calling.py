@@ -84,7 +84,7 @@ JSONObject = dict[str, Any]
 _T = TypeVar("_T")
 
 #: A step to run once the response is out: a no-argument coroutine function.
-FollowUp = Callable[[], Awaitable[None]]
+FollowUp = Callable[[], Awaitable[object]]
 
 #: A method handler: gets the request context and ``params``, returns the ``result``.
 Handler = Callable[["HandlerContext", JSONObject], Awaitable[JSONObject]]
@@ -262,7 +262,7 @@ class FakeCall:
         """Send any event to this call's session, ``params`` exactly as given."""
         await self.session.emit(event_type, params)
 
-    async def wait_for_state(self, state: str, timeout: float = 5.0) -> None:
+    async def wait_for_state(self, state: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until the call has been in ``state`` (now or earlier)."""
         await self.server.wait_until(
             lambda: state in self.states,
@@ -434,9 +434,7 @@ class HandlerContext:
         control_id = self.params.get("control_id")
         if not isinstance(control_id, str) or not control_id:
             raise _invalid_params("control_id is required")
-        action = FakeAction(
-            control_id, self.method, event_type, self.params, anyio.current_time()
-        )
+        action = FakeAction(control_id, self.method, event_type, self.params, anyio.current_time())
         call.actions[control_id] = action
         return call, action
 
@@ -698,7 +696,7 @@ class _Dial:
         await self._report("answered", call, node_id=winner.node_id)
 
     async def _report(self, dial_state: str, call: JSONObject, *, node_id: str = "") -> None:
-        params = {"node_id": node_id or self.server.node_id, "tag": self.tag}
+        params: JSONObject = {"node_id": node_id or self.server.node_id, "tag": self.tag}
         params |= {"dial_state": dial_state, "call": call}
         await self.session.emit(EVENT_CALL_DIAL, params)
 

@@ -1,0 +1,146 @@
+"""Measurement helpers shared by every benchmark driver (stdlib only).
+
+Each driver runs in its own process, measures itself (CPU with
+``time.process_time``, RSS from ``/proc/self/statm`` and ``getrusage``, the Python
+heap with ``tracemalloc`` when asked) and prints exactly one JSON line on stdout.
+This module is imported by the drivers for the SDKs *and* by the limit driver; it
+contains no handler code. It must run on the official SDK's own interpreter too, so
+it imports nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import sys
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+WORKLOADS = ("W1", "W2", "W3", "W4")
+#: Control calls offered by the load server (see loadserver.py).
+CTL_START, CTL_HOLD, CTL_DONE = "ctl-start", "ctl-hold", "ctl-done"
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """Current resident set size."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:  # pragma: no cover - not Linux
+        return max_rss_bytes()
+
+
+def max_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def count_live(type_names: tuple[str, ...]) -> dict[str, int]:
+    """How many gc-tracked objects of each type name are alive (after a collection)."""
+    gc.collect()
+    counts = dict.fromkeys(type_names, 0)
+    for obj in gc.get_objects():
+        name = type(obj).__name__
+        if name in counts:
+            counts[name] += 1
+    return counts
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (q in 0..100)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), round(q / 100.0 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class Sample:
+    cpu: float
+    wall: float
+    rss: int
+    traced: int
+
+    @classmethod
+    def take(cls, collect: bool = False) -> Sample:
+        if collect:
+            gc.collect()
+        traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
+        return cls(time.process_time(), time.perf_counter(), rss_bytes(), traced)
+
+
+@dataclass
+class Config:
+    port: int
+    workload: str
+    calls: int
+    events: int
+    requests: int
+    timeout: float
+    heap: bool  # W3: trace the Python heap with tracemalloc
+    backend: str = "asyncio"
+
+
+@dataclass
+class Report:
+    """What every driver prints (one JSON line); compare.py checks and tabulates it."""
+
+    client: str
+    workload: str
+    ok: bool = False
+    error: str = ""
+    handler_errors: list[str] = field(default_factory=list)
+    completed: int = 0  # calls whose handler ran to the end
+    held: int = 0  # W3: calls waiting in action.wait() at the hold sample
+    listener_events: int = 0  # W2: blast events seen by listeners
+    listener_play: int = 0
+    listener_state: int = 0
+    run_cpu_s: float = 0.0  # ctl-start -> ctl-done
+    run_wall_s: float = 0.0
+    window_cpu_s: float = 0.0  # W2: first -> last blast event in a listener
+    window_wall_s: float = 0.0
+    rss_base: int = 0
+    rss_hold: int = 0
+    rss_after: int = 0
+    heap_base: int = 0
+    heap_hold: int = 0
+    heap_after: int = 0
+    calls_alive_after: int = -1  # Call objects still alive at ctl-done (minus ctl-done's)
+    max_rss: int = 0
+    rtt_p50_us: float = 0.0
+    rtt_p99_us: float = 0.0
+    rtt_n: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def emit(self) -> None:
+        self.max_rss = max_rss_bytes()
+        sys.stdout.write(json.dumps({"role": "driver", **asdict(self)}) + "\n")
+        sys.stdout.flush()
+
+
+def parse_args(description: str, argv: list[str] | None = None) -> Config:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workload", choices=WORKLOADS, required=True)
+    parser.add_argument("--calls", type=int, default=1)
+    parser.add_argument("--events", type=int, default=0)
+    parser.add_argument("--requests", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--heap", action="store_true", help="W3: measure with tracemalloc")
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    ns = parser.parse_args(argv)
+    return Config(
+        port=ns.port,
+        workload=ns.workload,
+        calls=ns.calls,
+        events=ns.events,
+        requests=ns.requests,
+        timeout=ns.timeout,
+        heap=ns.heap,
+        backend=ns.backend,
+    )

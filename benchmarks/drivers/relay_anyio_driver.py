@@ -1,0 +1,53 @@
+"""Benchmark driver: relay_anyio, on asyncio or trio (``--backend``).
+
+Runs the shared handler code of ``bench_handlers.py`` with relay_anyio's
+``RelayClient``. TLS goes through the production path: ``host="localhost:PORT"``
+(so ``wss://``) and the benchmark CA from ``SIGNALWIRE_RELAY_CA_FILE``.
+Prints one JSON line (see ``bench_common.Report``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import anyio
+from bench_common import Config, Report, parse_args
+from bench_handlers import Flag, Runtime, run
+
+from relay_anyio import EVENT_CALL_PLAY, EVENT_CALL_STATE, RelayClient
+
+
+async def _wait_flag(flag: Flag, timeout: float) -> bool:
+    with anyio.move_on_after(timeout):
+        await flag.wait()
+        return True
+    return False
+
+
+def _make_flag() -> Flag:
+    return anyio.Event()
+
+
+async def _main(cfg: Config) -> Report:
+    rt = Runtime(
+        client_cls=RelayClient,
+        event_call_play=EVENT_CALL_PLAY,
+        event_call_state=EVENT_CALL_STATE,
+        make_flag=_make_flag,
+        sleep=anyio.sleep,
+        wait_flag=_wait_flag,
+    )
+    return await run(rt, cfg, f"relay_anyio/{cfg.backend}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(__doc__ or "", argv)
+    report: Any = anyio.run(_main, cfg, backend=cfg.backend)
+    assert isinstance(report, Report)
+    report.emit()
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

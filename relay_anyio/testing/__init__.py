@@ -1,0 +1,53 @@
+"""Test helpers for RELAY clients: a fake RELAY server and its pytest fixtures.
+
+``FakeRelayServer`` speaks the RELAY wire protocol over a real WebSocket on loopback,
+so a client under test runs its real transport, reconnect and resume code. The
+``relay_server`` / ``relay_server_tls`` fixtures come from the ``relay_anyio`` pytest
+plugin, registered automatically when the package is installed.
+"""
+
+from ._calling import (
+    DEFAULT_HANDLERS,
+    DialScript,
+    FakeAction,
+    FakeCall,
+    FollowUp,
+    Handler,
+    HandlerContext,
+    JsonRpcError,
+    ResultCodeError,
+    calling_default,
+    ok,
+)
+from ._server import (
+    AUTH_FAILED_CODE,
+    AUTH_FAILED_ERROR_CODE,
+    AUTH_FAILED_MESSAGE,
+    NOT_AUTHENTICATED_CODE,
+    NOT_AUTHENTICATED_MESSAGE,
+    FakeRelayServer,
+    FakeSession,
+    JournalEntry,
+)
+
+__all__ = [
+    "AUTH_FAILED_CODE",
+    "AUTH_FAILED_ERROR_CODE",
+    "AUTH_FAILED_MESSAGE",
+    "DEFAULT_HANDLERS",
+    "NOT_AUTHENTICATED_CODE",
+    "NOT_AUTHENTICATED_MESSAGE",
+    "DialScript",
+    "FakeAction",
+    "FakeCall",
+    "FakeRelayServer",
+    "FakeSession",
+    "FollowUp",
+    "Handler",
+    "HandlerContext",
+    "JournalEntry",
+    "JsonRpcError",
+    "ResultCodeError",
+    "calling_default",
+    "ok",
+]
