@@ -910,7 +910,9 @@ class Call:
         }
         return await self._command("calling.bind_digit", params)
 
-    async def clear_digit_bindings(self, *, realm: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    async def clear_digit_bindings(
+        self, *, realm: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         return await self._command(
             "calling.clear_digit_bindings", {**_drop_none(realm=realm), **kwargs}
         )

@@ -31,10 +31,17 @@ def make_client(server: FakeRelayServer, **kwargs: Any) -> RelayClient:
     return RelayClient(**options)
 
 
+def frames(server: FakeRelayServer, direction: str) -> list[dict[str, Any]]:
+    """The JSON frames of the server's journal, "in" (from clients) or "out"."""
+    return [
+        e.frame for e in server.journal if e.direction == direction and isinstance(e.frame, dict)
+    ]
+
+
 async def eventually(predicate: Any, timeout: float = 2.0, interval: float = 0.005) -> None:
     """Poll ``predicate()`` until true (for state changed by other tasks)."""
     with anyio.fail_after(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - the state belongs to another component
             await anyio.sleep(interval)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from relay_anyio import (
@@ -160,7 +161,7 @@ async def test_listeners_sync_and_async(relay_server: FakeRelayServer) -> None:
             states.append(event.params.get("call_state", ""))
 
         async def on_play(event: RelayEvent) -> None:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             plays.append(event.params.get("state", ""))
 
         call.on(EVENT_CALL_STATE, on_state)
@@ -270,7 +271,7 @@ async def test_action_wait_timeout_leaves_action_usable(relay_server: FakeRelayS
 async def test_wait_for_answered_raises_if_call_ends_unanswered(
     relay_server: FakeRelayServer,
 ) -> None:
-    outcome: list[BaseException] = []
+    outcome: list[CallEnded] = []
     client = make_client(relay_server)
     done = anyio.Event()
 

@@ -18,9 +18,9 @@ from relay_anyio import (
     RelayError,
     RequestTimeout,
 )
-from relay_anyio.testing import FakeRelayServer
+from relay_anyio.testing import NOT_AUTHENTICATED_CODE, FakeRelayServer
 
-from .helpers import FAST, eventually, make_client, messages
+from .helpers import FAST, eventually, frames, make_client, messages
 
 pytestmark = pytest.mark.anyio
 
@@ -73,10 +73,12 @@ async def test_nothing_but_connect_before_authentication(relay_server: FakeRelay
         async with client:
             with anyio.fail_after(2):
                 await answered.wait()
-    methods = [e.frame.get("method") for e in relay_server.journal if e.direction == "in"]
+    methods = [f.get("method") for f in frames(relay_server, "in")]
     assert methods[0] == "signalwire.connect"
     assert methods.count("signalwire.receive") == 1
-    assert not relay_server.received("__unauthenticated__")
+    rejected = [f for f in frames(relay_server, "out")
+                if f.get("error", {}).get("code") == NOT_AUTHENTICATED_CODE]
+    assert rejected == []
 
 
 async def test_100_concurrent_requests_are_correlated(relay_server: FakeRelayServer) -> None:
@@ -136,21 +138,14 @@ async def test_events_are_acked_in_order_before_routing(relay_server: FakeRelayS
         await relay_server.offer_call()
         with anyio.fail_after(2):
             await answered.wait()
-    inbound = [e for e in relay_server.journal if e.direction == "in"]
-    sent_events = [
-        e.frame["id"]
-        for e in relay_server.journal
-        if e.direction == "out" and e.frame.get("method") == "signalwire.event"
-    ]
-    acks = [e.frame["id"] for e in inbound if "result" in e.frame]
-    assert acks == sent_events[: len(acks)]
+    inbound = frames(relay_server, "in")
+    events = [f for f in frames(relay_server, "out") if f.get("method") == "signalwire.event"]
+    acks = [f["id"] for f in inbound if "result" in f]
+    assert acks == [f["id"] for f in events][: len(acks)]
     receive_id = next(
-        e.frame["id"]
-        for e in relay_server.journal
-        if e.direction == "out"
-        and e.frame.get("params", {}).get("event_type") == "calling.call.receive"
+        f["id"] for f in events if f["params"]["event_type"] == "calling.call.receive"
     )
-    order = [e.frame.get("id") if "result" in e.frame else e.frame.get("method") for e in inbound]
+    order = [f.get("id") if "result" in f else f.get("method") for f in inbound]
     assert order.index(receive_id) < order.index("calling.answer")
 
 
@@ -254,8 +249,7 @@ async def test_malformed_frames_are_logged_and_survived(
         assert relay_server.connections == 1
     assert any("ignored" in m or "unknown" in m for m in messages(caplog, logging.DEBUG))
     if "something.unknown" in str(frame):
-        [reply] = [e.frame for e in relay_server.journal
-                   if e.direction == "in" and e.frame.get("id") == "u1"]
+        [reply] = [f for f in frames(relay_server, "in") if f.get("id") == "u1"]
         assert reply["error"]["code"] == -32601
 
 
@@ -293,7 +287,9 @@ async def test_missing_credentials_name_the_variable(monkeypatch: pytest.MonkeyP
         RelayClient(project="p", token="t", host="https://example.com/x")
 
 
-async def test_env_credentials(monkeypatch: pytest.MonkeyPatch, relay_server: FakeRelayServer) -> None:
+async def test_env_credentials(
+    monkeypatch: pytest.MonkeyPatch, relay_server: FakeRelayServer
+) -> None:
     monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "test-project")
     monkeypatch.setenv("SIGNALWIRE_API_TOKEN", "test-token")
     async with RelayClient(url=relay_server.url, contexts=["default"], **FAST) as client:

@@ -262,7 +262,7 @@ class FakeCall:
         """Send any event to this call's session, ``params`` exactly as given."""
         await self.session.emit(event_type, params)
 
-    async def wait_for_state(self, state: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for_state(self, state: str, timeout: float = 5.0) -> None:
         """Wait until the call has been in ``state`` (now or earlier)."""
         await self.server.wait_until(
             lambda: state in self.states,

@@ -478,7 +478,7 @@ class FakeRelayServer:
         self,
         predicate: Callable[[], bool],
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
         what: str = "a condition",
     ) -> None:
         """Wait until ``predicate()`` is true; re-checked whenever the server's state changes."""
@@ -497,7 +497,7 @@ class FakeRelayServer:
         self,
         method: str,
         predicate: Callable[[JSONObject], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> JSONObject:
         """The first request with ``method`` (and matching ``predicate``), past or future."""
 
@@ -507,7 +507,7 @@ class FakeRelayServer:
 
         return await self._wait_for(find, timeout, f"a {method} request")
 
-    async def wait_for_connections(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for_connections(self, count: int, timeout: float = 5.0) -> None:
         """Wait until ``count`` connections have been accepted in total."""
         await self.wait_until(
             lambda: self._connection_count >= count,
@@ -515,7 +515,7 @@ class FakeRelayServer:
             what=f"{count} connection(s)",
         )
 
-    async def wait_for_session(self, timeout: float = 5.0) -> FakeSession:  # noqa: ASYNC109
+    async def wait_for_session(self, timeout: float = 5.0) -> FakeSession:
         """The session of the newest authenticated open connection, once there is one."""
 
         def find() -> FakeSession | None:
