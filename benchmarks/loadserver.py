@@ -392,9 +392,7 @@ class Bench:
                 )
                 self.counts["blast_play"] += 1
             else:
-                batch.append(
-                    _frame(T_STATE % (eid, self.now_ts, call_id, b"answered", BENCH_MARK))
-                )
+                batch.append(_frame(T_STATE % (eid, self.now_ts, call_id, b"answered", BENCH_MARK)))
                 self.counts["blast_state"] += 1
             self.counts["blast_sent"] += 1
             if len(batch) >= WRITE_BATCH:
@@ -438,8 +436,9 @@ class Bench:
 
     def report(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
-        wall = (self.t_done - self.t_start) if self.done else time.perf_counter() - self.t_start
-        cpu = (self.cpu_done - self.cpu_start) if self.done else time.process_time() - self.cpu_start
+        t_end = self.t_done if self.done else time.perf_counter()
+        cpu_end = self.cpu_done if self.done else time.process_time()
+        wall, cpu = t_end - self.t_start, cpu_end - self.cpu_start
         unacked = len(self.outstanding)
         return {
             "role": "server",

@@ -95,9 +95,12 @@ def _short(value: Any, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _call_id_of(frame: Any) -> str | None:
+def _call_id_of(frame: Any, requests: dict[Any, str] | None = None) -> str | None:
+    """The call a frame is about; responses are matched to their request's call."""
     if not isinstance(frame, dict):
         return None
+    if "method" not in frame and requests is not None:
+        return requests.get(frame.get("id"))
     params = frame.get("params") or {}
     if frame.get("method") == "signalwire.event":
         params = params.get("params") or {}
@@ -122,6 +125,7 @@ def _print_timeline(
 
 async def run_demo(verbose: bool = False) -> None:
     async with FakeRelayServer() as server:
+        server.record_duration = 0.2  # the simulated caller speaks for 0.2 s, then silence
         client = RelayClient(
             **server.client_kwargs(), contexts=["main-ivr"], reconnect_min_delay=0.1
         )
@@ -154,11 +158,17 @@ async def run_demo(verbose: bool = False) -> None:
             with anyio.fail_after(5):
                 await got_message.wait()
         journal = list(server.journal)
-        session = [e for e in journal if _call_id_of(e.frame) is None
-                   and _summary(e.frame) != "ack"]
+        requests = {
+            e.frame.get("id"): call_id
+            for e in journal
+            if e.direction == "in" and (call_id := _call_id_of(e.frame)) is not None
+        }
+        owner = [_call_id_of(e.frame, requests) for e in journal]
+        session = [e for e, call_id in zip(journal, owner, strict=True)
+                   if call_id is None and _summary(e.frame) != "ack"]
         _print_timeline("session (connect, auth, messaging)", session, start, verbose)
         for call_id, title in calls:
-            entries = [e for e in journal if _call_id_of(e.frame) == call_id]
+            entries = [e for e, o in zip(journal, owner, strict=True) if o == call_id]
             _print_timeline(f"call {call_id[:8]}: {title}", entries, start, verbose)
         print(f"\nSMS {message.message_id[:8]} final state: {final.params.get('message_state')}")
         print(f"inbound MMS from {inbound[0].from_number}: {inbound[0].body!r} {inbound[0].media}")

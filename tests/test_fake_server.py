@@ -432,6 +432,19 @@ async def test_record_stop_and_call_end_report_the_recording(
             assert (await client.event("calling.call.state"))["call_state"] == "ended"
 
 
+async def test_record_duration_ends_recordings_by_themselves(
+    relay_server: FakeRelayServer,
+) -> None:
+    relay_server.record_duration = 0
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (client, ids):
+            await client.call("calling.record", ids | {"control_id": "r", "record": {}})
+            assert (await client.event("calling.call.record"))["state"] == "recording"
+            assert (await client.event("calling.call.record"))["state"] == "finished"
+            late_stop = await client.call("calling.record.stop", ids | {"control_id": "r"})
+            assert late_stop["result"]["code"] == "200"  # a stop racing the end is fine
+
+
 async def test_play_duration_pause_resume_and_stop(relay_server: FakeRelayServer) -> None:
     relay_server.play_duration = 0.05
     with anyio.fail_after(5):
@@ -576,6 +589,19 @@ async def test_messaging_send_reports_delivery(relay_server: FakeRelayServer) ->
             for state in ("initiated", "sent", "delivered"):
                 event = await client.event("messaging.state")
                 assert event["message_id"] == message_id and event["message_state"] == state
+
+
+async def test_offer_message_delivers_an_inbound_message(relay_server: FakeRelayServer) -> None:
+    with anyio.fail_after(5):
+        async with raw_client(relay_server) as client:
+            await client.authenticate(contexts=["texts"])
+            sent = await relay_server.offer_message("texts", body="hi", media=["https://x/a.jpg"])
+            event = await client.event("messaging.receive")
+            assert event == sent
+            assert event["direction"] == "inbound" and event["message_state"] == "received"
+            assert event["body"] == "hi" and event["media"] == ["https://x/a.jpg"]
+            with pytest.raises(LookupError):
+                await relay_server.offer_message("elsewhere", body="lost")
 
 
 async def test_custom_handler_events_follow_its_response(relay_server: FakeRelayServer) -> None:
@@ -823,3 +849,10 @@ async def test_serve_in_a_task_group() -> None:
                 await client.authenticate()
                 assert (await server.wait_for_session()).connection == 1
             tg.cancel_scope.cancel()
+
+
+async def test_listen_on_a_chosen_port(free_tcp_port: int) -> None:
+    with anyio.fail_after(5):
+        async with FakeRelayServer(port=free_tcp_port) as server, raw_client(server) as client:
+            assert server.port == free_tcp_port
+            assert (await client.authenticate())["protocol"]

@@ -51,6 +51,15 @@ def count_live(type_names: tuple[str, ...]) -> dict[str, int]:
     return counts
 
 
+def heap_growth(base: tracemalloc.Snapshot, top: int = 6) -> list[str]:
+    """The allocation sites that grew most since ``base`` (for "nothing left" checks)."""
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        (tracemalloc.Filter(False, tracemalloc.__file__),)
+    )
+    stats = snapshot.compare_to(base, "lineno")
+    return [str(s) for s in stats[:top] if s.size_diff > 0]
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted list (q in 0..100)."""
     if not sorted_values:

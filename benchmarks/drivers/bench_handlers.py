@@ -30,6 +30,7 @@ from bench_common import (
     Report,
     Sample,
     count_live,
+    heap_growth,
     percentile,
 )
 
@@ -99,6 +100,8 @@ class Workload:
         self.seen = 0  # W2: blast events seen by listeners
         self.window_start: Sample | None = None
         self.held = 0
+        self.all_held = rt.make_flag()
+        self.heap_snapshot: tracemalloc.Snapshot | None = None
 
     def _error(self, where: str, exc: BaseException) -> None:
         if len(self.report.handler_errors) < 10:
@@ -142,6 +145,8 @@ class Workload:
         await call.answer()
         action = await call.play(MEDIA)
         self.held += 1
+        if self.held == self.cfg.calls:
+            self.all_held.set()
         await action.wait()
         await call.hangup()
         self.report.completed += 1
@@ -195,8 +200,13 @@ class Workload:
         if call_id == CTL_START:
             self.start = Sample.take(collect=w3)
             self.report.rss_base, self.report.heap_base = self.start.rss, self.start.traced
+            if tracemalloc.is_tracing():
+                self.heap_snapshot = tracemalloc.take_snapshot()
             await call.hangup()
         elif call_id == CTL_HOLD:
+            # The server offers ctl-hold once every play request is answered; give the
+            # handlers a bounded moment to get from play() into action.wait().
+            await self.rt.wait_flag(self.all_held, 10.0)
             hold = Sample.take(collect=True)
             self.report.held = self.held
             self.report.rss_hold, self.report.heap_hold = hold.rss, hold.traced
@@ -212,6 +222,8 @@ class Workload:
                 after = Sample.take(collect=True)
                 self.report.rss_after, self.report.heap_after = after.rss, after.traced
                 self.report.calls_alive_after = count_live(("Call",))["Call"] - 1
+                if self.heap_snapshot is not None:
+                    self.report.extra["heap_left_top"] = heap_growth(self.heap_snapshot)
             self.done.set()
 
 

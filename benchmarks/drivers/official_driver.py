@@ -9,6 +9,7 @@ from ``SIGNALWIRE_RELAY_CA_FILE``. Prints one JSON line (see ``bench_common.Repo
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import sys
 
 from bench_common import Config, Report, parse_args
@@ -41,7 +42,9 @@ async def _main(cfg: Config) -> Report:
         sleep=asyncio.sleep,
         wait_flag=_wait_flag,
     )
-    return await run(rt, cfg, "official")
+    report = await run(rt, cfg, "official")
+    report.extra["version"] = importlib.metadata.version("signalwire-sdk")
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import anyio
 from bench_common import Config, Report, parse_args
 from bench_handlers import Flag, Runtime, run
 
+import relay_anyio
 from relay_anyio import EVENT_CALL_PLAY, EVENT_CALL_STATE, RelayClient
 
 
@@ -38,7 +39,9 @@ async def _main(cfg: Config) -> Report:
         sleep=anyio.sleep,
         wait_flag=_wait_flag,
     )
-    return await run(rt, cfg, f"relay_anyio/{cfg.backend}")
+    report = await run(rt, cfg, f"relay_anyio/{cfg.backend}")
+    report.extra["version"] = relay_anyio.__version__
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

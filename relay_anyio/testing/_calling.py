@@ -262,7 +262,7 @@ class FakeCall:
         """Send any event to this call's session, ``params`` exactly as given."""
         await self.session.emit(event_type, params)
 
-    async def wait_for_state(self, state: str, timeout: float = 5.0) -> None:
+    async def wait_for_state(self, state: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109, RUF100
         """Wait until the call has been in ``state`` (now or earlier)."""
         await self.server.wait_until(
             lambda: state in self.states,
@@ -570,6 +570,8 @@ async def _control_ack(ctx: HandlerContext, params: JSONObject) -> JSONObject:
 async def _record(ctx: HandlerContext, params: JSONObject) -> JSONObject:
     call, action = ctx.start_action(EVENT_CALL_RECORD)
     ctx.then(functools.partial(call.emit_action, action, {"state": RECORD_STATE_RECORDING}))
+    if (duration := ctx.server.record_duration) is not None:
+        ctx.then(functools.partial(finish_action, call, action), duration)
     return _accepted("Recording", call, action, url=_recording_url(action))
 
 

@@ -43,6 +43,8 @@ from .._constants import (
     CALL_STATE_CREATED,
     EVENT_AUTHORIZATION_STATE,
     EVENT_CALL_RECEIVE,
+    EVENT_MESSAGING_RECEIVE,
+    MESSAGE_STATE_RECEIVED,
     METHOD_SIGNALWIRE_CONNECT,
     METHOD_SIGNALWIRE_DISCONNECT,
     METHOD_SIGNALWIRE_EVENT,
@@ -166,17 +168,17 @@ class FakeSession:
         self._unacked[frame["id"]] = frame
         return frame
 
-    def ack(self, event_id: str) -> bool:
+    def _ack(self, event_id: str) -> bool:
         """Mark an event acknowledged; False if it is unknown or was acked already."""
         return self._unacked.pop(event_id, None) is not None
 
-    def attach(self, connection: _Connection) -> _Connection | None:
+    def _attach(self, connection: _Connection) -> _Connection | None:
         """Make ``connection`` the session's; return the one it replaces, if any."""
         previous, self._connection = self._connection, connection
         connection.session = self
         return previous if previous is not connection else None
 
-    def detach(self, connection: _Connection) -> None:
+    def _detach(self, connection: _Connection) -> None:
         if self._connection is connection:
             self._connection = None
 
@@ -266,7 +268,7 @@ class _Connection:
 
 
 class FakeRelayServer:
-    """A RELAY server on ``127.0.0.1``, port 0, for tests of RELAY clients.
+    """A RELAY server on ``127.0.0.1``, on a free port, for tests of RELAY clients.
 
     Use ``async with FakeRelayServer() as server:`` (it owns a task group) or
     ``await task_group.start(server.serve)``. Then point the client at
@@ -277,7 +279,9 @@ class FakeRelayServer:
     Knobs, all plain attributes that may be changed at any time:
     ``play_duration`` and ``collect_delay`` (seconds before a play finishes and a
     collect reports; 0 = at once, in the same deterministic order as the handler's
-    other events), ``disconnect_close_delay`` (None = never close after
+    other events), ``record_duration`` (seconds before a recording ends by itself, as
+    silence or a length limit would end it; None = only on stop or call end),
+    ``disconnect_close_delay`` (None = never close after
     ``signalwire.disconnect``), ``ping_interval`` (server pings; None = off; read when
     a connection authenticates).
     """
@@ -290,17 +294,21 @@ class FakeRelayServer:
         jwt_tokens: Iterable[str] = ("test-jwt",),
         tls: bool = False,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.project = project
         self.token = token
         self.jwt_tokens = tuple(jwt_tokens)
         self.tls = tls
         self.host = host
+        #: Port to listen on; 0 (the default, and what tests want) picks a free one.
+        self.requested_port = port
         #: ``nodeid`` of the connect result and default ``node_id`` of calls.
         self.node_id = str(uuid.uuid4())
         self.ping_interval: float | None = None
         self.play_duration = 0.0
         self.collect_delay = 0.0
+        self.record_duration: float | None = None
         self.disconnect_close_delay: float | None = 0.05
         #: Every frame received and sent, in order.
         self.journal: list[JournalEntry] = []
@@ -366,7 +374,9 @@ class FakeRelayServer:
         """Listen and serve until cancelled; ``task_status.started(self)`` once listening."""
         if self._task_group is not None:
             raise RuntimeError("this FakeRelayServer is already serving")
-        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=0)
+        listener = await anyio.create_tcp_listener(
+            local_host=self.host, local_port=self.requested_port
+        )
         try:
             async with listener, anyio.create_task_group() as tg:
                 self._task_group = tg
@@ -478,7 +488,7 @@ class FakeRelayServer:
         self,
         predicate: Callable[[], bool],
         *,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109, RUF100
         what: str = "a condition",
     ) -> None:
         """Wait until ``predicate()`` is true; re-checked whenever the server's state changes."""
@@ -497,7 +507,7 @@ class FakeRelayServer:
         self,
         method: str,
         predicate: Callable[[JSONObject], bool] | None = None,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109, RUF100
     ) -> JSONObject:
         """The first request with ``method`` (and matching ``predicate``), past or future."""
 
@@ -507,7 +517,7 @@ class FakeRelayServer:
 
         return await self._wait_for(find, timeout, f"a {method} request")
 
-    async def wait_for_connections(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_connections(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109, RUF100
         """Wait until ``count`` connections have been accepted in total."""
         await self.wait_until(
             lambda: self._connection_count >= count,
@@ -515,7 +525,7 @@ class FakeRelayServer:
             what=f"{count} connection(s)",
         )
 
-    async def wait_for_session(self, timeout: float = 5.0) -> FakeSession:
+    async def wait_for_session(self, timeout: float = 5.0) -> FakeSession:  # noqa: ASYNC109, RUF100
         """The session of the newest authenticated open connection, once there is one."""
 
         def find() -> FakeSession | None:
@@ -566,6 +576,36 @@ class FakeRelayServer:
         extra = {"project_id": self.project, "context": context, "segment_id": str(uuid.uuid4())}
         await call.set_state(CALL_STATE_CREATED, event_type=EVENT_CALL_RECEIVE, extra=extra)
         return call
+
+    async def offer_message(
+        self,
+        context: str = "default",
+        *,
+        body: str = "",
+        media: Iterable[str] = (),
+        from_number: str = "+15551110000",
+        to_number: str = "+15552220000",
+        tags: Iterable[str] = (),
+    ) -> JSONObject:
+        """Deliver an inbound SMS/MMS (``messaging.receive``) to a session on ``context``.
+
+        Returns the event's params. Raises LookupError if no session is subscribed.
+        """
+        media = list(media)
+        message: JSONObject = {
+            "message_id": str(uuid.uuid4()),
+            "context": context,
+            "direction": "inbound",
+            "from_number": from_number,
+            "to_number": to_number,
+            "body": body,
+            "media": media,
+            "segments": 1 + len(media),
+            "message_state": MESSAGE_STATE_RECEIVED,
+            "tags": list(tags),
+        }
+        await self._subscriber(context).emit(EVENT_MESSAGING_RECEIVE, message)
+        return message
 
     def _subscriber(self, context: str) -> FakeSession:
         candidates = [s for s in reversed(self._sessions.values()) if context in s.contexts]
@@ -745,7 +785,7 @@ class FakeRelayServer:
         finally:
             del self._open[conn.number]
             if conn.session is not None:
-                conn.session.detach(conn)
+                conn.session._detach(conn)
             await ws.abort()
             conn.done.set()
             self.notify()
@@ -866,7 +906,7 @@ class FakeRelayServer:
             self.ping_replies.append(frame)
         elif method is not None:
             pass  # the reply to signalwire.disconnect: the journal has it
-        elif conn.session is not None and conn.session.ack(key):
+        elif conn.session is not None and conn.session._ack(key):
             self.acked_event_ids.append(key)
             self.notify()
         else:
@@ -892,7 +932,7 @@ class FakeRelayServer:
             self.authorization_states_seen.append(blob)
         session, restored = self._session_for(conn, params)
         async with conn.lock:
-            previous = session.attach(conn)
+            previous = session._attach(conn)
             if previous is not None:
                 logger.debug("connection %d takes session over", conn.number)
                 await previous.abort()
