@@ -161,7 +161,9 @@ async def run_demo(verbose: bool = False) -> None:
         requests = {
             e.frame.get("id"): call_id
             for e in journal
-            if e.direction == "in" and (call_id := _call_id_of(e.frame)) is not None
+            if e.direction == "in"
+            and isinstance(e.frame, dict)
+            and (call_id := _call_id_of(e.frame)) is not None
         }
         owner = [_call_id_of(e.frame, requests) for e in journal]
         session = [e for e, call_id in zip(journal, owner, strict=True)
