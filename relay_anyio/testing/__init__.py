@@ -19,6 +19,7 @@ from ._calling import (
     calling_default,
     ok,
 )
+from ._messaging import MessageScript, messaging_send, script_message
 from ._server import (
     AUTH_FAILED_CODE,
     AUTH_FAILED_ERROR_CODE,
@@ -47,7 +48,10 @@ __all__ = [
     "HandlerContext",
     "JournalEntry",
     "JsonRpcError",
+    "MessageScript",
     "ResultCodeError",
     "calling_default",
+    "messaging_send",
     "ok",
+    "script_message",
 ]

@@ -47,10 +47,6 @@ from .._constants import (
     EVENT_CALL_PLAY,
     EVENT_CALL_RECORD,
     EVENT_CALL_STATE,
-    EVENT_MESSAGING_STATE,
-    MESSAGE_STATE_DELIVERED,
-    MESSAGE_STATE_INITIATED,
-    MESSAGE_STATE_SENT,
     METHOD_SIGNALWIRE_PING,
     METHOD_SIGNALWIRE_RECEIVE,
     METHOD_SIGNALWIRE_UNRECEIVE,
@@ -59,6 +55,7 @@ from .._constants import (
     PLAY_STATE_PLAYING,
     RECORD_STATE_RECORDING,
 )
+from ._messaging import messaging_send
 
 if TYPE_CHECKING:
     from ._server import FakeRelayServer, FakeSession
@@ -706,24 +703,6 @@ class _Dial:
 # -- messaging -----------------------------------------------------------------------------
 
 
-async def _messaging_send(ctx: HandlerContext, params: JSONObject) -> JSONObject:
-    message_id = str(uuid.uuid4())
-    message = {
-        "message_id": message_id,
-        "context": params.get("context", "default"),
-        "direction": "outbound",
-        "from_number": params.get("from_number"),
-        "to_number": params.get("to_number"),
-        "body": params.get("body", ""),
-        "media": params.get("media", []),
-        "segments": 1,
-        "tags": params.get("tags", []),
-    }
-    for state in (MESSAGE_STATE_INITIATED, MESSAGE_STATE_SENT, MESSAGE_STATE_DELIVERED):
-        ctx.emit(EVENT_MESSAGING_STATE, {**message, "message_state": state})
-    return ok("Message accepted", message_id=message_id)
-
-
 #: The behaviour of every method the fake knows, by method name. Copied per server, so
 #: ``server.set_handler`` never leaks into other tests. Other ``calling.*`` methods fall
 #: back to :func:`calling_default`; anything else gets JSON-RPC -32601.
@@ -752,5 +731,5 @@ DEFAULT_HANDLERS: Final[dict[str, Handler]] = {
     "calling.collect.start_input_timers": _control_ack,
     "calling.detect": _detect,
     "calling.detect.stop": _stop,
-    "messaging.send": _messaging_send,
+    "messaging.send": messaging_send,
 }
