@@ -83,10 +83,12 @@ async def test_nothing_but_connect_before_authentication(relay_server: FakeRelay
 
 async def test_100_concurrent_requests_are_correlated(relay_server: FakeRelayServer) -> None:
     async def echo(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
-        await anyio.sleep(random.random() * 0.02)
         return {"code": "200", "message": "ok", "echo": params["n"]}
 
     relay_server.set_handler("test.echo", echo)
+    rng = random.Random(7)
+    for _ in range(100):  # answers come back shuffled
+        relay_server.delay_next("test.echo", rng.random() * 0.05)
     results: dict[int, Any] = {}
     async with make_client(relay_server) as client:
 
@@ -97,6 +99,9 @@ async def test_100_concurrent_requests_are_correlated(relay_server: FakeRelaySer
             for n in range(100):
                 tg.start_soon(one, n)
     assert results == {n: n for n in range(100)}
+    responses = [f["result"]["echo"] for f in frames(relay_server, "out")
+                 if isinstance(f.get("result"), dict) and "echo" in f["result"]]
+    assert responses != sorted(responses)  # they really were out of order
 
 
 async def test_error_code_raises_relay_error(relay_server: FakeRelayServer) -> None:
@@ -315,3 +320,32 @@ async def test_user_exception_propagates_unwrapped(relay_server: FakeRelayServer
     with pytest.raises(Boom):
         async with make_client(relay_server):
             raise Boom
+
+
+async def test_connection_states_are_reported_and_logged(
+    relay_server: FakeRelayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay_anyio")
+    states: list[ConnectionState] = []
+    client = make_client(relay_server)
+    client.on_connection_state(states.append)
+    async with client:
+        await relay_server.drop_connection()
+        await eventually(lambda: states.count(ConnectionState.CONNECTED) == 2)
+    assert states == [
+        ConnectionState.CONNECTED,
+        ConnectionState.RECONNECTING,
+        ConnectionState.CONNECTED,
+        ConnectionState.CLOSED,
+    ]
+    logged = messages(caplog, logging.INFO)
+    assert "connection state: reconnecting" in logged
+    assert any("resumed session" in m for m in logged)
+
+
+def test_max_active_calls_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_MAX_ACTIVE_CALLS", "7")
+    assert RelayClient(project="p", token="t").max_active_calls == 7
+    monkeypatch.setenv("RELAY_MAX_ACTIVE_CALLS", "lots")
+    assert RelayClient(project="p", token="t").max_active_calls == 1000
+    assert RelayClient(project="p", token="t", max_active_calls=0).max_active_calls == 1
