@@ -197,6 +197,18 @@ METRICS = [
 SERVER_SHARE_JOBS = ("W1", "W2", "W3", "W4")
 
 
+def _client_share(cpu_key: str, wall_key: str) -> Callable[[Run], float]:
+    return lambda r: _per(r.driver[cpu_key] * 100.0, r.driver[wall_key])
+
+
+#: How busy the client was over the measured window: ~100 % means it set the pace.
+CLIENT_SHARE: dict[str, Callable[[Run], float]] = {
+    "W1": _client_share("run_cpu_s", "run_wall_s"),
+    "W2": _client_share("window_cpu_s", "window_wall_s"),
+    "W4": _client_share("window_cpu_s", "window_wall_s"),
+}
+
+
 def server_share(s: dict[str, Any]) -> float:
     """The load server's CPU time over the workload window, in % of one core."""
     return _per(s["cpu_s"] * 100.0, s["wall_s"])
@@ -516,6 +528,9 @@ def build_table(
     for m in METRICS:
         if m.job in job_names:
             rows_spec.append((m.label, m.job, m.kind, metric_of(m)))
+    for job, fn in CLIENT_SHARE.items():
+        if job in job_names:
+            rows_spec.append((f"{job} client CPU % of a core", job, "info", fn))
     for job in SERVER_SHARE_JOBS:
         if job in job_names:
             rows_spec.append(
@@ -546,6 +561,16 @@ def build_table(
                 cells.append(f"{lim / val:.1f}x")
         rows.append(cells)
     return header, rows
+
+
+def _short_site(site: str) -> str:
+    """A tracemalloc line with the path shortened to what identifies the code."""
+    path, sep, rest = site.partition(": size=")
+    for marker in ("site-packages/", "/relay_anyio/", "/benchmarks/", "/lib/python3"):
+        if marker in path:
+            path = path[path.index(marker) :].lstrip("/")
+            break
+    return f"{path}{sep}{rest}"
 
 
 def render(header: list[str], rows: list[list[str]]) -> str:
@@ -659,7 +684,10 @@ def main(argv: list[str] | None = None) -> int:
         f"W4 {sizes.w4_requests} requests; {args.reps} rep(s), median (min..max)"
     )
     codec = next((r.server.get("codec") for r in runs if r.server.get("codec")), "?")
-    print(f"versions: {versions}  load server codec: {codec}")
+    limit_codec = next(
+        (r.driver["extra"]["codec"] for r in runs if r.driver.get("extra", {}).get("codec")), "?"
+    )
+    print(f"versions: {versions}  JSON codec: load server {codec}, limit {limit_codec}")
     print(
         "ratio = client / limit for costs, limit / client for rates (1.0x = as fast as the limit)"
     )
@@ -670,11 +698,15 @@ def main(argv: list[str] | None = None) -> int:
         if c.unavailable:
             print(f"\n{c.name}: n/a -- {c.unavailable}")
     heap_notes = [r for r in runs if r.job == "W3h" and r.ok and r.rep == args.reps - 1]
-    if heap_notes:
-        print("\nW3 heap left after release, largest growth sites (last repetition):")
+    for key, title in (
+        ("heap_hold_top", "W3 heap while held: largest allocation sites"),
+        ("heap_left_top", "W3 heap left after release: largest growth sites"),
+    ):
+        if heap_notes:
+            print(f"\n{title} (last repetition, tracemalloc):")
         for r in heap_notes:
-            for site in r.driver.get("extra", {}).get("heap_left_top", [])[:2]:
-                print(f"  {r.client:<20} {site}")
+            for site in r.driver.get("extra", {}).get(key, [])[:3]:
+                print(f"  {r.client:<20} {_short_site(site)}")
 
     failed = [r for r in runs if not r.ok]
     if failed:

@@ -73,7 +73,7 @@ else:  # pragma: no cover - depends on the environment
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 NODE_ID = b"b2e8d4c6-1a3f-4b5d-9e7c-0f2a4c6e8b1d"
 CONTEXT = b"bench"
-_EVENT_ID_PREFIX = "5e6f7a8b-9c0d-4e1f-a2b3-"  # + 12 digits: UUID-shaped event ids
+_EVENT_ID_FORMAT = "5e6f7a8b-9c0d-4e1f-a2b3-%012d"  # UUID-shaped event ids
 WRITE_BATCH = 256  # blast frames per write
 
 # -- frame templates (JSON text; the WebSocket header is added by _frame) -------------
@@ -122,10 +122,19 @@ def _frame(payload: bytes) -> bytes:
     return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
 
 
-def _unmask(data: bytes, mask: bytes) -> bytes:
+def _unmask_py(data: bytes, mask: bytes) -> bytes:
     n = len(data)
     key = (mask * (n // 4 + 1))[:n]
     return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+_unmask: Callable[[bytes, bytes], bytes]
+try:  # the one C helper worth borrowing: 7x faster than the int trick on ~80-byte acks
+    from websockets.speedups import apply_mask
+
+    _unmask = apply_mask
+except ImportError:  # pragma: no cover - depends on the environment
+    _unmask = _unmask_py
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -201,7 +210,7 @@ class Bench:
 
     def next_event_id(self) -> bytes:
         self.event_seq += 1
-        eid = f"{_EVENT_ID_PREFIX}{self.event_seq:012d}"
+        eid = _EVENT_ID_FORMAT % self.event_seq
         self.outstanding.add(eid)
         self.counts["events_sent"] += 1
         return eid.encode()
@@ -409,13 +418,6 @@ class Bench:
         self.blast_done = True
         conn.write(out)
 
-    def on_ack(self, rid: Any) -> None:
-        if isinstance(rid, str) and rid in self.outstanding:
-            self.outstanding.discard(rid)
-            self.counts["acks"] += 1
-        else:
-            self.error("unknown_ack", repr(rid))
-
     def on_message(self, out: list[bytes], payload: bytes) -> None:
         try:
             msg = _loads(payload)
@@ -426,10 +428,15 @@ class Bench:
             self.error("not_object", payload[:80].decode("utf-8", "replace"))
             return
         method = msg.get("method")
-        if method is None:
+        if method is None:  # a reply: the ack of one of our events
+            rid = msg.get("id")
             if "error" in msg:
                 self.error("client_error_reply", repr(msg.get("error")))
-            self.on_ack(msg.get("id"))
+            if rid in self.outstanding:
+                self.outstanding.discard(rid)
+                self.counts["acks"] += 1
+            else:
+                self.error("unknown_ack", repr(rid))
             return
         params = msg.get("params")
         self.on_request(out, msg.get("id"), str(method), params if isinstance(params, dict) else {})

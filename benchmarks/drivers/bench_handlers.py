@@ -210,6 +210,8 @@ class Workload:
             hold = Sample.take(collect=True)
             self.report.held = self.held
             self.report.rss_hold, self.report.heap_hold = hold.rss, hold.traced
+            if self.heap_snapshot is not None:
+                self.report.extra["heap_hold_top"] = heap_growth(self.heap_snapshot, top=8)
             await call.hangup()
         elif call_id == CTL_DONE:
             end = Sample.take()

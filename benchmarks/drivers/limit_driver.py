@@ -250,6 +250,8 @@ class Client(asyncio.Protocol):
             hold = Sample.take(collect=True)
             self.report.held = self.held
             self.report.rss_hold, self.report.heap_hold = hold.rss, hold.traced
+            if self.heap_snapshot is not None:
+                self.report.extra["heap_hold_top"] = heap_growth(self.heap_snapshot, top=8)
             self.call_request("ctl", call, "calling.end", reason="hangup")
         elif cid == CTL_DONE:
             end = Sample.take()
@@ -316,6 +318,7 @@ async def run(cfg: Config) -> Report:
         ctx.load_verify_locations(cafile=ca_file)
     client = Client(cfg)
     report = client.report
+    report.extra["codec"] = "json" if orjson is None else "orjson"
     loop = asyncio.get_running_loop()
     try:
         transport, _ = await loop.create_connection(
