@@ -1,0 +1,163 @@
+"""Every program the docs show runs here, as a user would run it.
+
+* ``examples/test_my_ivr.py``, the worked example of docs/testing.md, runs under its
+  own pytest process (the plugin's fixtures found through the entry point) and
+  type-checks with ``mypy --strict``;
+* the guide's call programs (``relay_*.py``) and the embedding programs' ``__main__``
+  run as separate processes configured only by ``SIGNALWIRE_*`` variables, over TLS
+  trusted through ``SIGNALWIRE_RELAY_CA_FILE``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import Process
+
+from relay_anyio.testing import FakeRelayServer
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def test_worked_ivr_example_passes_its_own_tests() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_ivr.py"],
+        cwd=EXAMPLES, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 passed" in result.stdout
+
+
+def test_worked_ivr_example_type_checks() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
+         "my_ivr.py", "test_my_ivr.py"],
+        cwd=EXAMPLES, capture_output=True, text=True, timeout=240, check=False,
+        # mypy cannot see through setuptools' editable-install hook: point it at the tree.
+        env={**os.environ, "MYPYPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeRelayServer]:
+    async with FakeRelayServer(tls=True) as server:
+        yield server
+
+
+@pytest.fixture
+def env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
+    kwargs = server.client_kwargs()
+    return {
+        **os.environ,
+        "SIGNALWIRE_PROJECT_ID": kwargs["project"],
+        "SIGNALWIRE_API_TOKEN": kwargs["token"],
+        "SIGNALWIRE_SPACE": f"localhost:{server.port}",
+        "SIGNALWIRE_RELAY_CA_FILE": str(server.ca_pem_path(tmp_path)),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+async def interrupt(process: Process, signum: signal.Signals = signal.SIGINT) -> str:
+    """Stop a serving example the way a user does; return its output."""
+    process.send_signal(signum)
+    assert process.stdout is not None
+    out = b""
+    with anyio.fail_after(10):
+        async for chunk in process.stdout:
+            out += chunk
+        assert await process.wait() == 0, out.decode()
+    return out.decode()
+
+
+@pytest.mark.parametrize(
+    ("example", "context", "digits", "expected"),
+    [
+        ("relay_hello.py", "default", "", "Hello from RELAY!"),
+        ("relay_inbound.py", "ivr", "9", "Invalid selection. Goodbye."),
+        ("relay_ivr.py", "main-ivr", "7", "Invalid option. Goodbye."),
+    ],
+)
+async def test_guide_inbound_programs(
+    server: FakeRelayServer, env: dict[str, str], example: str, context: str, digits: str,
+    expected: str,
+) -> None:
+    async with await anyio.open_process(
+        [sys.executable, str(EXAMPLES / example)], env=env, stderr=subprocess.STDOUT
+    ) as process:
+        await server.wait_for_session(timeout=10)
+        call = await server.offer_call(context)
+        if digits:
+            call.script_digits(digits)
+        await call.wait_for_state("ended", timeout=10)
+        out = await interrupt(process)
+    texts = [item["params"]["text"] for frame in server.received("calling.play")
+             for item in frame["params"]["play"]]
+    assert texts[-1] == expected
+    assert "Traceback" not in out
+
+
+async def test_guide_outbound_program(server: FakeRelayServer, env: dict[str, str]) -> None:
+    result = await anyio.run_process(
+        [sys.executable, str(EXAMPLES / "relay_outbound.py")], env=env, check=False
+    )
+    out = result.stdout.decode()
+    assert result.returncode == 0, out + result.stderr.decode()
+    [dial] = server.received("calling.dial")
+    [[device]] = dial["params"]["devices"]
+    assert device["params"]["to_number"] == "+15559876543"
+    call = server.calls[out.split("Call answered: ")[1].split()[0]]
+    assert call.states[-1] == "ended"
+
+
+async def test_anyio_program_main(server: FakeRelayServer, env: dict[str, str],
+                                  anyio_backend_name: str) -> None:
+    server.script_dial(["no_answer"])
+    result = await anyio.run_process(
+        [sys.executable, str(EXAMPLES / "embedding_anyio.py"), "+15551110001"],
+        env={**env, "RELAY_BACKEND": anyio_backend_name}, check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().startswith("+15551110001: not reached (Dial failed")
+    assert "SMS delivered" in result.stdout.decode()
+
+
+async def test_sync_program_main(server: FakeRelayServer, env: dict[str, str]) -> None:
+    result = await anyio.run_process(
+        [sys.executable, str(EXAMPLES / "sync_portal.py"), "+15559876543", "Shipped!"],
+        env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "SMS to +15559876543: delivered"
+    assert lines[1].startswith("call to +15559876543: ") and lines[1].endswith(" done")
+
+
+async def test_trio_service_main(
+    server: FakeRelayServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    records = tmp_path / "survey.jsonl"
+    async with await anyio.open_process(
+        [sys.executable, str(EXAMPLES / "embedding_trio.py"), str(records)], env=env,
+        stderr=subprocess.STDOUT,
+    ) as process:
+        await server.wait_for_session(timeout=10)
+        call = await server.offer_call("survey")
+        call.script_digits("5")
+        await call.wait_for_state("ended", timeout=10)
+        with anyio.fail_after(10):
+            while not records.exists() or not records.read_text():  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        out = await interrupt(process, signal.SIGTERM)
+    assert '"rating": 5' in records.read_text()
+    assert "SIGTERM: shutting down" in out
