@@ -12,6 +12,7 @@ cannot leave a recording running on the server.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -93,6 +94,8 @@ class Action:
         self.start_result: dict[str, Any] = {}
         self._done = anyio.Event()
         self._on_completed = on_completed
+        #: Set when the action can never report an outcome (its session was replaced).
+        self._error: RelayError | None = None
 
     def __repr__(self) -> str:
         state = "done" if self.is_done else "running"
@@ -132,6 +135,9 @@ class Action:
             self.call._run_callbacks((self._on_completed,), event)
 
     def _finish_call_ended(self, end_reason: str) -> None:
+        self._resolve(self._synthetic_result(end_reason))
+
+    def _synthetic_result(self, end_reason: str) -> RelayEvent:
         params = {
             "call_id": self.call.call_id,
             "node_id": self.call.node_id,
@@ -139,7 +145,40 @@ class Action:
             "state": CALL_ENDED_STATE,
             "end_reason": end_reason,
         }
-        self._resolve(make_event(self.event_type, params))
+        return make_event(self.event_type, params)
+
+    async def _complete_now(self, end_reason: str) -> None:
+        """Finish at once (the call ended or is gone) and run ``on_completed`` here.
+
+        Called by the task that started the action, so the callback runs before the
+        start returns, even when the call has no listener task left to run it on.
+        """
+        if self._done.is_set():
+            return
+        event = self._synthetic_result(end_reason)
+        self.result = event
+        self._done.set()
+        if self._on_completed is None:
+            return
+        try:
+            outcome = self._on_completed(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            logger.exception("on_completed callback of %r failed", self)
+
+    def _fail(self, error: RelayError) -> None:
+        """End every wait with ``error``: the session the action ran in is gone.
+
+        Unlike a call that ended, nothing is known about the outcome (the server may
+        still be running the operation in the old session), so ``wait()`` raises
+        instead of returning a made-up result, and ``on_completed`` does not fire.
+        """
+        if self._done.is_set():
+            return
+        self._error = error
+        self.result = self._synthetic_result("session_lost")
+        self._done.set()
 
     # -- user API ----------------------------------------------------------------------
 
@@ -147,11 +186,14 @@ class Action:
         """Wait for the terminal event and return it.
 
         Raises ``TimeoutError`` after ``timeout`` seconds; the action is not affected
-        and a later ``wait()`` still works.
+        and a later ``wait()`` still works. Raises :class:`ConnectionLost` if the
+        session the action ran in was replaced by a fresh one (its outcome is lost).
         """
         if not self._done.is_set():
             with anyio.fail_after(timeout):
                 await self._done.wait()
+        if self._error is not None:
+            raise self._error
         assert self.result is not None
         return self.result
 
@@ -309,13 +351,20 @@ class FaxAction(_Stoppable):
         return isinstance(fax, dict) and fax.get("type") in self.terminal_states
 
 
+#: Tap, stream and transcribe also end on ``error``: the official client waits for
+#: ``finished`` only, so a failed tap left its ``wait()`` hanging (reference §15.3).
+_FINISHED_OR_ERROR: frozenset[str] = frozenset({"finished", "error"})
+
+
 class TapAction(_Stoppable):
     event_type = EVENT_CALL_TAP
+    terminal_states = _FINISHED_OR_ERROR
     method_prefix = "calling.tap"
 
 
 class StreamAction(_Stoppable):
     event_type = EVENT_CALL_STREAM
+    terminal_states = _FINISHED_OR_ERROR
     method_prefix = "calling.stream"
 
 
@@ -326,6 +375,7 @@ class PayAction(_Stoppable):
 
 class TranscribeAction(_Stoppable):
     event_type = EVENT_CALL_TRANSCRIBE
+    terminal_states = _FINISHED_OR_ERROR
     method_prefix = "calling.transcribe"
 
 

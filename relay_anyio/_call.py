@@ -47,7 +47,7 @@ from ._constants import (
     CALL_STATES,
     EVENT_CALL_STATE,
 )
-from ._errors import CallEnded, EventOverflow, RelayError
+from ._errors import CallEnded, EventOverflow, RelayError, RequestTimeout
 from ._events import RelayEvent, make_event
 
 __all__ = ["Call", "EventListener", "normalize_media"]
@@ -141,6 +141,8 @@ class Call:
         self._pump_send = None  # type: ignore[assignment]
         self._task_group: anyio.abc.TaskGroup | None = None
         self._failure: RelayError | None = None
+        #: Run (synchronously) once when the call ends or its session is lost.
+        self._end_callbacks: list[Callable[[Call], object]] = []
 
     def __repr__(self) -> str:
         return f"<Call {self.call_id} {self.direction} {self.state}>"
@@ -200,6 +202,7 @@ class Call:
         if self._pump_send is not None:
             self._pump_send.close()
         self._client._call_finished(self)
+        self._run_end_callbacks()
 
     def _fail(self, error: RelayError) -> None:
         """End this call's waits with ``error`` (the session it lived in is gone)."""
@@ -207,7 +210,7 @@ class Call:
             return
         self._failure = error
         for action in list(self._actions.values()):
-            action._finish_call_ended("session_lost")
+            action._fail(error)
         self._actions.clear()
         for waiter in self._waiters:
             if not waiter.event.is_set():
@@ -219,6 +222,15 @@ class Call:
         self._ended.set()
         if self._pump_send is not None:
             self._pump_send.close()
+        self._run_end_callbacks()
+
+    def _run_end_callbacks(self) -> None:
+        callbacks, self._end_callbacks = self._end_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                logger.exception("end callback %r of call %s failed", callback, self.call_id)
 
     # -- listeners ---------------------------------------------------------------------
 
@@ -418,19 +430,28 @@ class Call:
         method: str,
         params: dict[str, Any],
     ) -> _A:
-        """Register ``action`` before sending (an instant terminal event is not lost)."""
+        """Register ``action`` before sending (an instant terminal event is not lost).
+
+        On an ended call nothing is sent and the action is returned already done
+        (``on_completed`` runs before this returns, as the call may have no listener
+        task left to run it on). If the start is cancelled or times out once the
+        command may have reached the server, the operation is stopped (shielded,
+        bounded): nobody holds a handle that could stop it later.
+        """
         if self._ended.is_set():
-            action._finish_call_ended(self.end_reason)
+            await action._complete_now(self.end_reason)
             return action
         self._actions[action.control_id] = action
         try:
             result = await self._send(method, {"control_id": action.control_id, **params})
-        except BaseException:
+        except BaseException as exc:
             self._actions.pop(action.control_id, None)
+            if isinstance(exc, RequestTimeout | anyio.get_cancelled_exc_class()):
+                await action._stop_quietly()
             raise
         if result is None:
             self._actions.pop(action.control_id, None)
-            action._finish_call_ended(self.end_reason or "gone")
+            await action._complete_now(self.end_reason or "gone")
         else:
             action.start_result = result
         return action
@@ -843,14 +864,53 @@ class Call:
         payment_connector_url: str,
         *,
         control_id: str | None = None,
-        on_completed: CompletedCallback | None = None,
         input_method: str | None = None,
+        status_url: str | None = None,
+        payment_method: str | None = None,
+        timeout: str | int | None = None,
+        max_attempts: str | int | None = None,
+        security_code: str | bool | None = None,
+        postal_code: str | bool | None = None,
+        min_postal_code_length: str | int | None = None,
+        token_type: str | None = None,
+        charge_amount: str | None = None,
+        currency: str | None = None,
+        language: str | None = None,
+        voice: str | None = None,
+        description: str | None = None,
+        valid_card_types: str | None = None,
+        parameters: Sequence[Mapping[str, Any]] | None = None,
+        prompts: Sequence[Mapping[str, Any]] | None = None,
+        on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> PayAction:
-        """Collect a payment; keyword arguments are the ``calling.pay`` params (§11.12)."""
+        """Collect a payment over DTMF; ``wait()`` gives the ``finished``/``error`` event.
+
+        The keywords are the official client's; values go out as given (the official
+        client types most of them as strings, the guide as numbers and booleans, and
+        which the server prefers is unconfirmed). ``input_method`` is sent as ``input``.
+        """
         params = {
             "payment_connector_url": payment_connector_url,
-            **_drop_none(input=input_method),
+            **_drop_none(
+                input=input_method,
+                status_url=status_url,
+                payment_method=payment_method,
+                timeout=timeout,
+                max_attempts=max_attempts,
+                security_code=security_code,
+                postal_code=postal_code,
+                min_postal_code_length=min_postal_code_length,
+                token_type=token_type,
+                charge_amount=charge_amount,
+                currency=currency,
+                language=language,
+                voice=voice,
+                description=description,
+                valid_card_types=valid_card_types,
+                parameters=[dict(p) for p in parameters] if parameters is not None else None,
+                prompts=[dict(p) for p in prompts] if prompts is not None else None,
+            ),
             **kwargs,
         }
         return await self._start(
@@ -861,12 +921,44 @@ class Call:
         self,
         *,
         control_id: str | None = None,
-        on_completed: CompletedCallback | None = None,
+        agent: str | None = None,
+        prompt: Mapping[str, Any] | None = None,
+        post_prompt: Mapping[str, Any] | None = None,
+        post_prompt_url: str | None = None,
+        post_prompt_auth_user: str | None = None,
+        post_prompt_auth_password: str | None = None,
+        global_data: Mapping[str, Any] | None = None,
+        pronounce: Sequence[Mapping[str, Any]] | None = None,
+        hints: Sequence[str] | None = None,
+        languages: Sequence[Mapping[str, Any]] | None = None,
+        SWAIG: Mapping[str, Any] | None = None,  # the wire spells it so
         ai_params: Mapping[str, Any] | None = None,
+        on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> AIAction:
-        """Start an AI agent (prompt=, languages=, SWAIG=, ...); ``wait()`` until it ends."""
-        params = {**_drop_none(params=dict(ai_params) if ai_params else None), **kwargs}
+        """Start an AI agent on the call; ``wait()`` returns when the session ends.
+
+        The session ends on its ``calling.call.ai`` ``finished``/``error`` event, on
+        ``stop()``, or with the call (the server may never send an AI event, so the
+        call's end always finishes the wait). ``ai_params`` is sent as ``params``.
+        """
+        params = {
+            **_drop_none(
+                agent=agent,
+                prompt=dict(prompt) if prompt is not None else None,
+                post_prompt=dict(post_prompt) if post_prompt is not None else None,
+                post_prompt_url=post_prompt_url,
+                post_prompt_auth_user=post_prompt_auth_user,
+                post_prompt_auth_password=post_prompt_auth_password,
+                global_data=dict(global_data) if global_data is not None else None,
+                pronounce=[dict(p) for p in pronounce] if pronounce is not None else None,
+                hints=list(hints) if hints is not None else None,
+                languages=[dict(lang) for lang in languages] if languages is not None else None,
+                SWAIG=dict(SWAIG) if SWAIG is not None else None,
+                params=dict(ai_params) if ai_params is not None else None,
+            ),
+            **kwargs,
+        }
         return await self._start(
             AIAction(self, self._control_id(control_id), on_completed), "calling.ai", params
         )
@@ -937,10 +1029,28 @@ class Call:
         return await self._command("calling.leave_room", kwargs)
 
     async def amazon_bedrock(
-        self, *, ai_params: Mapping[str, Any] | None = None, **kwargs: Any
+        self,
+        *,
+        prompt: Any = None,
+        SWAIG: Mapping[str, Any] | None = None,  # the wire spells it so
+        ai_params: Mapping[str, Any] | None = None,
+        global_data: Mapping[str, Any] | None = None,
+        post_prompt: Mapping[str, Any] | None = None,
+        post_prompt_url: str | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
-        """Start an Amazon Bedrock agent (prompt=, SWAIG=, global_data=, post_prompt=...)."""
-        params = {**_drop_none(params=dict(ai_params) if ai_params else None), **kwargs}
+        """Start an Amazon Bedrock agent; no action handle (the official API has none)."""
+        params = {
+            **_drop_none(
+                prompt=prompt,
+                SWAIG=dict(SWAIG) if SWAIG is not None else None,
+                params=dict(ai_params) if ai_params is not None else None,
+                global_data=dict(global_data) if global_data is not None else None,
+                post_prompt=dict(post_prompt) if post_prompt is not None else None,
+                post_prompt_url=post_prompt_url,
+            ),
+            **kwargs,
+        }
         return await self._command("calling.amazon_bedrock", params)
 
     async def ai_message(
@@ -1008,12 +1118,64 @@ class Call:
         }
         return await self._command("calling.queue.leave", params)
 
-    async def join_conference(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        """Join (or start) the named conference; options as in reference §11.2."""
-        stream_obj = kwargs.pop("stream_obj", None)
-        if stream_obj is not None:
-            kwargs["stream"] = stream_obj
-        return await self._command("calling.join_conference", {"name": name, **kwargs})
+    async def join_conference(
+        self,
+        name: str,
+        *,
+        muted: bool | None = None,
+        beep: str | None = None,
+        start_on_enter: bool | None = None,
+        end_on_exit: bool | None = None,
+        wait_url: str | None = None,
+        max_participants: int | None = None,
+        record: str | None = None,
+        region: str | None = None,
+        trim: str | None = None,
+        coach: str | None = None,
+        status_callback: str | None = None,
+        status_callback_event: str | None = None,
+        status_callback_event_type: str | None = None,
+        status_callback_method: str | None = None,
+        recording_status_callback: str | None = None,
+        recording_status_callback_event: str | None = None,
+        recording_status_callback_event_type: str | None = None,
+        recording_status_callback_method: str | None = None,
+        stream_obj: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Join (or start) the named conference.
+
+        The result may carry the ``conference_id`` that ``leave_conference`` needs;
+        conference progress arrives as ``calling.conference`` events (the ones without
+        a ``call_id`` reach ``client.on(EVENT_CONFERENCE, ...)``). ``stream_obj`` is
+        sent as ``stream``.
+        """
+        params = {
+            "name": name,
+            **_drop_none(
+                muted=muted,
+                beep=beep,
+                start_on_enter=start_on_enter,
+                end_on_exit=end_on_exit,
+                wait_url=wait_url,
+                max_participants=max_participants,
+                record=record,
+                region=region,
+                trim=trim,
+                coach=coach,
+                status_callback=status_callback,
+                status_callback_event=status_callback_event,
+                status_callback_event_type=status_callback_event_type,
+                status_callback_method=status_callback_method,
+                recording_status_callback=recording_status_callback,
+                recording_status_callback_event=recording_status_callback_event,
+                recording_status_callback_event_type=recording_status_callback_event_type,
+                recording_status_callback_method=recording_status_callback_method,
+                stream=dict(stream_obj) if stream_obj is not None else None,
+            ),
+            **kwargs,
+        }
+        return await self._command("calling.join_conference", params)
 
     async def leave_conference(self, conference_id: str, **kwargs: Any) -> dict[str, Any]:
         return await self._command(

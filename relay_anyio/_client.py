@@ -571,7 +571,10 @@ class RelayClient:
             dial.winner = winner
             dial.done.set()
         elif state == "failed":
-            dial.error = RelayError(-1, f"Dial failed (tag={tag})", params)
+            # The dial event says only "failed"; why is in the legs' end reasons.
+            reasons = [leg.end_reason for leg in dial.legs.values() if leg.end_reason]
+            why = ", ".join(dict.fromkeys(reasons)) or "no leg answered"
+            dial.error = RelayError(-1, f"Dial failed (tag={tag}): {why}", params)
             dial.done.set()
         return True
 
@@ -597,8 +600,16 @@ class RelayClient:
         return leg
 
     def _register_outbound(self, call: Call) -> None:
+        """Make an outbound leg the client's: routed, listened to, hung up at exit.
+
+        Its listener task runs in the client's task group, and until it ends it is
+        among the calls the client hangs up when it exits, so a dialled call can
+        outlive neither the client nor a dial nobody waits for any more.
+        """
         call._task_group = self._tg
         self._calls[call.call_id] = call
+        self._handled.add(call)
+        call._end_callbacks.append(self._handled.discard)
 
     # -- messaging ---------------------------------------------------------------------
 

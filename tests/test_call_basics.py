@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -16,10 +17,11 @@ from relay_anyio import (
     Call,
     CallEnded,
     PlayAction,
+    RelayClient,
     RelayError,
     RelayEvent,
 )
-from relay_anyio.testing import FakeRelayServer
+from relay_anyio.testing import FakeCall, FakeRelayServer
 
 from .helpers import make_client, messages
 
@@ -49,6 +51,42 @@ async def run_one_call(
             await fake.remote_hangup()
         with anyio.fail_after(3):
             await done.wait()
+
+
+@asynccontextmanager
+async def inbound_call(
+    server: FakeRelayServer,
+    context: str = "default",
+    configure: Callable[[RelayClient], object] | None = None,
+    **client: Any,
+) -> AsyncIterator[tuple[Call, FakeCall]]:
+    """Offer one call and hand its ``Call`` to the test body, whose task drives it.
+
+    The handler holds the call's scope open (listeners, scoped actions) until the
+    body is done; the client is connected for exactly that long. ``configure`` sees
+    the client before it connects (to add client-level listeners).
+    """
+    calls: list[Call] = []
+    offered = anyio.Event()
+    release = anyio.Event()
+    relay = make_client(server, **client)
+    if configure is not None:
+        configure(relay)
+
+    @relay.on_call
+    async def hold_open(call: Call) -> None:
+        calls.append(call)
+        offered.set()
+        await release.wait()
+
+    async with relay:
+        fake = await server.offer_call(context)
+        with anyio.fail_after(3):
+            await offered.wait()
+        try:
+            yield calls[0], fake
+        finally:
+            release.set()
 
 
 async def test_hello_answer_play_hangup(relay_server: FakeRelayServer) -> None:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -41,12 +43,27 @@ from .._constants import (
     END_REASON_ERROR,
     END_REASON_HANGUP,
     END_REASON_NO_ANSWER,
+    EVENT_CALL_AI,
     EVENT_CALL_COLLECT,
+    EVENT_CALL_CONNECT,
+    EVENT_CALL_DENOISE,
     EVENT_CALL_DETECT,
     EVENT_CALL_DIAL,
+    EVENT_CALL_ECHO,
+    EVENT_CALL_FAX,
+    EVENT_CALL_HOLD,
+    EVENT_CALL_PAY,
     EVENT_CALL_PLAY,
+    EVENT_CALL_QUEUE,
     EVENT_CALL_RECORD,
+    EVENT_CALL_REFER,
+    EVENT_CALL_SEND_DIGITS,
     EVENT_CALL_STATE,
+    EVENT_CALL_STREAM,
+    EVENT_CALL_TAP,
+    EVENT_CALL_TRANSCRIBE,
+    EVENT_CALLING_ERROR,
+    EVENT_CONFERENCE,
     METHOD_SIGNALWIRE_PING,
     METHOD_SIGNALWIRE_RECEIVE,
     METHOD_SIGNALWIRE_UNRECEIVE,
@@ -66,12 +83,16 @@ __all__ = [
     "DialScript",
     "FakeAction",
     "FakeCall",
+    "FakeConference",
+    "FaxScript",
     "FollowUp",
     "Handler",
     "HandlerContext",
     "JsonRpcError",
     "ResultCodeError",
     "calling_default",
+    "conferences",
+    "dial_handler",
     "ok",
 ]
 
@@ -144,6 +165,35 @@ class DialScript:
         return self.outcomes[leg_index] if leg_index < len(self.outcomes) else "answer"
 
 
+@attrs.frozen
+class FaxScript:
+    """How the next ``send_fax``/``receive_fax`` on a call goes (see ``script_fax``)."""
+
+    pages: int = 1
+    success: bool = True
+    #: Seconds between the start and each page (and the last page and the result).
+    page_delay: float = 0.0
+
+
+@attrs.define(eq=False)
+class FakeConference:
+    """A conference some calls of the fake server have joined."""
+
+    name: str
+    conference_id: str
+    participants: list[FakeCall] = attrs.field(factory=list)
+
+
+_conferences: weakref.WeakKeyDictionary[FakeRelayServer, dict[str, FakeConference]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def conferences(server: FakeRelayServer) -> dict[str, FakeConference]:
+    """The conferences running on ``server``, by name (empty ones are removed)."""
+    return _conferences.setdefault(server, {})
+
+
 @attrs.define(eq=False)
 class FakeAction:
     """One operation (play, record, collect, detect...) running on a :class:`FakeCall`.
@@ -160,6 +210,8 @@ class FakeAction:
     state: str = ""
     #: The play timer ran out while paused: finish as soon as it is resumed.
     finish_on_resume: bool = False
+    #: Units of work done so far (fax pages).
+    progress: int = 0
 
     @property
     def active(self) -> bool:
@@ -192,8 +244,24 @@ class FakeCall:
     #: Every request frame that named this ``call_id``, in arrival order.
     requests: list[JSONObject] = attrs.field(factory=list, init=False, repr=False)
     actions: dict[str, FakeAction] = attrs.field(factory=dict, init=False, repr=False)
+    #: The other leg while bridged by ``calling.connect`` (``connect_state`` says how).
+    peer: FakeCall | None = attrs.field(default=None, init=False, repr=False)
+    connect_state: str = attrs.field(default="", init=False)
+    #: The queue the call waits in (``calling.queue.enter``), if any.
+    queue: str | None = attrs.field(default=None, init=False)
+    held: bool = attrs.field(default=False, init=False)
+    denoised: bool = attrs.field(default=False, init=False)
+    #: Send ``calling.call.hold`` on hold/unhold. Off by default: ``calling.hold`` is
+    #: missing from the server schema and the old guide calls it "NOT IMPLEMENTED",
+    #: so whether RELAY reports it is unconfirmed (the official client's tests do
+    #: use ``{"state": "hold"}``).
+    hold_events: bool = attrs.field(default=False, init=False)
     _collect_results: deque[JSONObject] = attrs.field(factory=deque, init=False, repr=False)
-    _detect_events: deque[str] = attrs.field(factory=deque, init=False, repr=False)
+    _detect_events: deque[tuple[str, ...]] = attrs.field(factory=deque, init=False, repr=False)
+    _failing: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
+    _fax_scripts: deque[FaxScript] = attrs.field(factory=deque, init=False, repr=False)
+    _pay_outcomes: deque[JSONObject | None] = attrs.field(factory=deque, init=False, repr=False)
+    _connect_outcomes: deque[str] = attrs.field(factory=deque, init=False, repr=False)
 
     @classmethod
     def register(
@@ -238,16 +306,58 @@ class FakeCall:
         """Queue any ``result`` object (``no_match``, ``error``...) for the next collect."""
         self._collect_results.append(result)
 
-    def script_detect(self, event: str = "MACHINE") -> None:
-        """Make the next ``calling.detect`` report ``event`` (unscripted: ``HUMAN``)."""
-        self._detect_events.append(event)
+    def script_detect(self, event: str = "MACHINE", *more: str) -> None:
+        """Make the next ``calling.detect`` report ``event`` (then ``more``, in order).
+
+        Unscripted detectors report ``HUMAN`` (machine), ``CED`` (fax) or ``1`` (digit).
+        """
+        self._detect_events.append((event, *more))
+
+    def script_action_error(self, method: str, count: int = 1) -> None:
+        """Make the next ``count`` actions started by ``method`` fail with state ``error``.
+
+        For ``calling.tap``, ``calling.stream``, ``calling.transcribe``,
+        ``calling.pay``, ``calling.ai``, ``calling.play`` and ``calling.record``
+        (record reports ``no_input``); faxes fail with ``fax.type`` ``error``.
+        """
+        self._failing[method] = self._failing.get(method, 0) + count
+
+    def script_fax(self, pages: int = 1, *, success: bool = True, page_delay: float = 0.0) -> None:
+        """How the next fax (sent or received) goes: pages, then its result."""
+        self._fax_scripts.append(FaxScript(pages, success, page_delay))
+
+    def script_pay(self, outcome: JSONObject | None) -> None:
+        """The event that ends the next ``calling.pay``: e.g. ``{"state": "error"}``.
+
+        ``None`` keeps the payment running until ``stop`` or the end of the call.
+        Unscripted payments finish at once with ``{"state": "finished"}``.
+        """
+        self._pay_outcomes.append(outcome)
+
+    def script_connect(self, outcome: str) -> None:
+        """``connected`` (the default) or ``failed`` for the next ``calling.connect``."""
+        if outcome not in ("connected", "failed"):
+            raise ValueError(f"connect outcome must be 'connected' or 'failed', not {outcome!r}")
+        self._connect_outcomes.append(outcome)
 
     def next_collect_result(self) -> JSONObject:
         """The scripted result of the next collect, ``no_input`` when none is left."""
         return self._collect_results.popleft() if self._collect_results else {"type": "no_input"}
 
-    def next_detect_event(self) -> str:
-        return self._detect_events.popleft() if self._detect_events else "HUMAN"
+    def next_detect_events(self, kind: str = "machine") -> tuple[str, ...]:
+        if self._detect_events:
+            return self._detect_events.popleft()
+        return (_DEFAULT_DETECT_EVENTS.get(kind, "HUMAN"),)
+
+    def next_detect_event(self, kind: str = "machine") -> str:
+        return self.next_detect_events(kind)[0]
+
+    def take_failure(self, method: str) -> bool:
+        """Whether the action ``method`` starts now was scripted to fail (consumes it)."""
+        left = self._failing.get(method, 0)
+        if left:
+            self._failing[method] = left - 1
+        return left > 0
 
     # -- driving the call from the test ------------------------------------------------
 
@@ -258,6 +368,13 @@ class FakeCall:
     async def send_event(self, event_type: str, params: JSONObject) -> None:
         """Send any event to this call's session, ``params`` exactly as given."""
         await self.session.emit(event_type, params)
+
+    async def send_calling_error(
+        self, code: str = "5001", message: str = "synthetic error"
+    ) -> None:
+        """Report an asynchronous failure on this call (``calling.error``; code a string)."""
+        params = {"call_id": self.call_id, "node_id": self.node_id, "code": code}
+        await self.session.emit(EVENT_CALLING_ERROR, params | {"message": message})
 
     async def wait_for_state(self, state: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109, RUF100
         """Wait until the call has been in ``state`` (now or earlier)."""
@@ -304,17 +421,33 @@ class FakeCall:
         return params
 
     async def end(self, reason: str = END_REASON_HANGUP) -> None:
-        """``ending``, then the terminal event of every running action, then ``ended``.
+        """``ending``, then everything the call was part of winds down, then ``ended``.
 
-        Actions finish before ``ended`` because clients (the official one among them)
-        drop events for a call once it has ended; a recording's URL would be lost.
+        The terminal event of every running action, the end of a bridge
+        (``disconnected``) and leaving conferences and queues come before ``ended``,
+        because clients (the official one among them) drop events for a call once it
+        has ended; a recording's URL would be lost.
         """
         if self.state in (CALL_STATE_ENDING, CALL_STATE_ENDED):
             return
         await self.set_state(CALL_STATE_ENDING)
         for action in list(self.actions.values()):
             await finish_action(self, action)
+        if self.peer is not None:
+            await _unbridge(self)
+        for conference in list(conferences(self.server).values()):
+            if self in conference.participants:
+                await _leave_conference(self, conference)
+        self.queue = None
         await self.set_state(CALL_STATE_ENDED, end_reason=reason)
+
+    def quiet_end(self, reason: str = END_REASON_HANGUP) -> None:
+        """End without telling any session (a leg no client controls, e.g. a bridge peer)."""
+        if self.state != CALL_STATE_ENDED:
+            self.state = CALL_STATE_ENDED
+            self.states.append(CALL_STATE_ENDED)
+            self.end_reason = reason
+            self.server.notify()
 
     async def emit_action(
         self, action: FakeAction, payload: JSONObject, *, event_type: str | None = None
@@ -330,18 +463,39 @@ class FakeCall:
         params |= {"control_id": action.control_id, **payload}
         await self.session.emit(event_type or action.event_type, params)
 
+    async def emit(self, event_type: str, payload: JSONObject) -> None:
+        """Send a call event (``call_id`` and ``node_id`` first, then ``payload``)."""
+        params = {"call_id": self.call_id, "node_id": self.node_id, **payload}
+        await self.session.emit(event_type, params)
+
+
+_DEFAULT_DETECT_EVENTS: Final = {"machine": "HUMAN", "fax": "CED", "digit": "1"}
+
 
 async def finish_action(call: FakeCall, action: FakeAction) -> None:
     """Send the terminal event of a still-running action (stop, timer, call end)."""
     if action.active:
-        await call.emit_action(action, _terminal_payload(action))
+        payload = _terminal_payload(call, action)
+        if "state" not in payload:  # a fax reports its end inside ``fax``
+            action.state = "finished"
+        await call.emit_action(action, payload)
 
 
-def _terminal_payload(action: FakeAction) -> JSONObject:
-    if action.event_type == EVENT_CALL_RECORD:
+def _terminal_payload(call: FakeCall, action: FakeAction) -> JSONObject:
+    kind = action.event_type
+    if kind == EVENT_CALL_RECORD:
         return _record_finished(action)
-    if action.event_type == EVENT_CALL_COLLECT:
+    if kind == EVENT_CALL_COLLECT:
         return _collect_payload({"type": "no_input"})
+    if kind == EVENT_CALL_TAP:
+        return {"state": "finished", **_tap_fields(action)}
+    if kind == EVENT_CALL_STREAM:
+        return {"state": "finished", **_stream_fields(action)}
+    if kind == EVENT_CALL_TRANSCRIBE:
+        return _transcribe_finished(action)
+    if kind == EVENT_CALL_FAX:
+        pages = action.progress
+        return {"fax": _fax_result(call, action, pages, success=False, text="stopped")}
     return {"state": PLAY_STATE_FINISHED}
 
 
@@ -511,6 +665,8 @@ async def calling_default(ctx: HandlerContext, params: JSONObject) -> JSONObject
 async def _play(ctx: HandlerContext, params: JSONObject) -> JSONObject:
     call, action = ctx.start_action(EVENT_CALL_PLAY)
     ctx.then(functools.partial(call.emit_action, action, {"state": PLAY_STATE_PLAYING}))
+    if call.take_failure(ctx.method):
+        ctx.then(functools.partial(call.emit_action, action, {"state": "error"}))
     ctx.then(functools.partial(_finish_play, call, action), ctx.server.play_duration)
     return _accepted("Playing", call, action)
 
@@ -567,6 +723,8 @@ async def _control_ack(ctx: HandlerContext, params: JSONObject) -> JSONObject:
 async def _record(ctx: HandlerContext, params: JSONObject) -> JSONObject:
     call, action = ctx.start_action(EVENT_CALL_RECORD)
     ctx.then(functools.partial(call.emit_action, action, {"state": RECORD_STATE_RECORDING}))
+    if call.take_failure(ctx.method):  # nothing was heard
+        ctx.then(functools.partial(call.emit_action, action, {"state": "no_input"}))
     if (duration := ctx.server.record_duration) is not None:
         ctx.then(functools.partial(finish_action, call, action), duration)
     return _accepted("Recording", call, action, url=_recording_url(action))
@@ -601,23 +759,483 @@ async def _end_prompt(call: FakeCall, action: FakeAction) -> None:
 
 
 async def _deliver_collect(call: FakeCall, action: FakeAction) -> None:
-    if action.active:
-        await call.emit_action(action, _collect_payload(call.next_collect_result()))
+    """The input: start of input and partial results if asked for, then the final one.
+
+    Interim results carry ``final: false`` and no ``state`` (their exact shape is
+    unconfirmed, reference §12.6); only the last one is ``final: true``.
+    """
+    if not action.active:
+        return
+    result = call.next_collect_result()
+    spec = action.params.get("collect") if action.kind == "calling.play_and_collect" else None
+    spec = spec if isinstance(spec, dict) else action.params
+    if result.get("type") in ("digit", "speech"):
+        if spec.get("send_start_of_input") is True:
+            await call.emit_action(action, {"result": {"type": "start_of_input"}, "final": False})
+        if spec.get("partial_results") is True:
+            for partial in _partial_results(result):
+                await call.emit_action(action, {"result": partial, "final": False})
+    await call.emit_action(action, _collect_payload(result))
+
+
+def _partial_results(result: JSONObject) -> list[JSONObject]:
+    """What a recogniser reports before ``result``: growing prefixes of the input."""
+    params = result.get("params")
+    params = params if isinstance(params, dict) else {}
+    if result.get("type") == "digit":
+        digits = str(params.get("digits", ""))
+        return [{"type": "digit", "params": {"digits": digits[:n]}} for n in range(1, len(digits))]
+    words = str(params.get("text", "")).split()
+    return [
+        {"type": "speech", "params": {"text": " ".join(words[:n]), "confidence": 0.5}}
+        for n in range(1, len(words))
+    ]
 
 
 async def _detect(ctx: HandlerContext, params: JSONObject) -> JSONObject:
     call, action = ctx.start_action(EVENT_CALL_DETECT)
     spec = params.get("detect")
     kind = spec.get("type", "machine") if isinstance(spec, dict) else "machine"
-    ctx.then(functools.partial(_deliver_detect, call, action, kind))
+    ctx.then(functools.partial(_deliver_detect, call, action, str(kind)))
     return _accepted("Detecting", call, action)
 
 
 async def _deliver_detect(call: FakeCall, action: FakeAction, kind: str) -> None:
-    """One detection result, after which the detector is done."""
+    """The scripted detection results, one event each; then the detector is done.
+
+    The first one is the outcome clients wait for; later ones (a machine's
+    ``READY``...) only reach listeners.
+    """
     action.state = "finished"
-    detect = {"type": kind, "params": {"event": call.next_detect_event()}}
-    await call.emit_action(action, {"detect": detect})
+    for event in call.next_detect_events(kind):
+        detect = {"type": kind, "params": {"event": event}}
+        await call.emit_action(action, {"detect": detect})
+
+
+async def _emit_if_active(call: FakeCall, action: FakeAction, payload: JSONObject) -> None:
+    """A delayed outcome: sent unless the action ended meanwhile (stop, call end)."""
+    if action.active:
+        await call.emit_action(action, payload)
+
+
+# -- bridging ------------------------------------------------------------------------------
+
+
+async def _connect(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    call = ctx.call
+    groups = _device_groups(params)
+    if call.peer is not None:
+        raise ResultCodeError("409", "Call is already connected")
+    outcome = call._connect_outcomes.popleft() if call._connect_outcomes else "connected"
+    tag = params.get("tag")
+    tag = tag if isinstance(tag, str) else ""
+    ctx.then(functools.partial(_bridge, call, groups[0][0], tag, outcome))
+    return ok("Connecting", call_id=call.call_id)
+
+
+async def _bridge(call: FakeCall, device: JSONObject, tag: str, outcome: str) -> None:
+    """``connecting``, then ``connected`` with the peer leg (or ``failed``)."""
+    if call.state == CALL_STATE_ENDED:
+        return
+    call.connect_state = "connecting"
+    await call.emit(EVENT_CALL_CONNECT, {"tag": tag, "connect_state": "connecting"})
+    if outcome == "failed":
+        call.connect_state = "failed"
+        await call.emit(EVENT_CALL_CONNECT, {"tag": tag, "connect_state": "failed"})
+        return
+    # The peer belongs to the bridge, not to the client: its state is never announced.
+    peer = FakeCall.register(
+        call.server, call.session, direction="outbound", device=device, tag=tag
+    )
+    peer.state = CALL_STATE_ANSWERED
+    peer.states.extend((CALL_STATE_CREATED, CALL_STATE_ANSWERED))
+    call.peer = peer
+    call.connect_state = "connected"
+    payload = {"tag": tag, "connect_state": "connected", "peer": _peer_info(peer)}
+    await call.emit(EVENT_CALL_CONNECT, payload)
+
+
+def _peer_info(peer: FakeCall) -> JSONObject:
+    return {
+        "call_id": peer.call_id,
+        "node_id": peer.node_id,
+        "tag": peer.tag,
+        "device": peer.device,
+    }
+
+
+async def _disconnect(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    call = ctx.call
+    if call.peer is not None:
+        ctx.then(functools.partial(_unbridge, call))
+    return ok("Disconnecting")
+
+
+async def _unbridge(call: FakeCall) -> None:
+    """``disconnected``: on ``calling.disconnect`` the peer lives on; on call end it ends."""
+    peer, call.peer = call.peer, None
+    if peer is None:
+        return
+    if call.state in (CALL_STATE_ENDING, CALL_STATE_ENDED):
+        peer.quiet_end()
+    call.connect_state = "disconnected"
+    payload = {"tag": peer.tag, "connect_state": "disconnected", "peer": _peer_info(peer)}
+    await call.emit(EVENT_CALL_CONNECT, payload)
+
+
+# -- digits, media taps, streams, transcription --------------------------------------------
+
+_DTMF: Final = re.compile(r"[0-9#*A-DwW]+")
+
+
+async def _send_digits(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    call = ctx.call
+    digits = params.get("digits")
+    if not isinstance(digits, str) or not _DTMF.fullmatch(digits):
+        raise _invalid_params("digits must be 0-9, #, *, A-D, w or W")
+    control_id = params.get("control_id")
+    payload: JSONObject = {"control_id": control_id} if isinstance(control_id, str) else {}
+    ctx.then(functools.partial(call.emit, EVENT_CALL_SEND_DIGITS, payload | {"state": "finished"}))
+    return ok("Sending Digits")
+
+
+def _tap_fields(action: FakeAction) -> JSONObject:
+    return {"tap": action.params.get("tap"), "device": action.params.get("device")}
+
+
+def _check_tap(params: JSONObject) -> JSONObject:
+    tap, device = params.get("tap"), params.get("device")
+    if not isinstance(tap, dict) or "type" not in tap or not isinstance(tap.get("params"), dict):
+        raise _invalid_params("tap needs both type and params")
+    device_params = device.get("params") if isinstance(device, dict) else None
+    if not isinstance(device, dict) or not isinstance(device_params, dict):
+        raise _invalid_params("device needs type and params")
+    needed = {"rtp": ("addr", "port"), "ws": ("uri",)}.get(str(device.get("type")))
+    if needed is None or any(key not in device_params for key in needed):
+        raise _invalid_params("device must be rtp (addr, port) or ws (uri)")
+    return device
+
+
+async def _tap(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    _ = ctx.call  # an unknown or ended call is reported before bad params
+    device = _check_tap(params)
+    call, action = ctx.start_action(EVENT_CALL_TAP)
+    ctx.then(
+        functools.partial(call.emit_action, action, {"state": "tapping", **_tap_fields(action)})
+    )
+    if call.take_failure(ctx.method):
+        ctx.then(
+            functools.partial(call.emit_action, action, {"state": "error", **_tap_fields(action)})
+        )
+    source = {
+        "type": device["type"],
+        "params": {"addr": "127.0.0.1", "port": 49152, "codec": "PCMU"},
+    }
+    return _accepted("Tapping", call, action, source_device=source)
+
+
+def _stream_fields(action: FakeAction) -> JSONObject:
+    fields: JSONObject = {"url": action.params.get("url")}
+    if "name" in action.params:
+        fields["name"] = action.params["name"]
+    return fields
+
+
+async def _stream(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    _ = ctx.call
+    url = params.get("url")
+    if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+        raise _invalid_params("url must be a ws:// or wss:// URL")
+    call, action = ctx.start_action(EVENT_CALL_STREAM)
+    streaming = {"state": "streaming", **_stream_fields(action)}
+    ctx.then(functools.partial(call.emit_action, action, streaming))
+    if call.take_failure(ctx.method):
+        failed = {"state": "error", **_stream_fields(action)}
+        ctx.then(functools.partial(call.emit_action, action, failed))
+    return _accepted("Streaming", call, action)
+
+
+async def _transcribe(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    """No event until it ends: the reference knows only the ``finished`` state."""
+    call = ctx.call
+    if any(a.kind == ctx.method and a.active for a in call.actions.values()):
+        raise ResultCodeError("409", "Transcription already in progress")
+    call, action = ctx.start_action(EVENT_CALL_TRANSCRIBE)
+    if call.take_failure(ctx.method):
+        ctx.then(functools.partial(call.emit_action, action, {"state": "error"}))
+    return _accepted("Transcribing", call, action)
+
+
+def _transcribe_finished(action: FakeAction) -> JSONObject:
+    duration = round(max(0.0, anyio.current_time() - action.started_at), 3)
+    return {
+        "state": "finished",
+        "url": f"{_FAKE_MEDIA_HOST}/transcriptions/{action.control_id}.wav",
+        "recording_id": action.control_id,
+        "duration": duration,
+        "size": int(duration * _RECORDING_BYTES_PER_SECOND),
+    }
+
+
+# -- fax and payment -----------------------------------------------------------------------
+
+
+async def _fax(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    """Pages (``fax.type`` ``page``), then the result (``fax.type`` ``finished``).
+
+    The result's shape is the older RELAY SDKs' (reference §12.9): no top-level
+    ``state``, which is why the official client never sees a fax end.
+    """
+    _ = ctx.call
+    sending = ctx.method == "calling.send_fax"
+    if sending and not isinstance(params.get("document"), str):
+        raise _invalid_params("document is required")
+    call, action = ctx.start_action(EVENT_CALL_FAX)
+    script = call._fax_scripts.popleft() if call._fax_scripts else FaxScript()
+    failed = call.take_failure(ctx.method)
+    ctx.then(functools.partial(_fax_page, call, action, script, 1, failed), script.page_delay)
+    return _accepted("Sending fax" if sending else "Receiving fax", call, action)
+
+
+async def _fax_page(
+    call: FakeCall, action: FakeAction, script: FaxScript, number: int, failed: bool
+) -> None:
+    if not action.active:
+        return
+    if failed:
+        action.state = "error"
+        result = _fax_result(call, action, 0, success=False, text="fax error")
+        await call.emit_action(action, {"fax": result | {"type": "error"}})
+        return
+    if number > script.pages:
+        action.state = "finished"
+        text = "" if script.success else "remote fax machine hung up"
+        result = _fax_result(call, action, script.pages, success=script.success, text=text)
+        await call.emit_action(action, {"fax": result})
+        return
+    action.progress = number
+    page = {"type": "page", "params": {"direction": _fax_direction(action), "number": number}}
+    await call.emit_action(action, {"fax": page})
+    follow_up = functools.partial(_fax_page, call, action, script, number + 1, failed)
+    await call.server.run_after(script.page_delay, follow_up)
+
+
+def _fax_direction(action: FakeAction) -> str:
+    return "send" if action.kind == "calling.send_fax" else "receive"
+
+
+def _fax_result(
+    call: FakeCall, action: FakeAction, pages: int, *, success: bool, text: str
+) -> JSONObject:
+    numbers = call.device.get("params", {})
+    numbers = numbers if isinstance(numbers, dict) else {}
+    document = action.params.get("document") or f"{_FAKE_MEDIA_HOST}/faxes/{action.control_id}.pdf"
+    params = {
+        "direction": _fax_direction(action),
+        "identity": action.params.get("identity", numbers.get("to_number", "")),
+        "remote_identity": numbers.get("from_number", ""),
+        "document": document,
+        "success": success,
+        "result": "0" if success else "1",
+        "result_text": text,
+        "pages": pages,
+    }
+    return {"type": "finished", "params": params}
+
+
+async def _pay(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    _ = ctx.call
+    if not isinstance(params.get("payment_connector_url"), str):
+        raise _invalid_params("payment_connector_url is required")
+    call, action = ctx.start_action(EVENT_CALL_PAY)
+    outcome = call._pay_outcomes.popleft() if call._pay_outcomes else {"state": "finished"}
+    if call.take_failure(ctx.method):
+        outcome = {"state": "error"}
+    if outcome is not None:
+        follow_up = functools.partial(_emit_if_active, call, action, outcome)
+        ctx.then(follow_up, ctx.server.collect_delay)
+    return _accepted("Collecting payment", call, action)
+
+
+# -- queues, refer, denoise, hold, echo, AI ------------------------------------------------
+
+
+def _queue_name(params: JSONObject) -> str:
+    name = params.get("queue_name")
+    if not isinstance(name, str) or not name:
+        raise _invalid_params("queue_name is required")
+    return name
+
+
+def _queue_event(call: FakeCall, params: JSONObject, status: str, position: int) -> JSONObject:
+    name = _queue_name(params)
+    size = sum(
+        1 for c in call.server.calls.values() if c.queue == name and c.state != CALL_STATE_ENDED
+    )
+    payload: JSONObject = {}
+    if isinstance(params.get("control_id"), str):
+        payload["control_id"] = params["control_id"]
+    queue_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"queue:{name}"))
+    return payload | {
+        "status": status,
+        "id": queue_id,
+        "name": name,
+        "position": position,
+        "size": size,
+    }
+
+
+async def _queue_enter(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    call = ctx.call
+    call.queue = _queue_name(params)
+    event = _queue_event(call, params, "enqueue", 0)
+    event["position"] = event["size"]
+    ctx.then(functools.partial(call.emit, EVENT_CALL_QUEUE, event))
+    return ok("Entering Queue")
+
+
+async def _queue_leave(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    call = ctx.call
+    if call.queue != _queue_name(params):
+        raise ResultCodeError("404", "Call is not in that queue")
+    call.queue = None
+    ctx.then(functools.partial(call.emit, EVENT_CALL_QUEUE, _queue_event(call, params, "leave", 0)))
+    return ok("Leaving Queue")
+
+
+async def _refer(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    call = ctx.call
+    device = params.get("device")
+    target = device.get("params") if isinstance(device, dict) else None
+    if not isinstance(target, dict) or not isinstance(target.get("to"), str):
+        raise _invalid_params("device must be a sip device with params.to")
+    event = {
+        "state": "success",
+        "sip_refer_to": target["to"],
+        "sip_refer_response_code": "202",
+        "sip_notify_response_code": "200",
+    }
+    ctx.then(functools.partial(call.emit, EVENT_CALL_REFER, event))
+    return ok("Starting SIP REFER")
+
+
+def _denoise_handler(on: bool) -> Handler:
+    async def denoise(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+        call = ctx.call
+        call.denoised = on
+        ctx.then(functools.partial(call.emit, EVENT_CALL_DENOISE, {"denoised": on}))
+        return ok("Denoiser on" if on else "Denoiser off")
+
+    return denoise
+
+
+def _hold_handler(hold: bool) -> Handler:
+    async def hold_or_unhold(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+        call = ctx.call
+        call.held = hold
+        if call.hold_events:
+            state = {"state": "hold" if hold else "unhold"}
+            ctx.then(functools.partial(call.emit, EVENT_CALL_HOLD, state))
+        return ok()
+
+    return hold_or_unhold
+
+
+async def _echo(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    call = ctx.call
+    ctx.then(functools.partial(call.emit, EVENT_CALL_ECHO, {"state": "echoing"}))
+    return ok("Echo started")
+
+
+async def _ai(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    """No event while it runs; ``finished`` on ``calling.ai.stop`` or at call end."""
+    call, action = ctx.start_action(EVENT_CALL_AI)
+    if call.take_failure(ctx.method):
+        ctx.then(functools.partial(call.emit_action, action, {"state": "error"}))
+    return _accepted("AI started", call, action)
+
+
+def _accept(message: str, *required: str) -> Handler:
+    """A command with no visible effect: the call must exist and ``required`` be sent."""
+
+    async def accept(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+        _ = ctx.call
+        missing = [key for key in required if key not in params]
+        if missing:
+            raise _invalid_params(f"{', '.join(missing)} required")
+        return ok(message)
+
+    return accept
+
+
+# -- conferences ---------------------------------------------------------------------------
+
+
+async def _join_conference(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    """Join (creating it if needed); the result carries ``conference_id``.
+
+    Events: ``conference-start`` (conference-level: no ``call_id``) when it is
+    created, then ``participant-join`` (with ``call_id``). Statuses other than
+    ``conference-start`` are unconfirmed (reference §12.18).
+    """
+    call = ctx.call
+    name = params.get("name")
+    if not isinstance(name, str) or not name:
+        raise _invalid_params("name is required")
+    rooms = conferences(ctx.server)
+    conference = rooms.get(name)
+    created = conference is None
+    if conference is None:
+        conference = rooms[name] = FakeConference(name, str(uuid.uuid4()))
+    if call in conference.participants:
+        raise ResultCodeError("409", "Call is already in the conference")
+    conference.participants.append(call)
+    ctx.then(functools.partial(_announce_join, call, conference, created))
+    return ok("Joining conference", conference_id=conference.conference_id)
+
+
+async def _announce_join(call: FakeCall, conference: FakeConference, created: bool) -> None:
+    if created:
+        await _conference_event(conference, {"status": "conference-start"}, [call.session])
+    joined = {"status": "participant-join", "call_id": call.call_id, "node_id": call.node_id}
+    await _conference_event(conference, joined, _sessions(conference.participants))
+
+
+async def _leave_conference_handler(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    call = ctx.call
+    conference_id = params.get("conference_id")
+    conference = next(
+        (c for c in conferences(ctx.server).values() if c.conference_id == conference_id), None
+    )
+    if conference is None or call not in conference.participants:
+        raise ResultCodeError("404", "Conference not found")
+    ctx.then(functools.partial(_leave_conference, call, conference))
+    return ok("Leaving conference")
+
+
+async def _leave_conference(call: FakeCall, conference: FakeConference) -> None:
+    """``participant-leave``; the last one out also gets ``conference-end``."""
+    if call not in conference.participants:
+        return
+    sessions = _sessions(conference.participants)
+    conference.participants.remove(call)
+    left = {"status": "participant-leave", "call_id": call.call_id, "node_id": call.node_id}
+    await _conference_event(conference, left, sessions)
+    if not conference.participants:
+        conferences(call.server).pop(conference.name, None)
+        await _conference_event(conference, {"status": "conference-end"}, [call.session])
+
+
+def _sessions(calls: list[FakeCall]) -> list[FakeSession]:
+    return list({id(c.session): c.session for c in calls}.values())
+
+
+async def _conference_event(
+    conference: FakeConference, payload: JSONObject, sessions: list[FakeSession]
+) -> None:
+    params = {"conference_id": conference.conference_id, "name": conference.name, **payload}
+    for session in sessions:
+        await session.emit(EVENT_CONFERENCE, params)
 
 
 # -- dial ----------------------------------------------------------------------------------
@@ -635,12 +1253,30 @@ def _device_groups(params: JSONObject) -> list[list[JSONObject]]:
 
 
 async def _dial(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    scripts = ctx.server.dial_scripts
+    return _start_dial(ctx, params, scripts.popleft() if scripts else None)
+
+
+def dial_handler(script_for: Callable[[JSONObject], DialScript | None]) -> Handler:
+    """A ``calling.dial`` handler that picks each dial's script from its params.
+
+    ``server.script_dial`` scripts dials in arrival order, which concurrent dials do
+    not fix; ``server.set_handler("calling.dial", dial_handler(lambda p: ...))`` can
+    choose by tag or device instead. ``None`` means unscripted (every leg answers).
+    """
+
+    async def dial(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+        return _start_dial(ctx, params, script_for(params))
+
+    return dial
+
+
+def _start_dial(ctx: HandlerContext, params: JSONObject, script: DialScript | None) -> JSONObject:
     tag = params.get("tag")
     if not isinstance(tag, str) or not tag:
         raise _invalid_params("tag is required")
-    scripts = ctx.server.dial_scripts
-    script = scripts.popleft() if scripts else DialScript()
-    dial = _Dial(ctx.server, ctx.session, tag, _device_groups(params), script)
+    groups = _device_groups(params)
+    dial = _Dial(ctx.server, ctx.session, tag, groups, script or DialScript())
     ctx.then(functools.partial(dial.ring_group, 0))
     return ok("Dialing")
 
@@ -663,7 +1299,8 @@ class _Dial:
         legs = [self._new_leg(device) for device in self.groups[index]]
         for state in (CALL_STATE_CREATED, CALL_STATE_RINGING):
             for leg, _ in legs:
-                await leg.set_state(state)
+                if leg.state != CALL_STATE_ENDED:  # the client may end a leg at once
+                    await leg.set_state(state)
         resolve = functools.partial(self._resolve_group, index, legs)
         await self.server.run_after(self.script.answer_delay, resolve)
 
@@ -676,6 +1313,8 @@ class _Dial:
         return leg, outcome
 
     async def _resolve_group(self, index: int, legs: list[tuple[FakeCall, str]]) -> None:
+        # Legs the client ended while they rang (``calling.end``) can no longer answer.
+        legs = [(leg, outcome) for leg, outcome in legs if leg.state != CALL_STATE_ENDED]
         winner = next((leg for leg, outcome in legs if outcome == "answer"), None)
         if winner is not None:
             await winner.set_state(CALL_STATE_ANSWERED)
@@ -731,5 +1370,44 @@ DEFAULT_HANDLERS: Final[dict[str, Handler]] = {
     "calling.collect.start_input_timers": _control_ack,
     "calling.detect": _detect,
     "calling.detect.stop": _stop,
+    "calling.connect": _connect,
+    "calling.disconnect": _disconnect,
+    "calling.send_digits": _send_digits,
+    "calling.tap": _tap,
+    "calling.tap.stop": _stop,
+    "calling.stream": _stream,
+    "calling.stream.stop": _stop,
+    "calling.transcribe": _transcribe,
+    "calling.transcribe.stop": _stop,
+    "calling.send_fax": _fax,
+    "calling.send_fax.stop": _stop,
+    "calling.receive_fax": _fax,
+    "calling.receive_fax.stop": _stop,
+    "calling.pay": _pay,
+    "calling.pay.stop": _stop,
+    "calling.queue.enter": _queue_enter,
+    "calling.queue.leave": _queue_leave,
+    "calling.refer": _refer,
+    "calling.transfer": _accept("Transferring", "dest"),
+    "calling.denoise": _denoise_handler(True),
+    "calling.denoise.stop": _denoise_handler(False),
+    "calling.hold": _hold_handler(True),
+    "calling.unhold": _hold_handler(False),
+    "calling.echo": _echo,
+    "calling.join_conference": _join_conference,
+    "calling.leave_conference": _leave_conference_handler,
+    "calling.join_room": _accept("Joining room", "name"),
+    "calling.leave_room": _accept("Leaving room"),
+    "calling.bind_digit": _accept("Digit binding created", "digits", "bind_method"),
+    "calling.clear_digit_bindings": _accept("Digit bindings cleared"),
+    "calling.live_transcribe": _accept("Live transcription started", "action"),
+    "calling.live_translate": _accept("Live translation started", "action"),
+    "calling.ai": _ai,
+    "calling.ai.stop": _stop,
+    "calling.ai_message": _accept("Message sent"),
+    "calling.ai_hold": _accept("AI on hold"),
+    "calling.ai_unhold": _accept("AI resumed"),
+    "calling.amazon_bedrock": _accept("AI started"),
+    "calling.user_event": _accept("Event sent"),
     "messaging.send": messaging_send,
 }
