@@ -62,10 +62,18 @@ class RequestTimeout(RelayError, TimeoutError):
 
 
 class ConnectionLost(RelayError):
-    """The connection dropped while this request or wait depended on it."""
+    """The connection dropped while this request or wait depended on it.
 
-    def __init__(self, message: str = "Connection closed") -> None:
+    ``close_code`` is the WebSocket close code when the transport knows it (the
+    peer's close frame, or 1006 for a connection that died without one); None for
+    losses above the transport (a session restarted, the client closing).
+    """
+
+    def __init__(
+        self, message: str = "Connection closed", *, close_code: int | None = None
+    ) -> None:
         super().__init__(-1, message)
+        self.close_code = close_code
 
 
 class TransportError(RelayError):

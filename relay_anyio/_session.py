@@ -79,6 +79,8 @@ class SessionOptions:
     transport: TransportName = "wsproto"
     ssl_context: ssl.SSLContext | None = None
     request_timeout: float = 10.0
+    #: Bound on TCP connect + TLS + WebSocket handshake; None: ``request_timeout``.
+    open_timeout: float | None = None
     ping_interval: float = 30.0
     ping_timeout: float = 10.0
     reconnect_min_delay: float = 1.0
@@ -274,7 +276,14 @@ class Session:
             while True:
                 try:
                     async with open_transport(
-                        opts.url, transport=opts.transport, ssl_context=opts.ssl_context
+                        opts.url,
+                        transport=opts.transport,
+                        ssl_context=opts.ssl_context,
+                        open_timeout=(
+                            opts.request_timeout
+                            if opts.open_timeout is None
+                            else opts.open_timeout
+                        ),
                     ) as ws:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:

@@ -20,24 +20,43 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import anyio
+import anyio.abc
 
 from ._errors import ConnectionLost, TransportError
-from ._websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocket, connect_websocket
+from ._websocket import (
+    CA_FILE_ENV,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    WebSocket,
+    check_verifying_context,
+    connect_websocket,
+    split_url,
+)
 
 __all__ = [
     "CA_FILE_ENV",
+    "DEFAULT_OPEN_TIMEOUT",
     "MessageTransport",
     "TransportName",
     "build_ssl_context",
     "open_transport",
 ]
 
-CA_FILE_ENV = "SIGNALWIRE_RELAY_CA_FILE"
 TransportName = Literal["wsproto", "trio-websocket"]
+TRANSPORTS: tuple[TransportName, ...] = ("wsproto", "trio-websocket")
+#: Bound on TCP connect + TLS + WebSocket handshake (the official client's 10 s).
+DEFAULT_OPEN_TIMEOUT = 10.0
+_CLOSE_TIMEOUT = 2.0
 
 
 class MessageTransport(Protocol):
-    """What the session needs from a WebSocket."""
+    """What the session needs from a WebSocket.
+
+    The contract (``tests/test_transport_contract.py``): messages come back in order
+    and those sent before a close arrive before it; a close or a dead link is
+    :class:`ConnectionLost` (with ``close_code``) from both ``receive_batch`` and the
+    sends; nothing but :class:`RelayError` subclasses escapes; ``aclose`` and
+    ``abort`` are idempotent and end a send blocked on a peer that stopped reading.
+    """
 
     async def receive_batch(self) -> list[str | bytes]: ...
 
@@ -69,15 +88,21 @@ def build_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
 
 
 class _WsprotoTransport:
-    def __init__(self, url: str, ssl_context: ssl.SSLContext | None, max_size: int) -> None:
+    def __init__(
+        self, url: str, ssl_context: ssl.SSLContext | None, max_size: int, open_timeout: float
+    ) -> None:
         self._url = url
         self._ssl_context = ssl_context
         self._max_size = max_size
+        self._open_timeout = open_timeout
         self._ws: WebSocket | None = None
 
     async def __aenter__(self) -> WebSocket:
         self._ws = await connect_websocket(
-            self._url, ssl_context=self._ssl_context, max_message_size=self._max_size
+            self._url,
+            ssl_context=self._ssl_context,
+            max_message_size=self._max_size,
+            open_timeout=self._open_timeout,
         )
         return self._ws
 
@@ -87,83 +112,254 @@ class _WsprotoTransport:
 
 
 class _TrioWebSocketAdapter:
-    """trio-websocket's connection seen through :class:`MessageTransport`."""
+    """trio-websocket's connection seen through :class:`MessageTransport`.
+
+    Sends are shielded for the reason given in :class:`relay_anyio._websocket.WebSocket`
+    (trio-websocket writes with a cancellable ``send_all``); ``abort`` closes the
+    underlying stream, which ends a blocked send with ``ConnectionClosed``. After our
+    own ``aclose``/``abort`` every call fails at once, as with the other transport
+    (trio-websocket only notices once its reader task has run).
+    """
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
         from trio_websocket import ConnectionClosed
 
         self._closed_exc: type[ConnectionClosed] = ConnectionClosed
+        self._local_close: ConnectionLost | None = None
+
+    def _lost(self, exc: Any) -> ConnectionLost:
+        if self._local_close is not None:
+            return self._local_close
+        reason = exc.reason
+        code = getattr(reason, "code", None)
+        text = getattr(reason, "reason", None)
+        detail = f", {text}" if text else ""
+        return ConnectionLost(f"WebSocket closed (code {code}{detail})", close_code=code)
 
     async def receive_batch(self) -> list[str | bytes]:
+        if self._local_close is not None:
+            raise self._local_close
         try:
             message: str | bytes = await self._conn.get_message()
         except self._closed_exc as exc:
-            raise ConnectionLost(f"WebSocket closed ({exc.reason})") from None
+            raise self._lost(exc) from None
         return [message]
 
     async def send_text(self, text: str) -> None:
-        try:
-            await self._conn.send_message(text)
-        except self._closed_exc as exc:
-            raise ConnectionLost(f"WebSocket closed ({exc.reason})") from None
+        if self._local_close is not None:
+            raise self._local_close
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._conn.send_message(text)
+            except self._closed_exc as exc:
+                raise self._lost(exc) from None
 
     async def send_texts(self, texts: Sequence[str]) -> None:
         for text in texts:
             await self.send_text(text)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        with anyio.CancelScope(shield=True):
+        if self._local_close is not None:
+            return
+        detail = f", {reason}" if reason else ""
+        self._local_close = ConnectionLost(
+            f"WebSocket closed (code {code}{detail})", close_code=code
+        )
+        with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
             await self._conn.aclose(code, reason or None)
+        await _close_stream(self._conn)
 
     async def abort(self) -> None:
-        # trio-websocket has no public "drop the socket"; closing its trio stream is it.
-        with anyio.CancelScope(shield=True):
-            await self._conn._stream.aclose()
+        if self._local_close is None:
+            self._local_close = ConnectionLost(
+                "WebSocket closed (code 1006, aborted)", close_code=1006
+            )
+        await _close_stream(self._conn)
+
+
+async def _close_stream(conn: Any) -> None:
+    """End a trio-websocket connection at once, whatever state it is in.
+
+    trio-websocket has no public "drop the socket": closing its trio stream is it (its
+    reader then reports code 1006 to ``get_message`` and ``send_message``); closing
+    its message channel ends a reader blocked on a full queue. Together they end the
+    reader task, which is shielded (see :class:`_ReaderNursery`).
+    """
+    conn._recv_channel.close()
+    with anyio.CancelScope(shield=True):
+        await anyio.aclose_forcefully(conn._stream)
+
+
+class _ReaderNursery:
+    """The one thing ``wrap_client_stream`` needs from a nursery: ``start_soon``.
+
+    trio-websocket's reader task never sets its "handshake done" event when the stream
+    breaks or the peer rejects the upgrade; it ends or raises instead, and its opener
+    waits forever. Running the reader through this wrapper keeps its error (our task
+    group never sees it) and cancels the handshake wait when it ends.
+
+    The reader is shielded: it must outlive a cancellation of the session long enough
+    to read the server's reply to our close frame. It ends when the transport closes
+    its stream and channel (:func:`_close_stream`), which every exit path does.
+    """
+
+    def __init__(self, task_group: anyio.abc.TaskGroup, handshake: anyio.CancelScope) -> None:
+        self._task_group = task_group
+        self._handshake = handshake
+        self.error: Exception | None = None
+
+    def start_soon(self, func: Any, *args: Any, name: object = None) -> None:
+        async def run() -> None:
+            try:
+                with anyio.CancelScope(shield=True):
+                    await func(*args)
+            except Exception as exc:
+                self.error = exc
+            finally:
+                self._handshake.cancel()
+
+        self._task_group.start_soon(run, name="trio-websocket reader")
 
 
 class _TrioWebSocketTransport:
-    def __init__(self, url: str, ssl_context: ssl.SSLContext | None, max_size: int) -> None:
+    """trio-websocket over a TCP (+TLS) stream we open ourselves.
+
+    We open TCP and run the TLS handshake before handing the stream over, so a
+    certificate that does not verify fails at once with its real cause (inside
+    trio-websocket it only shows up as a hang until its connect timeout).
+    """
+
+    def __init__(
+        self, url: str, ssl_context: ssl.SSLContext | None, max_size: int, open_timeout: float
+    ) -> None:
         try:
-            import trio_websocket
+            import trio_websocket  # noqa: F401
         except ImportError:  # pragma: no cover - depends on the install
             raise ValueError(
                 'transport="trio-websocket" needs the trio extra: pip install "relay-anyio[trio]"'
             ) from None
-        if _backend_name() != "trio":
-            raise ValueError('transport="trio-websocket" only runs under trio')
-        self._cm = trio_websocket.open_websocket_url(
-            url,
-            ssl_context=ssl_context,
-            max_message_size=max_size,
-            message_queue_size=256,
-        )
+        self._url = url
+        tls, self._host, self._port, self._resource = split_url(url)
+        self._ssl_context = ssl_context if tls else None
+        self._max_size = max_size
+        self._open_timeout = open_timeout
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._conn: Any = None
 
     async def __aenter__(self) -> _TrioWebSocketAdapter:
-        from trio_websocket import HandshakeError
-
+        if _backend_name() != "trio":
+            raise ValueError('transport="trio-websocket" only runs under trio')
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
         try:
-            conn = await self._cm.__aenter__()
-        except ssl.SSLCertVerificationError as exc:
+            self._conn = await self._open(task_group)
+        except BaseException:
+            task_group.cancel_scope.cancel()
+            self._task_group = None
+            await task_group.__aexit__(None, None, None)
+            raise
+        return _TrioWebSocketAdapter(self._conn)
+
+    async def _open(self, task_group: anyio.abc.TaskGroup) -> Any:
+        import trio
+        from trio_websocket import ConnectionRejected, wrap_client_stream
+
+        where = f"{self._host}:{self._port}"
+        phase = "TCP connect"
+        stream: Any = None
+        try:
+            with anyio.move_on_after(self._open_timeout) as deadline:
+                try:
+                    stream = await trio.open_tcp_stream(self._host, self._port)
+                    if self._ssl_context is not None:
+                        phase = "TLS handshake"
+                        stream = trio.SSLStream(
+                            stream,
+                            self._ssl_context,
+                            server_hostname=self._host,
+                            https_compatible=True,
+                        )
+                        await stream.do_handshake()
+                except (OSError, trio.BrokenResourceError) as exc:
+                    raise _open_error(where, phase, exc) from None
+                phase = "WebSocket handshake"
+                host_header = self._host if self._port in (80, 443) else where
+                with anyio.CancelScope() as handshake:
+                    reader = _ReaderNursery(task_group, handshake)
+                    return await wrap_client_stream(
+                        reader,  # type: ignore[arg-type]  # duck-typed nursery
+                        stream,
+                        host_header,
+                        self._resource,
+                        message_queue_size=256,
+                        max_message_size=self._max_size,
+                    )
+                error = reader.error
+                if isinstance(error, ConnectionRejected):
+                    status = error.status_code
+                    raise TransportError(
+                        f"WebSocket handshake with {where} failed: HTTP {status}",
+                        fatal=400 <= status < 500 and status not in (408, 429),
+                    )
+                detail = f": {error}" if error is not None else ""
+                raise TransportError(
+                    f"WebSocket handshake with {where} failed: the server closed the "
+                    f"connection or did not answer with a WebSocket upgrade{detail}"
+                )
+            assert deadline.cancelled_caught
             raise TransportError(
-                f"TLS certificate verification failed: {exc.verify_message}", fatal=True
-            ) from None
-        except (OSError, HandshakeError) as exc:
-            raise TransportError(f"cannot open WebSocket: {exc}") from None
-        return _TrioWebSocketAdapter(conn)
+                f"timed out after {self._open_timeout:g} s in the {phase} with {where}"
+            )
+        except BaseException:
+            if stream is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.aclose_forcefully(stream)
+            raise
 
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        from trio_websocket import ConnectionClosed
-
+    ) -> bool:
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return False
         try:
-            await self._cm.__aexit__(exc_type, exc, tb)
-        except ConnectionClosed:
-            pass
+            if self._conn is not None:
+                with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+                    await self._conn.aclose()
+                # trio-websocket leaves the socket open when the server closed first
+                # (a client "waits for the server's TCP close"); close it ourselves,
+                # which also ends its reader task.
+                await _close_stream(self._conn)
+        finally:
+            task_group.cancel_scope.cancel()
+        if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
+            await task_group.__aexit__(None, None, None)
+            return False  # the body's own exception propagates unchanged
+        return bool(await task_group.__aexit__(exc_type, exc, tb))
+
+
+def _open_error(where: str, phase: str, exc: BaseException) -> TransportError:
+    """A failed TCP connect or TLS handshake (trio exceptions) as a TransportError."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return TransportError(
+                f"TLS certificate verification failed for {where}: {cause.verify_message}. "
+                f"If the server uses a private CA, trust it with {CA_FILE_ENV}.",
+                fatal=True,
+            )
+        if isinstance(cause, OSError):
+            break
+        cause = cause.__cause__
+    detail = cause if cause is not None else exc
+    if phase == "TCP connect":
+        return TransportError(f"cannot connect to {where}: {detail!r}")
+    return TransportError(f"{phase} with {where} failed: {detail}")
 
 
 def _backend_name() -> str:
@@ -180,7 +376,7 @@ class TransportContext(Protocol):
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None: ...
+    ) -> bool | None: ...
 
 
 def open_transport(
@@ -189,12 +385,23 @@ def open_transport(
     transport: TransportName = "wsproto",
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    open_timeout: float = DEFAULT_OPEN_TIMEOUT,
 ) -> TransportContext:
-    """An async context manager that opens ``url`` and closes it on exit."""
-    if url.startswith("wss:") and ssl_context is None:
-        ssl_context = build_ssl_context()
+    """An async context manager that opens ``url`` and closes it on exit.
+
+    Configuration errors (a bad URL, an unknown transport, a TLS context that does
+    not verify) raise ``ValueError`` here, before any I/O; failures to open raise
+    :class:`TransportError` on entry (``fatal`` when retrying cannot help).
+    """
+    tls = split_url(url)[0]
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown transport {transport!r}: use 'wsproto' or 'trio-websocket'")
+    if tls:
+        if ssl_context is None:
+            ssl_context = build_ssl_context()
+        check_verifying_context(ssl_context)
+    else:
+        ssl_context = None
     if transport == "wsproto":
-        return _WsprotoTransport(url, ssl_context, max_message_size)
-    if transport == "trio-websocket":
-        return _TrioWebSocketTransport(url, ssl_context, max_message_size)
-    raise ValueError(f"unknown transport {transport!r}: use 'wsproto' or 'trio-websocket'")
+        return _WsprotoTransport(url, ssl_context, max_message_size, open_timeout)
+    return _TrioWebSocketTransport(url, ssl_context, max_message_size, open_timeout)

@@ -31,6 +31,7 @@ answer all the event acks of that read with one write.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from collections.abc import Sequence
 from typing import cast
@@ -49,15 +50,20 @@ from websockets.uri import parse_uri
 from ._errors import ConnectionLost, ProtocolError, TransportError
 
 __all__ = [
+    "CA_FILE_ENV",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "WebSocket",
     "accept_websocket",
+    "check_verifying_context",
     "connect_websocket",
     "open_websocket",
     "split_url",
 ]
 
 logger = logging.getLogger("relay_anyio.websocket")
+
+#: Environment variable naming an extra PEM CA bundle to trust (reference §1).
+CA_FILE_ENV = "SIGNALWIRE_RELAY_CA_FILE"
 
 #: The official client's inbound limit (10 MiB); a bigger message closes the link (1009).
 DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
@@ -83,6 +89,13 @@ class WebSocket:
     ``receive_batch`` must be called from one task at a time (the reader); the send
     methods may be called from any task: they are serialised by a lock so frames never
     interleave on the wire.
+
+    Writes are shielded from cancellation. A write cancelled half-way (trio's socket
+    send, and TLS on any backend, can stop after some bytes) would leave a partial
+    frame on the wire and corrupt every later frame, so a cancelled sender only stops
+    waiting for the lock; once its bytes go out they all go out. A write that blocks
+    because the peer stopped reading ends when the connection is closed or aborted
+    from another task (the keepalive, the session shutting down).
     """
 
     def __init__(self, stream: anyio.abc.ByteStream, protocol: Protocol) -> None:
@@ -106,6 +119,12 @@ class WebSocket:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def peer_close_code(self) -> int | None:
+        """The code of the close frame the peer sent; None if it sent none (an abort)."""
+        close = self._proto.close_rcvd
+        return close.code if close is not None else None
+
     # -- receiving -------------------------------------------------------------------
 
     async def receive_batch(self) -> list[str | bytes]:
@@ -115,18 +134,19 @@ class WebSocket:
         answered here. Raises :class:`ConnectionLost` once the connection is closed
         (by either side, with or without a close handshake) and
         :class:`ProtocolError` if the peer breaks RFC 6455 or the size limit.
+        Messages that arrived before a close are returned before it is reported.
         """
         if self._pending:
             batch, self._pending = self._pending, []
             return batch
         while True:
             if self._closed:
-                raise ConnectionLost(self._closed_message())
+                raise self._lost()
             try:
                 data = await self._stream.receive(_READ_SIZE)
             except _STREAM_GONE as exc:
                 await self._mark_closed(1006, f"socket closed ({type(exc).__name__})")
-                raise ConnectionLost(self._closed_message()) from None
+                raise self._lost() from None
             self._proto.receive_data(data)
             batch = await self._process()
             if batch:
@@ -164,7 +184,14 @@ class WebSocket:
         parser_exc = self._proto.parser_exc
         if error is None and parser_exc is not None:
             error = f"{type(parser_exc).__name__}: {parser_exc}"
-        await self._flush()
+        try:
+            await self._flush()
+        except ConnectionLost:
+            # The link died while the engine answered a ping or echoed a close; the
+            # messages of this read arrived all the same: hand them over first.
+            if batch and error is None:
+                return batch
+            raise
         if error is not None:
             logger.warning("closing WebSocket: %s", error)
             sent = self._proto.close_sent  # the close frame the engine answered with
@@ -175,48 +202,59 @@ class WebSocket:
         if self.close_code is not None or self._proto.state is State.CLOSED:
             await self._mark_closed(self.close_code or 1006, self.close_reason)
             if not batch:
-                raise ConnectionLost(self._closed_message())
+                raise self._lost()
         return batch
 
     async def _flush(self) -> None:
-        data = b"".join(self._proto.data_to_send())  # b"" marks EOF: closing handles it
-        if data:
-            await self._send_raw(data)
+        """Write what the engine has queued (pong, close echo); b"" marks EOF: ignored."""
+        async with self._send_lock:
+            await self._write(b"".join(self._proto.data_to_send()))
 
     # -- sending ---------------------------------------------------------------------
 
     async def send_text(self, text: str) -> None:
-        if self._closed:
-            raise ConnectionLost(self._closed_message())
-        self._proto.send_text(text.encode())
-        await self._flush()
+        async with self._send_lock:
+            self._check_open()
+            self._proto.send_text(text.encode())
+            await self._write(b"".join(self._proto.data_to_send()))
 
     async def send_texts(self, texts: Sequence[str]) -> None:
         """Send several text messages in one write."""
-        if self._closed:
-            raise ConnectionLost(self._closed_message())
-        send = self._proto.send_text
-        for text in texts:
-            send(text.encode())
-        await self._flush()
+        async with self._send_lock:
+            self._check_open()
+            send = self._proto.send_text
+            for text in texts:
+                send(text.encode())
+            await self._write(b"".join(self._proto.data_to_send()))
 
     async def send_bytes(self, data: bytes) -> None:
-        if self._closed:
-            raise ConnectionLost(self._closed_message())
-        self._proto.send_binary(data)
-        await self._flush()
+        async with self._send_lock:
+            self._check_open()
+            self._proto.send_binary(data)
+            await self._write(b"".join(self._proto.data_to_send()))
 
     async def send_raw_bytes(self, data: bytes) -> None:
         """Write bytes to the socket as they are: for fault injection in tests only."""
-        await self._send_raw(data)
+        async with self._send_lock:
+            self._check_open()
+            await self._write(data)
 
-    async def _send_raw(self, data: bytes) -> None:
-        try:
-            async with self._send_lock:
+    def _check_open(self) -> None:
+        # Not only "not closed": after the peer's close frame (or a protocol error)
+        # the engine is CLOSING and refuses data frames with its own exception.
+        if self._closed or self._proto.state is not State.OPEN:
+            raise self._lost()
+
+    async def _write(self, data: bytes) -> None:
+        """Write ``data`` whole; the caller holds the send lock (see the class docstring)."""
+        if not data or self._closed:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
                 await self._stream.send(data)
-        except _STREAM_GONE as exc:
-            await self._mark_closed(1006, f"send failed ({type(exc).__name__})")
-            raise ConnectionLost(self._closed_message()) from None
+            except _STREAM_GONE as exc:
+                await self._mark_closed(1006, f"send failed ({type(exc).__name__})")
+                raise self._lost() from None
 
     # -- closing ---------------------------------------------------------------------
 
@@ -225,19 +263,22 @@ class WebSocket:
         if self._closed:
             return
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            if self._proto.state is State.OPEN:
-                self._proto.send_close(code, reason)
-            data = b"".join(self._proto.data_to_send())
-            if data:
-                try:
-                    async with self._send_lock:
+            async with self._send_lock:
+                if self._proto.state is State.OPEN:
+                    self._proto.send_close(code, reason)
+                data = b"".join(self._proto.data_to_send())
+                if data and not self._closed:
+                    try:
                         await self._stream.send(data)
-                except _STREAM_GONE:
-                    pass
+                    except _STREAM_GONE:
+                        pass
         await self._mark_closed(code, reason)
 
     async def abort(self) -> None:
-        """Drop the connection without a close handshake (a dead network, a crash)."""
+        """Drop the connection without a close handshake (a dead network, a crash).
+
+        Needs no lock, so it also ends a write blocked on a peer that stopped reading.
+        """
         await self._mark_closed(1006, "aborted")
 
     async def _mark_closed(self, code: int, reason: str) -> None:
@@ -249,9 +290,13 @@ class WebSocket:
             self.close_reason = reason
         await anyio.aclose_forcefully(self._stream)
 
-    def _closed_message(self) -> str:
+    def _lost(self) -> ConnectionLost:
+        code = self.close_code
+        if code is None:
+            close = self._proto.close_rcvd
+            code = close.code if close is not None else 1006
         reason = f", {self.close_reason}" if self.close_reason else ""
-        return f"WebSocket closed (code {self.close_code}{reason})"
+        return ConnectionLost(f"WebSocket closed (code {code}{reason})", close_code=code)
 
 
 # -- handshakes ----------------------------------------------------------------------
@@ -266,7 +311,9 @@ async def open_websocket(
 ) -> WebSocket:
     """Run the client opening handshake over ``stream`` (which is closed on failure).
 
-    ``host`` is sent as the ``Host`` header (``name`` or ``name:port``).
+    ``host`` is sent as the ``Host`` header (``name`` or ``name:port``). A peer that
+    answers with something other than an HTTP 101 fails at once with a
+    :class:`TransportError` (4xx other than 408/429 are fatal: retrying cannot help).
     """
     proto = ClientProtocol(parse_uri(f"ws://{host}{resource}"), max_size=max_message_size)
     try:
@@ -282,16 +329,20 @@ async def open_websocket(
                 ) from None
             proto.receive_data(data)
             events = proto.events_received()
-            if not events or not isinstance(events[0], Response):
-                continue
-            response = events[0]
+            response = events[0] if events and isinstance(events[0], Response) else None
             if proto.handshake_exc is not None:
-                status = response.status_code
+                # Without a response event the peer did not even speak HTTP; the
+                # engine then waits for EOF forever, so stop here.
+                status = response.status_code if response is not None else 0
+                cause = proto.handshake_exc.__cause__
+                detail = f"{proto.handshake_exc}" + (f": {cause}" if cause else "")
                 raise TransportError(
-                    f"WebSocket handshake with {host} failed: HTTP {status} "
-                    f"({proto.handshake_exc})",
+                    f"WebSocket handshake with {host} failed: "
+                    + (f"HTTP {status} ({detail})" if status else detail),
                     fatal=400 <= status < 500 and status not in (408, 429),
                 )
+            if response is None:
+                continue
             ws = WebSocket(stream, proto)
             # Frames may follow the 101 response in the same read.
             proto.events.extend(events[1:])
@@ -332,11 +383,16 @@ async def accept_websocket(
 
 def split_url(url: str) -> tuple[bool, str, int, str]:
     """``ws[s]://host[:port][/path]`` -> (tls, host, port, resource)."""
+    expected = "expected ws://host[:port] or wss://host[:port]"
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"Invalid RELAY URL {url!r}: expected ws://host[:port] or wss://host")
+        raise ValueError(f"Invalid RELAY URL {url!r}: {expected}")
+    try:
+        explicit_port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"Invalid RELAY URL {url!r}: {exc}; {expected}") from None
     tls = parts.scheme == "wss"
-    port = parts.port or (443 if tls else 80)
+    port = explicit_port or (443 if tls else 80)
     resource = parts.path or "/"
     if parts.query:
         resource += "?" + parts.query
@@ -348,42 +404,60 @@ async def connect_websocket(
     *,
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    open_timeout: float | None = None,
 ) -> WebSocket:
     """Open TCP (and TLS for ``wss``), then the WebSocket handshake.
 
-    Certificate and hostname verification are never disabled for ``wss``: a
-    verification failure is a fatal :class:`TransportError` (no plaintext fallback,
-    no retry); other network failures are retryable ones.
+    Certificate and hostname verification are never disabled for ``wss``: a context
+    without them is refused (``ValueError``), and a verification failure is a fatal
+    :class:`TransportError` (no plaintext fallback, no retry); other network failures
+    are retryable ones. ``open_timeout`` bounds the three phases together, so a peer
+    that accepts and then stalls cannot hang the reconnect loop.
     """
     tls, host, port, resource = split_url(url)
     host_header = host if port == (443 if tls else 80) else f"{host}:{port}"
-    try:
-        stream: anyio.abc.ByteStream
-        tcp = await anyio.connect_tcp(host, port)
-        if tls:
-            ctx = ssl_context or ssl.create_default_context()
-            if ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname:
-                await anyio.aclose_forcefully(tcp)
-                raise TransportError(
-                    "refusing a TLS context without certificate and hostname checks", fatal=True
-                )
-            try:
-                stream = await TLSStream.wrap(
-                    tcp, hostname=host, ssl_context=ctx, standard_compatible=False
-                )
-            except BaseException:
-                await anyio.aclose_forcefully(tcp)
-                raise
-        else:
-            stream = tcp
-    except ssl.SSLCertVerificationError as exc:
-        raise TransportError(
-            f"TLS certificate verification failed for {host}:{port}: {exc.verify_message}. "
-            "If the server uses a private CA, trust it with SIGNALWIRE_RELAY_CA_FILE.",
-            fatal=True,
-        ) from None
-    except ssl.SSLError as exc:
-        raise TransportError(f"TLS handshake with {host}:{port} failed: {exc}") from None
-    except OSError as exc:
-        raise TransportError(f"cannot connect to {host}:{port}: {exc}") from None
-    return await open_websocket(stream, host_header, resource, max_message_size=max_message_size)
+    ctx: ssl.SSLContext | None = None
+    if tls:
+        ctx = ssl_context or ssl.create_default_context()
+        check_verifying_context(ctx)
+    phase = "TCP connect"
+    with anyio.move_on_after(open_timeout if open_timeout is not None else math.inf) as scope:
+        try:
+            stream: anyio.abc.ByteStream
+            tcp = await anyio.connect_tcp(host, port)
+            if ctx is not None:
+                phase = "TLS handshake"
+                try:
+                    stream = await TLSStream.wrap(
+                        tcp, hostname=host, ssl_context=ctx, standard_compatible=False
+                    )
+                except BaseException:
+                    await anyio.aclose_forcefully(tcp)
+                    raise
+            else:
+                stream = tcp
+        except ssl.SSLCertVerificationError as exc:
+            raise TransportError(
+                f"TLS certificate verification failed for {host}:{port}: {exc.verify_message}. "
+                f"If the server uses a private CA, trust it with {CA_FILE_ENV}.",
+                fatal=True,
+            ) from None
+        except ssl.SSLError as exc:
+            raise TransportError(f"TLS handshake with {host}:{port} failed: {exc}") from None
+        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            raise TransportError(f"cannot connect to {host}:{port}: {exc!r}") from None
+        phase = "WebSocket handshake"
+        return await open_websocket(
+            stream, host_header, resource, max_message_size=max_message_size
+        )
+    assert scope.cancelled_caught
+    raise TransportError(f"timed out after {open_timeout:g} s in the {phase} with {host}:{port}")
+
+
+def check_verifying_context(ctx: ssl.SSLContext) -> None:
+    """Refuse a client TLS context that would not verify the certificate and hostname."""
+    if ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname:
+        raise ValueError(
+            "refusing a TLS context without certificate and hostname checks: "
+            "RELAY is only reached over verified TLS"
+        )

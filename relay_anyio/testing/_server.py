@@ -324,6 +324,9 @@ class FakeRelayServer:
         self.authorization_states_seen: list[str] = []
         #: Replies of clients to the server's ``signalwire.ping``.
         self.ping_replies: list[JSONObject] = []
+        #: Close code each finished connection got from its client, by connection
+        #: number; None when the client sent no close frame (an abort, a crash).
+        self.close_codes: dict[int, int | None] = {}
         #: Everything a conformant client never does, one line each; a client test can
         #: end with ``assert server.violations == []``.
         self.violations: list[str] = []
@@ -784,6 +787,7 @@ class FakeRelayServer:
                     tg.cancel_scope.cancel()
         finally:
             del self._open[conn.number]
+            self.close_codes[conn.number] = ws.peer_close_code
             if conn.session is not None:
                 conn.session._detach(conn)
             await ws.abort()
