@@ -161,3 +161,28 @@ async def test_trio_service_main(
         out = await interrupt(process, signal.SIGTERM)
     assert '"rating": 5' in records.read_text()
     assert "SIGTERM: shutting down" in out
+
+
+DOCS = ROOT / "docs"
+#: Written separately from the other pages; mkdocs.yml reports a missing link to it at
+#: INFO until it lands, so this test checks every other link in its place.
+SEPARATELY_WRITTEN = {DOCS / "reliability.md"}
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    import re
+
+    broken = []
+    for page in sorted(DOCS.rglob("*.md")):
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            if not path.exists() and path not in SEPARATELY_WRITTEN:
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert readme.startswith("```\nmake demo\nmake test\n```\n")
