@@ -9,6 +9,7 @@ secret (servers echo project ids into other fields).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,15 +48,30 @@ def redact_frame(frame: Any, secrets: Iterable[str] = ()) -> str:
     if isinstance(frame, str):
         try:
             frame = json.loads(frame)
-        except ValueError:
-            return _truncate(_mask_values(frame, secrets))
-    text = json.dumps(_scrub(frame), separators=(",", ":"), default=str)
+        except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
+            return _truncate(_mask_raw(frame, secrets))
+    try:
+        text = json.dumps(_scrub(frame), separators=(",", ":"), default=str)
+    except RecursionError:
+        return "<frame nested too deeply to render>"
     # Mask before truncating so a secret cut at the boundary cannot show in part.
     return _truncate(_mask_values(text, secrets))
 
 
 def _truncate(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + "...(truncated)"
+
+
+#: A credential-shaped key followed by a string value, in raw (possibly broken) JSON.
+_SECRET_PAIR = re.compile(
+    r'("(?:' + "|".join(sorted(SECRET_KEYS)) + r')"\s*:\s*)"(?:\\.|[^"\\])*"?'
+)
+
+
+def _mask_raw(text: str, secrets: Iterable[str]) -> str:
+    """Mask text that did not parse: key-shaped pairs (as the official client does),
+    then live secrets. A truncated frame can still carry a whole token."""
+    return _mask_values(_SECRET_PAIR.sub(r'\1"***"', text), secrets)
 
 
 def _mask_values(text: str, secrets: Iterable[str]) -> str:

@@ -24,6 +24,7 @@ import enum
 import itertools
 import json
 import logging
+import math
 import random
 import ssl
 import uuid
@@ -46,8 +47,9 @@ from ._errors import (
     TransportError,
 )
 from ._redact import redact_frame
-from ._transport import MessageTransport, TransportName, open_transport
+from ._transport import TRANSPORTS, MessageTransport, TransportName, open_transport
 from ._version import __version__
+from ._websocket import split_url
 
 __all__ = ["ConnectionState", "Session", "SessionListener", "SessionOptions", "check_result"]
 
@@ -69,24 +71,73 @@ class ConnectionState(enum.Enum):
     CLOSED = "closed"
 
 
+def _seconds(*, positive: bool) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """An attrs validator for a duration; the message names the RelayClient argument."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and attribute.name == "open_timeout":
+            return
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > 0 if positive else value >= 0)
+        )
+        if not ok:
+            need = "a positive" if positive else "a non-negative"
+            raise ValueError(f"{attribute.name} must be {need} number of seconds, got {value!r}")
+
+    return check
+
+
+def _check_url(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    split_url(value)  # raises ValueError naming the URL
+
+
+def _check_transport(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in TRANSPORTS:
+        raise ValueError(f"unknown transport {value!r}: use 'wsproto' or 'trio-websocket'")
+
+
+def _check_authentication(
+    instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, str]
+) -> None:
+    if not value or not all(isinstance(v, str) and v for v in value.values()):
+        raise ValueError("authentication needs a project and token, or a JWT")
+
+
 @attrs.frozen
 class SessionOptions:
-    """Everything a session needs to open, authenticate and keep a connection."""
+    """Everything a session needs to open, authenticate and keep a connection.
 
-    url: str
-    authentication: Mapping[str, str]
+    Validated on construction, so a bad value fails where it is written (the
+    RelayClient constructor) with a message naming it, not later in the reconnect
+    loop as a timeout that fires at once or a ping loop that never sleeps.
+    """
+
+    url: str = attrs.field(validator=_check_url)
+    authentication: Mapping[str, str] = attrs.field(validator=_check_authentication)
     agent: str = AGENT
-    transport: TransportName = "wsproto"
+    transport: TransportName = attrs.field(default="wsproto", validator=_check_transport)
     ssl_context: ssl.SSLContext | None = None
-    request_timeout: float = 10.0
+    request_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
     #: Bound on TCP connect + TLS + WebSocket handshake; None: ``request_timeout``.
-    open_timeout: float | None = None
-    ping_interval: float = 30.0
-    ping_timeout: float = 10.0
-    reconnect_min_delay: float = 1.0
-    reconnect_max_delay: float = 30.0
+    open_timeout: float | None = attrs.field(default=None, validator=_seconds(positive=True))
+    ping_interval: float = attrs.field(default=30.0, validator=_seconds(positive=True))
+    ping_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
+    reconnect_min_delay: float = attrs.field(default=1.0, validator=_seconds(positive=False))
+    reconnect_max_delay: float = attrs.field(default=30.0, validator=_seconds(positive=False))
     max_auth_failures: int = 3
-    disconnect_grace: float = 5.0
+    disconnect_grace: float = attrs.field(default=5.0, validator=_seconds(positive=False))
+
+    def __attrs_post_init__(self) -> None:
+        if self.reconnect_max_delay < self.reconnect_min_delay:
+            raise ValueError(
+                f"reconnect_max_delay ({self.reconnect_max_delay!r}) must not be less than "
+                f"reconnect_min_delay ({self.reconnect_min_delay!r})"
+            )
+        if self.max_auth_failures < 1:
+            raise ValueError(f"max_auth_failures must be at least 1, got {self.max_auth_failures}")
 
 
 class SessionListener(Protocol):
@@ -130,12 +181,18 @@ def _error_from(error: Any) -> RelayError:
 
 
 class _Waiter:
-    __slots__ = ("error", "event", "result")
+    __slots__ = ("error", "event", "on_result", "result")
 
-    def __init__(self) -> None:
+    def __init__(self, on_result: Callable[[Any], None] | None = None) -> None:
         self.event = anyio.Event()
         self.result: Any = None
         self.error: RelayError | None = None
+        #: Run by the reader when the result arrives, before it reads the next frame.
+        self.on_result = on_result
+
+
+class _NotSent(Exception):
+    """The connection was already lost when the request was about to go out."""
 
 
 class _Connection:
@@ -153,12 +210,22 @@ class _Connection:
         self.idle: anyio.Event | None = None
         self._prefix = uuid.uuid4().hex[:12] + "-"
 
-    async def request(self, method: str, params: Mapping[str, Any]) -> Any:
-        """Send a request and wait for its response; returns ``result`` or raises."""
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        on_result: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Send a request and wait for its response; returns ``result`` or raises.
+
+        Raises :class:`_NotSent` if the link is already known to be lost (the request
+        never left, so the session may send it on the next connection), and
+        :class:`ConnectionLost` if the link dies while it is in flight.
+        """
         if self.lost is not None:
-            raise self.lost
+            raise _NotSent
         rid = f"{self._prefix}{next(self._ids)}"
-        waiter = _Waiter()
+        waiter = _Waiter(on_result)
         self.pending[rid] = waiter
         try:
             if frame_logger.isEnabledFor(logging.DEBUG):
@@ -167,19 +234,30 @@ class _Connection:
                 _dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
             )
             await waiter.event.wait()
+        except ConnectionLost as exc:  # the send failed: the link died under it
+            waiter.error = exc
         finally:
             del self.pending[rid]
             if self.idle is not None and not self.pending:
                 self.idle.set()
-        if waiter.error is not None:
-            raise waiter.error
+        error = waiter.error
+        if isinstance(error, ConnectionLost):
+            # Name the request, and say what the caller cannot know.
+            raise ConnectionLost(
+                f"{method}: connection lost before its response ({error.message}); "
+                "it may or may not have taken effect",
+                close_code=error.close_code,
+            )
+        if error is not None:
+            raise error
         return waiter.result
 
     def fail_all(self, error: RelayError) -> None:
-        self.lost = error
+        if self.lost is None:
+            self.lost = error
         for waiter in self.pending.values():
             if not waiter.event.is_set():
-                waiter.error = error
+                waiter.error = self.lost
                 waiter.event.set()
 
 
@@ -228,13 +306,20 @@ class Session:
 
         Waits for an authenticated connection first; ``timeout`` (default: the
         session's request timeout) bounds the whole wait. A timeout fails this request
-        only (:class:`RequestTimeout`); a link that dies meanwhile fails it with
-        :class:`ConnectionLost`.
+        only (:class:`RequestTimeout`); a link that dies while the request is in flight
+        fails it with :class:`ConnectionLost` (it may or may not have taken effect).
+        A request that had not gone out yet waits for the next connection instead.
         """
         limit = self.options.request_timeout if timeout is None else timeout
         with anyio.move_on_after(limit) as scope:
-            conn = await self._wait_ready()
-            result = await conn.request(method, params)
+            while True:
+                conn = await self._wait_ready()
+                try:
+                    result = await conn.request(method, params)
+                except _NotSent:
+                    self._detach(conn)
+                    continue
+                break
         if scope.cancelled_caught:
             raise RequestTimeout(method, limit)
         return check_result(method, result) if check else result
@@ -263,6 +348,7 @@ class Session:
         delay = opts.reconnect_min_delay
         rejections = 0
         started = False
+        open_timeout = opts.request_timeout if opts.open_timeout is None else opts.open_timeout
 
         def on_ready() -> None:
             nonlocal delay, started, rejections
@@ -279,11 +365,7 @@ class Session:
                         opts.url,
                         transport=opts.transport,
                         ssl_context=opts.ssl_context,
-                        open_timeout=(
-                            opts.request_timeout
-                            if opts.open_timeout is None
-                            else opts.open_timeout
-                        ),
+                        open_timeout=open_timeout,
                     ) as ws:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:
@@ -323,17 +405,15 @@ class Session:
         failure: RelayError | None = None
         try:
             async with anyio.create_task_group() as tg:
+                tg.start_soon(self._close_when_done, conn)
                 tg.start_soon(self._read, conn, tg)
                 try:
-                    restarted = await self._authenticate(conn)
+                    await self._authenticate(conn)
                 except RelayError as exc:
                     failure = exc
                     tg.cancel_scope.cancel()
                 else:
-                    self._conn = conn
-                    self._ready.set()
                     on_ready()
-                    self._set_state(ConnectionState.CONNECTED, fresh_session=restarted)
                     tg.start_soon(self._keepalive, conn)
         finally:
             self._connection_gone(conn)
@@ -342,8 +422,36 @@ class Session:
         if conn.lost is not None:
             raise conn.lost
 
+    @staticmethod
+    async def _close_when_done(conn: _Connection) -> None:
+        """Close the link as soon as its task group ends, for whatever reason.
+
+        Writes are shielded (a partial frame would corrupt the link), so a reader or
+        a request blocked writing to a peer that stopped reading would keep the task
+        group open; closing the transport from here ends those writes. The close is
+        polite when it can be (a close frame), bounded when it cannot.
+        """
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await conn.ws.aclose(1000, "")
+
     def _connection_gone(self, conn: _Connection) -> None:
         conn.fail_all(conn.lost or ConnectionLost())
+        self._detach(conn)
+
+    def _lose(self, conn: _Connection, error: RelayError) -> None:
+        """The link is gone: fail what is in flight, stop handing it to new requests.
+
+        Synchronous on purpose: a request issued right after this (say, a handler
+        retrying on ConnectionLost) must wait for the next connection rather than
+        find this one and fail again without ever yielding.
+        """
+        conn.fail_all(error)
+        self._detach(conn)
+
+    def _detach(self, conn: _Connection) -> None:
         if self._conn is conn:
             self._conn = None
             if not self._closed:
@@ -352,19 +460,19 @@ class Session:
     async def _wait_ready(self) -> _Connection:
         while True:
             if self._closed:
+                # A checkpoint first, so that a caller retrying in a loop cannot spin.
+                await anyio.lowlevel.checkpoint()
                 raise ConnectionLost("client is closed")
             conn = self._conn
             if conn is not None:
-                return conn
+                if conn.lost is None:
+                    return conn
+                self._detach(conn)
+                continue
             await self._ready.wait()
 
-    async def _authenticate(self, conn: _Connection) -> bool:
-        """Send ``signalwire.connect``; return True when an earlier session was lost.
-
-        A connect that sent the stored ``protocol`` and got the same one back resumed
-        the session (calls and subscriptions survive). Anything else after an earlier
-        success is a fresh session: the server has forgotten the old calls.
-        """
+    async def _authenticate(self, conn: _Connection) -> None:
+        """Send ``signalwire.connect``; the reader applies its result (see ``_connected``)."""
         opts = self.options
         params: dict[str, Any] = {
             "version": PROTOCOL_VERSION,
@@ -379,15 +487,43 @@ class Session:
             params["protocol"] = sent_protocol
         if self.authorization_state:
             params["authorization_state"] = self.authorization_state
+
+        def on_result(result: Any) -> None:
+            self._connected(conn, result, sent_protocol)
+
         with anyio.move_on_after(opts.request_timeout) as scope:
             try:
-                result = await conn.request("signalwire.connect", params)
+                await conn.request("signalwire.connect", params, on_result)
+            except _NotSent:
+                raise ConnectionLost("connection lost before signalwire.connect") from None
             except RelayError as exc:
                 if isinstance(exc, ConnectionLost):
                     raise
-                raise AuthenticationError(exc.code, exc.message, exc.data) from None
+                raise AuthenticationError(
+                    exc.code, f"{exc.message} ({self._credentials_hint()})", exc.data
+                ) from None
         if scope.cancelled_caught:
             raise RequestTimeout("signalwire.connect", opts.request_timeout)
+
+    def _credentials_hint(self) -> str:
+        if "jwt_token" in self.options.authentication:
+            return "check the JWT: jwt_token= or SIGNALWIRE_JWT_TOKEN"
+        return (
+            "check the project ID and API token: project=/token= or "
+            "SIGNALWIRE_PROJECT_ID/SIGNALWIRE_API_TOKEN"
+        )
+
+    def _connected(self, conn: _Connection, result: Any, sent_protocol: str | None) -> None:
+        """Apply a successful connect result. Runs in the reader, before the next frame.
+
+        A connect that sent the stored ``protocol`` and got the same one back resumed
+        the session (calls and subscriptions survive). Anything else after an earlier
+        success is a fresh session: the server has forgotten the old calls. Deciding
+        this here, rather than in the task that sent the connect, matters: the
+        server's first events follow the response in the same read, and they must be
+        remembered in the right seen-window and routed after the old calls are failed,
+        or a new call in that read would be failed with the old ones.
+        """
         if not isinstance(result, dict):
             result = {}
         protocol = result.get("protocol")
@@ -397,14 +533,16 @@ class Session:
         if not resumed:
             self._seen.clear()
             self._seen_order.clear()
+        restarted = self._ever_authenticated and not resumed
+        self._ever_authenticated = True
         logger.info(
             "connected and authenticated (connection %d, %s session)",
             conn.number,
             "resumed" if resumed else "new",
         )
-        restarted = self._ever_authenticated and not resumed
-        self._ever_authenticated = True
-        return restarted
+        self._conn = conn
+        self._ready.set()
+        self._set_state(ConnectionState.CONNECTED, fresh_session=restarted)
 
     # -- reader ----------------------------------------------------------------------
 
@@ -416,7 +554,10 @@ class Session:
                 replies: list[str] = []
                 events: list[tuple[str, dict[str, Any], float]] = []
                 for raw in batch:
-                    self._classify(conn, raw, replies, events)
+                    try:
+                        self._classify(conn, raw, replies, events)
+                    except Exception:  # a bug here must cost one frame, not the link
+                        logger.exception("failed to handle an incoming frame; it was dropped")
                 try:
                     if replies:
                         await ws.send_texts(replies)
@@ -428,7 +569,7 @@ class Session:
                 if conn.draining and conn.idle is None:
                     self._start_drain(conn, tg)
         except (ConnectionLost, ProtocolError) as exc:
-            conn.lost = conn.lost or exc
+            self._lose(conn, exc)
             tg.cancel_scope.cancel()
 
     def _classify(
@@ -439,16 +580,16 @@ class Session:
         events: list[tuple[str, dict[str, Any], float]],
     ) -> None:
         """Handle one inbound frame; queue replies and events (never awaits)."""
-        debug = frame_logger.isEnabledFor(logging.DEBUG)
-        if debug:
+        if frame_logger.isEnabledFor(logging.DEBUG):
             frame_logger.debug("recv %s", redact_frame(raw, self._live_secrets()))
         if isinstance(raw, bytes):
             logger.warning("ignored a binary frame of %d bytes (RELAY sends text)", len(raw))
             return
         try:
             frame = _loads(raw)
-        except ValueError:
-            logger.warning("ignored a frame that is not valid JSON (%d chars)", len(raw))
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
+            logger.warning("ignored a frame that is %s (%d chars)", reason, len(raw))
             return
         if not isinstance(frame, dict):
             logger.warning("ignored a frame that is not a JSON object (%s)", type(frame).__name__)
@@ -458,12 +599,17 @@ class Session:
         if method is None:
             self._resolve(conn, frame, fid)
             return
+        if not isinstance(method, str):
+            logger.warning("ignored a request whose method is not a string")
+            if isinstance(fid, str | int) and not isinstance(fid, bool):
+                replies.append(_error_reply(fid, -32600, "Invalid Request: method"))
+            return
         if isinstance(fid, bool) or not isinstance(fid, str | int | None):
-            logger.warning("ignored a %r request with an invalid id", method)
+            logger.warning("ignored a %r request with an invalid id", _short(method))
             return
         params = frame.get("params", {})
         if not isinstance(params, dict):
-            logger.warning("ignored a %r request whose params are not an object", method)
+            logger.warning("ignored a %r request whose params are not an object", _short(method))
             if fid is not None:
                 replies.append(_error_reply(fid, -32602, "params must be an object"))
             return
@@ -488,9 +634,10 @@ class Session:
                 self.authorization_state = None
             conn.draining = True
         else:
-            logger.warning("server sent unknown method %r; answered method-not-found", method)
+            name = _short(method)
+            logger.warning("server sent unknown method %r; answered method-not-found", name)
             if fid is not None:
-                replies.append(_error_reply(fid, -32601, f"Method not found: {method}"))
+                replies.append(_error_reply(fid, -32601, f"Method not found: {name}"))
 
     def _route(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
         # One event that trips a bug in routing must not take the connection down
@@ -498,7 +645,7 @@ class Session:
         try:
             self._listener.session_event(event_type, params, timestamp)
         except Exception:
-            logger.exception("failed to route a %s event; it was dropped", event_type)
+            logger.exception("failed to route a %s event; it was dropped", _short(event_type))
 
     def _take_event(
         self, params: dict[str, Any], events: list[tuple[str, dict[str, Any], float]]
@@ -509,7 +656,9 @@ class Session:
             logger.warning("ignored an event without event_type")
             return
         if not isinstance(inner, dict):
-            logger.warning("ignored a %s event whose params are not an object", event_type)
+            logger.warning(
+                "ignored a %s event whose params are not an object", _short(event_type)
+            )
             return
         if event_type == EVENT_AUTHORIZATION_STATE:
             blob = inner.get("authorization_state")
@@ -522,16 +671,22 @@ class Session:
         events.append((event_type, inner, float(timestamp)))
 
     def _resolve(self, conn: _Connection, frame: dict[str, Any], fid: Any) -> None:
+        if "result" not in frame and "error" not in frame:
+            logger.warning(
+                "ignored a frame that is neither a request nor a response (keys: %s)",
+                _short(", ".join(sorted(map(str, frame)))),
+            )
+            return
         waiter = conn.pending.get(fid) if isinstance(fid, str) else None
         if waiter is None or waiter.event.is_set():
-            logger.debug("ignored a response to unknown request id %r", fid)
+            logger.debug("ignored a response to unknown request id %r", _short(fid))
             return
         if "error" in frame:
             waiter.error = _error_from(frame["error"])
-        elif "result" in frame:
-            waiter.result = frame["result"]
         else:
-            waiter.error = ProtocolError("response without result or error")
+            waiter.result = frame["result"]
+            if waiter.on_result is not None:
+                waiter.on_result(waiter.result)
         waiter.event.set()
 
     def _remember(self, fid: Any) -> None:
@@ -552,14 +707,20 @@ class Session:
             with anyio.move_on_after(opts.ping_timeout) as scope:
                 try:
                     await conn.request("signalwire.ping", {})
-                except RelayError:
+                except (RelayError, _NotSent):
                     return  # the reader has seen the loss, or will
             if scope.cancelled_caught:
                 logger.warning(
                     "no reply to signalwire.ping within %g s: the link is dead, reconnecting",
                     opts.ping_timeout,
                 )
-                conn.fail_all(ConnectionLost("keepalive ping unanswered"))
+                self._lose(
+                    conn,
+                    ConnectionLost(
+                        f"keepalive: no reply to signalwire.ping within {opts.ping_timeout:g} s",
+                        close_code=1006,
+                    ),
+                )
                 await conn.ws.abort()
                 return
 
@@ -570,9 +731,7 @@ class Session:
         ``disconnect_grace`` seconds to be answered before the link is closed (unless
         the server closes it first), then the session reconnects without backoff.
         """
-        if self._conn is conn:
-            self._conn = None
-            self._ready = anyio.Event()
+        self._detach(conn)
         self._reconnect_now = True
         conn.idle = anyio.Event()
         if not conn.pending:
@@ -595,6 +754,12 @@ class Session:
         self.state = state
         logger.info("connection state: %s", state.value)
         self._listener.session_state(state, fresh_session=fresh_session)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A bounded rendering of a peer-chosen value for a log line or an error reply."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _ack(fid: str | int) -> str:

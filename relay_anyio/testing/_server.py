@@ -24,6 +24,7 @@ import functools
 import json
 import logging
 import os
+import random
 import ssl
 import time
 import uuid
@@ -113,6 +114,9 @@ class JournalEntry:
     frame: Frame
     #: ``anyio.current_time()`` when the frame was read or handed to the socket.
     time: float
+    #: For ``"in"`` frames, the number of the socket read (server-wide, from 1) that
+    #: brought it: frames a client wrote at once usually share one. 0 for ``"out"``.
+    read: int = 0
 
 
 @attrs.define(eq=False)
@@ -131,6 +135,9 @@ class FakeSession:
     contexts: list[str] = attrs.field(factory=list)
     #: The latest blob sent in ``signalwire.authorization.state``.
     authorization_state: str = ""
+    #: Returns the next stamp for an event's params, or None for no stamp (see
+    #: :attr:`FakeRelayServer.stamp_events`).
+    stamp: Callable[[], int | None] | None = attrs.field(default=None, kw_only=True, repr=False)
     _unacked: dict[str, JSONObject] = attrs.field(factory=dict, init=False, repr=False)
     _connection: _Connection | None = attrs.field(default=None, init=False, repr=False)
 
@@ -157,8 +164,17 @@ class FakeSession:
             await self._connection.send([frame])
         return frame
 
+    async def emit_many(self, events: Iterable[tuple[str, JSONObject]]) -> list[JSONObject]:
+        """Queue several events and send them in one write (a burst, a flood)."""
+        frames = [self.queue_event(event_type, params) for event_type, params in events]
+        if self._connection is not None:
+            await self._connection.send(frames)
+        return frames
+
     def queue_event(self, event_type: str, params: JSONObject) -> JSONObject:
         """Register an event as unacknowledged without sending it."""
+        if self.stamp is not None and (seq := self.stamp()) is not None:
+            params = {**params, FakeRelayServer.EVENT_SEQ_KEY: seq}
         frame: JSONObject = {
             "jsonrpc": "2.0",
             "id": str(uuid.uuid4()),
@@ -187,7 +203,11 @@ class _Connection:
     """One accepted WebSocket: its reader state, its send order, its fate."""
 
     def __init__(
-        self, number: int, ws: WebSocket, record: Callable[[Direction, int, Frame], None]
+        self,
+        number: int,
+        ws: WebSocket,
+        record: Callable[[Direction, int, Frame], None],
+        chaos: Callable[[], bool] = lambda: False,
     ) -> None:
         self.number = number
         self.ws = ws
@@ -201,6 +221,10 @@ class _Connection:
         self.lock = anyio.Lock()
         self._resumed: anyio.Event | None = None
         self._record = record
+        self._chaos = chaos
+        #: Aborted by the server (a drop, a takeover): frames still in the read batch
+        #: are not processed, as they would not be on a dead link.
+        self.dropped = False
 
     @property
     def paused(self) -> bool:
@@ -237,13 +261,18 @@ class _Connection:
         """
         if not frames or self.paused or self.ws.closed:
             return
-        for frame in frames:
+        cut = next((i for i in range(len(frames)) if self._chaos()), None)
+        for frame in frames[:cut]:
             self._record("out", self.number, frame)
-        texts = [json.dumps(frame, separators=(",", ":")) for frame in frames]
+        texts = [json.dumps(frame, separators=(",", ":")) for frame in frames[:cut]]
         try:
-            await self.ws.send_texts(texts)
+            if texts:
+                await self.ws.send_texts(texts)
         except ConnectionLost:
             logger.debug("connection %d: lost while sending", self.number)
+        if cut is not None:
+            logger.debug("connection %d: random drop before an outgoing frame", self.number)
+            await self.abort()
 
     async def send_raw(self, data: str | bytes) -> None:
         async with self.lock:
@@ -263,6 +292,7 @@ class _Connection:
         self.cancel_scope.cancel()
 
     async def abort(self) -> None:
+        self.dropped = True
         await self.ws.abort()
         self.cancel_scope.cancel()
 
@@ -285,6 +315,9 @@ class FakeRelayServer:
     ``signalwire.disconnect``), ``ping_interval`` (server pings; None = off; read when
     a connection authenticates).
     """
+
+    #: The key :attr:`stamp_events` adds to the inner params of every event.
+    EVENT_SEQ_KEY: Final = "fake_seq"
 
     def __init__(
         self,
@@ -327,6 +360,27 @@ class FakeRelayServer:
         #: Close code each finished connection got from its client, by connection
         #: number; None when the client sent no close frame (an abort, a crash).
         self.close_codes: dict[int, int | None] = {}
+        #: How many events have been acknowledged (counted even without a journal).
+        self.acked_count: int = 0
+        #: False: keep no journal and no ``acked_event_ids`` (floods, soak runs), so
+        #: the server's memory does not grow with the traffic.
+        self.keep_journal: bool = True
+        #: True: every event's inner params get ``EVENT_SEQ_KEY: n``, a number that
+        #: grows by one per event queued, so a test can check on the client side
+        #: that each event arrived exactly once and in the order it was produced.
+        self.stamp_events: bool = False
+        #: Called as ``on_connect(session, restored)`` after a connect is accepted
+        #: and before its response is written: events queued here with
+        #: ``session.queue_event`` go out in the same write as the response.
+        self.on_connect: Callable[[FakeSession, bool], None] | None = None
+        #: Connections aborted by :meth:`drop_randomly` so far.
+        self.random_drops: int = 0
+        self._event_seq = 0
+        self._reads = 0
+        self._chaos_rng: random.Random | None = None
+        self._chaos_left = 0
+        self._chaos_countdown = 0
+        self._chaos_mean_gap = 1.0
         #: Everything a conformant client never does, one line each; a client test can
         #: end with ``assert server.violations == []``.
         self.violations: list[str] = []
@@ -731,6 +785,75 @@ class FakeRelayServer:
 
         self._add_fault(method, withhold)
 
+    def drop_next(self, method: str, *, after_effect: bool = False) -> None:
+        """Drop the connection at the next ``method`` request.
+
+        ``after_effect=False``: the link dies as the request arrives; it never takes
+        effect. ``after_effect=True``: the request takes effect (its events follow,
+        queued for the resumed session) but the link dies before the response is
+        written. Either way the client sees a request in flight at a drop.
+        """
+
+        async def drop(conn: _Connection, frame: JSONObject) -> None:
+            if after_effect:
+                await self._answer(conn, frame, lose_response=True)
+            else:
+                logger.debug("connection %d: dropping at %s", conn.number, method)
+                await conn.abort()
+
+        self._add_fault(method, drop)
+
+    def drop_randomly(self, count: int, *, mean_gap: float, seed: int) -> None:
+        """Abort the live connection at ``count`` random points of the traffic.
+
+        Every frame read or written (on any connection) advances a countdown; when it
+        reaches zero the connection is aborted at that frame: an incoming frame is
+        lost unprocessed, an outgoing batch is cut there. Gaps are drawn uniformly
+        from 1 to ``2 * mean_gap - 1`` frames by ``random.Random(seed)``, so a run
+        is reproducible up to scheduling. :attr:`random_drops` counts the drops.
+        """
+        if count < 0 or mean_gap < 1:
+            raise ValueError("count must be >= 0 and mean_gap >= 1")
+        self._chaos_rng = random.Random(seed)
+        self._chaos_left = count
+        self._chaos_mean_gap = mean_gap
+        self._chaos_countdown = self._chaos_gap()
+
+    def drop_after(self, frames: int) -> None:
+        """Abort the live connection at the ``frames``-th frame read or written from now.
+
+        The deterministic cousin of :meth:`drop_randomly` (and it replaces any
+        pending random drops): ``drop_after(1)`` drops at the very next frame.
+        """
+        if frames < 1:
+            raise ValueError("frames must be >= 1")
+        self._chaos_rng = None
+        self._chaos_left = 1
+        self._chaos_countdown = frames
+
+    def _chaos_gap(self) -> int:
+        if self._chaos_rng is None:
+            return 0
+        return self._chaos_rng.randint(1, max(1, round(2 * self._chaos_mean_gap) - 1))
+
+    def _chaos_tick(self) -> bool:
+        """One frame passed; True when the connection must be dropped here."""
+        if self._chaos_left <= 0:
+            return False
+        self._chaos_countdown -= 1
+        if self._chaos_countdown > 0:
+            return False
+        self._chaos_left -= 1
+        self.random_drops += 1
+        self._chaos_countdown = self._chaos_gap()
+        return True
+
+    def _stamp(self) -> int | None:
+        if not self.stamp_events:
+            return None
+        self._event_seq += 1
+        return self._event_seq
+
     def stop_reading(self) -> None:
         """Half-open every open connection: nothing is read, answered or sent; none closes.
 
@@ -775,7 +898,7 @@ class FakeRelayServer:
             logger.debug("WebSocket handshake failed: %s", exc)
             return
         self._connection_count += 1
-        conn = _Connection(self._connection_count, ws, self._record)
+        conn = _Connection(self._connection_count, ws, self._record, self._chaos_tick)
         self._open[conn.number] = conn
         self.notify()
         logger.debug("connection %d opened", conn.number)
@@ -817,12 +940,16 @@ class FakeRelayServer:
             except (ConnectionLost, ProtocolError) as exc:
                 logger.debug("connection %d: %s", conn.number, exc)
                 return
+            self._reads += 1
+            read = self._reads
             for raw in batch:
                 await conn.wait_until_reading()
-                await self._on_frame(conn, raw)
+                await self._on_frame(conn, raw, read)
 
-    def _record(self, direction: Direction, connection: int, frame: Frame) -> None:
-        self.journal.append(JournalEntry(direction, connection, frame, anyio.current_time()))
+    def _record(self, direction: Direction, connection: int, frame: Frame, read: int = 0) -> None:
+        if self.keep_journal:
+            now = anyio.current_time()
+            self.journal.append(JournalEntry(direction, connection, frame, now, read))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s #%d %s", direction, connection, _describe(frame))
         self.notify()
@@ -834,9 +961,15 @@ class FakeRelayServer:
 
     # -- frames from clients ---------------------------------------------------------
 
-    async def _on_frame(self, conn: _Connection, raw: str | bytes) -> None:
+    async def _on_frame(self, conn: _Connection, raw: str | bytes, read: int = 0) -> None:
+        if conn.dropped:
+            return
         frame = _parse_frame(raw)
-        self._record("in", conn.number, frame)
+        self._record("in", conn.number, frame, read)
+        if self._chaos_tick():
+            logger.debug("connection %d: random drop after an incoming frame", conn.number)
+            await conn.abort()  # the frame is lost with the link: it has no effect
+            return
         if not isinstance(frame, dict):
             self._violation(conn, "sent a frame that is not a JSON object")
         elif "method" in frame:
@@ -865,7 +998,9 @@ class FakeRelayServer:
         else:
             await self._answer(conn, frame)
 
-    async def _answer(self, conn: _Connection, frame: JSONObject) -> None:
+    async def _answer(
+        self, conn: _Connection, frame: JSONObject, *, lose_response: bool = False
+    ) -> None:
         method: str = frame["method"]
         params: JSONObject = frame.get("params", {})
         if method == METHOD_SIGNALWIRE_CONNECT:
@@ -891,8 +1026,17 @@ class FakeRelayServer:
             error = _error(exc.code, exc.message, exc.data)
             await conn.send(_response(frame, error=error))
             return
-        await conn.send(_response(frame, result=result))
-        await ctx.run_follow_ups()
+        # The request has taken effect: its response and its events must not depend
+        # on this connection surviving. A drop in between (drop_randomly, a test's
+        # drop_connection) loses the response, as on a real network, but the events
+        # are still produced, queued on the session and delivered on resume.
+        with anyio.CancelScope(shield=True):
+            if lose_response:
+                logger.debug("connection %d: dropping before answering %s", conn.number, method)
+                await conn.abort()
+            else:
+                await conn.send(_response(frame, result=result))
+            await ctx.run_follow_ups()
 
     def _note_call_request(self, frame: JSONObject, params: JSONObject) -> None:
         call_id = params.get("call_id")
@@ -911,7 +1055,9 @@ class FakeRelayServer:
         elif method is not None:
             pass  # the reply to signalwire.disconnect: the journal has it
         elif conn.session is not None and conn.session._ack(key):
-            self.acked_event_ids.append(key)
+            self.acked_count += 1
+            if self.keep_journal:
+                self.acked_event_ids.append(key)
             self.notify()
         else:
             self.unknown_acks.append(response_id)
@@ -943,6 +1089,8 @@ class FakeRelayServer:
             session.authorization_state = _authorization_blob()
             state = {"authorization_state": session.authorization_state}
             session.queue_event(EVENT_AUTHORIZATION_STATE, state)
+            if self.on_connect is not None:
+                self.on_connect(session, restored)
             result = self._connect_result(session, restored)
             # One write: the response, then every unacked event (old ones first, the
             # new authorization state last), before any other task may send.
@@ -984,6 +1132,7 @@ class FakeRelayServer:
                 protocol=f"signalwire_{uuid.uuid4().hex}",
                 sessionid=str(uuid.uuid4()),
                 identity=f"{self.project}@relay",
+                stamp=self._stamp,
             )
             self._sessions[session.protocol] = session
         session.subscribe(contexts)

@@ -1,0 +1,246 @@
+"""Reliability scenarios shared by ``tests/stress`` and ``benchmarks/soak.py``.
+
+Each scenario runs a real :class:`RelayClient` against a :class:`FakeRelayServer` over
+loopback and returns a report of exact counts. The tests run them small and assert on
+every field; the soak script runs them at full size and prints the report.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import attrs
+
+from relay_anyio import (
+    EVENT_CALL_COLLECT,
+    EVENT_CALL_PLAY,
+    EVENT_CALL_RECORD,
+    EVENT_CALL_STATE,
+    Action,
+    Call,
+    ConnectionLost,
+    RelayClient,
+    RelayEvent,
+)
+from relay_anyio.testing import FakeRelayServer
+
+__all__ = ["FaultReport", "fast_client", "peak_rss_mib", "run_fault_scenario"]
+
+_T = TypeVar("_T")
+SEQ = FakeRelayServer.EVENT_SEQ_KEY
+#: Event types a call's listeners record (everything the fake sends for these calls
+#: except ``calling.call.receive``, which creates the call and is not a listener event).
+CALL_EVENT_TYPES = (EVENT_CALL_STATE, EVENT_CALL_PLAY, EVENT_CALL_COLLECT, EVENT_CALL_RECORD)
+
+
+def fast_client(server: FakeRelayServer, **overrides: Any) -> RelayClient:
+    """A client for ``server`` with test timers: quick reconnects, no client pings."""
+    options: dict[str, Any] = {
+        **server.client_kwargs(),
+        "contexts": ["default"],
+        "request_timeout": 5.0,
+        "reconnect_min_delay": 0.01,
+        "reconnect_max_delay": 0.05,
+        "ping_interval": 3600.0,
+    }
+    options.update(overrides)
+    return RelayClient(**options)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@attrs.define
+class FaultReport:
+    """What happened in one :func:`run_fault_scenario` run; every count is exact."""
+
+    calls: int
+    drops_requested: int
+    drops: int = 0
+    connections: int = 0
+    handlers_started: int = 0
+    handlers_completed: int = 0
+    ended_on_server: int = 0
+    ended_on_client: int = 0
+    active_calls_after: int = -1
+    events_sent: int = 0
+    events_delivered: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    calls_out_of_order: int = 0
+    actions_started: int = 0
+    actions_completed: int = 0
+    requests_lost: int = 0
+    unacked_after: int = -1
+    max_delay: float = 0.0
+    elapsed: float = 0.0
+    peak_rss_mib: float = 0.0
+    errors: list[str] = attrs.field(factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            f"calls completed      {self.handlers_completed}/{self.calls} "
+            f"(ended: server {self.ended_on_server}, client {self.ended_on_client}; "
+            f"active after {self.active_calls_after})",
+            f"connection drops     {self.drops} (requested {self.drops_requested}), "
+            f"connections {self.connections}",
+            f"events delivered     {self.events_delivered} of {self.events_sent} sent; "
+            f"duplicates {self.duplicates}, missing {self.missing}, "
+            f"calls out of order {self.calls_out_of_order}",
+            f"actions completed    {self.actions_completed}/{self.actions_started}",
+            f"requests lost        {self.requests_lost} (ConnectionLost, retried)",
+            f"max per-call delay   {self.max_delay * 1000:.1f} ms (server write -> listener)",
+            f"unacked at the end   {self.unacked_after}",
+            f"elapsed              {self.elapsed:.2f} s",
+            f"peak RSS             {self.peak_rss_mib:.1f} MiB",
+            f"errors               {len(self.errors)} {self.errors[:3] if self.errors else ''}",
+        ]
+
+
+async def _retry(report: FaultReport, operation: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a command; on ConnectionLost (in flight at a drop) count it and send it again.
+
+    Retrying is what a handler does about a command whose fate is unknown. The
+    counts stay exact because the test compares what was *delivered* with what the
+    server *sent*, and a command that ran twice on the server sends its events twice.
+    """
+    while True:
+        try:
+            return await operation()
+        except ConnectionLost:
+            report.requests_lost += 1
+
+
+async def run_fault_scenario(
+    calls: int = 200,
+    drops: int = 25,
+    *,
+    seed: int = 20240601,
+    mean_gap: float | None = None,
+    timeout: float = 60.0,
+) -> FaultReport:
+    """Calls doing play / collect / record while the server drops the link at random.
+
+    Every call: answer, play (wait), play_and_collect (wait), record, stop, wait,
+    hang up, wait for the end. Meanwhile ``server.drop_randomly(drops, ...)`` aborts
+    the connection at seeded random frames. The report compares, per call, the
+    events the server sent (unique ids, stamped in production order) with what the
+    call's listeners received.
+    """
+    report = FaultReport(calls=calls, drops_requested=drops)
+    delivered: dict[str, list[tuple[int, float]]] = {}
+    all_done = anyio.Event()
+    started = time.perf_counter()
+    async with FakeRelayServer() as server:
+        server.stamp_events = True
+        server.play_duration = 0.005
+        client = fast_client(server)
+
+        @client.on_call
+        async def handle(call: Call) -> None:
+            report.handlers_started += 1
+            received = delivered.setdefault(call.call_id, [])
+
+            def listen(event: RelayEvent) -> None:
+                received.append((event.raw_params[SEQ], anyio.current_time()))
+
+            for event_type in CALL_EVENT_TYPES:
+                call.on(event_type, listen)
+            actions: list[Action] = []
+            try:
+                await _retry(report, call.answer)
+                play = await _retry(
+                    report,
+                    lambda: call.play([{"type": "tts", "text": "hi"}], control_id=_id(call, "p")),
+                )
+                actions.append(play)
+                await play.wait()
+                collect = await _retry(
+                    report,
+                    lambda: call.play_and_collect(
+                        [{"type": "tts", "text": "press a key"}],
+                        {"digits": {"max": 1}},
+                        control_id=_id(call, "c"),
+                    ),
+                )
+                actions.append(collect)
+                await collect.wait()
+                recording = await _retry(
+                    report, lambda: call.record({"format": "wav"}, control_id=_id(call, "r"))
+                )
+                actions.append(recording)
+                await _retry(report, recording.stop)
+                await recording.wait()
+                await _retry(report, call.hangup)
+                await call.wait_for_ended()
+                report.ended_on_client += call.state == "ended"
+                report.handlers_completed += 1
+            except Exception as exc:
+                report.errors.append(f"{call.call_id}: {exc!r}")
+            finally:
+                report.actions_started += len(actions)
+                report.actions_completed += sum(a.is_done and not a.call_ended for a in actions)
+                if report.handlers_completed + len(report.errors) == calls:
+                    all_done.set()
+
+        with anyio.fail_after(timeout):
+            async with client:
+                gap = mean_gap if mean_gap is not None else max(2.0, calls * 37 / (drops * 1.6))
+                server.drop_randomly(drops, mean_gap=gap, seed=seed)
+                for n in range(calls):
+                    fake = await server.offer_call()
+                    fake.script_digits(str(n % 10))
+                await all_done.wait()
+                report.active_calls_after = client.active_calls
+        report.drops = server.random_drops
+        report.connections = server.connections
+        report.unacked_after = len(server.unacked_events())
+        report.ended_on_server = sum(c.state == "ended" for c in server.calls.values())
+        _compare(server, delivered, report)
+    report.elapsed = time.perf_counter() - started
+    report.peak_rss_mib = peak_rss_mib()
+    return report
+
+
+def _id(call: Call, kind: str) -> str:
+    """A fixed control_id per call and action: a retried start names the same action."""
+    return f"{call.call_id}-{kind}"
+
+
+def _compare(
+    server: FakeRelayServer, delivered: dict[str, list[tuple[int, float]]], report: FaultReport
+) -> None:
+    """Per call: the server's events (first write of each stamp) vs the listeners' list."""
+    first_write: dict[int, float] = {}
+    sent: dict[str, list[int]] = {}
+    for entry in server.journal:
+        frame = entry.frame
+        if entry.direction != "out" or not isinstance(frame, dict):
+            continue
+        if frame.get("method") != "signalwire.event":
+            continue
+        envelope = frame["params"]
+        if envelope["event_type"] not in CALL_EVENT_TYPES:
+            continue
+        inner = envelope["params"]
+        seq = inner[SEQ]
+        if seq not in first_write:
+            first_write[seq] = entry.time
+            sent.setdefault(inner["call_id"], []).append(seq)
+    for call_id in sent.keys() | delivered.keys():
+        expected = sorted(sent.get(call_id, []))
+        got = [seq for seq, _ in delivered.get(call_id, [])]
+        report.events_sent += len(expected)
+        report.events_delivered += len(got)
+        report.duplicates += len(got) - len(set(got))
+        report.missing += len(set(expected) - set(got))
+        report.calls_out_of_order += got != sorted(got)
+        for seq, at in delivered.get(call_id, []):
+            if seq in first_write:
+                report.max_delay = max(report.max_delay, at - first_write[seq])
