@@ -141,6 +141,7 @@ class Call:
         self._pump_send = None  # type: ignore[assignment]
         self._task_group: anyio.abc.TaskGroup | None = None
         self._failure: RelayError | None = None
+        self._hung_up = False
         #: Run (synchronously) once when the call ends or its session is lost.
         self._end_callbacks: list[Callable[[Call], object]] = []
 
@@ -467,8 +468,17 @@ class Call:
         return await self._command("calling.answer", kwargs)
 
     async def hangup(self, reason: str = "hangup") -> dict[str, Any]:
-        """End the call (``calling.end``). A call that is already gone is a no-op."""
-        return await self._command("calling.end", {"reason": reason})
+        """End the call (``calling.end``). A call that is already gone is a no-op.
+
+        So is a call already hung up here: once RELAY accepted one ``calling.end``,
+        another would only come back 410 (the official client sends it anyway), e.g.
+        when the client exits right after a handler hung up, before "ended" arrived.
+        """
+        if self._hung_up or self._ended.is_set():
+            return {}
+        result = await self._command("calling.end", {"reason": reason})
+        self._hung_up = True
+        return result
 
     async def pass_(self) -> dict[str, Any]:
         """Decline control: the platform offers the call to another consumer."""
