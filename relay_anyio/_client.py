@@ -124,7 +124,7 @@ class RelayClient:
                     "(or use jwt_token=... / SIGNALWIRE_JWT_TOKEN)"
                 )
             authentication = {"project": project, "token": token}
-        self.project = project or ""
+        self.project: str = project or ""
         if url is None:
             host = host or os.environ.get("SIGNALWIRE_SPACE") or DEFAULT_RELAY_HOST
             if any(c in _FORBIDDEN_HOST_CHARS for c in host) or "://" in host:
@@ -137,11 +137,11 @@ class RelayClient:
                 ssl_context = build_ssl_context()
         elif not url.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
-        self.host = url.split("://", 1)[1].split("/", 1)[0]
+        self.host: str = url.split("://", 1)[1].split("/", 1)[0]
         self.url = url
         if max_active_calls is None:
             max_active_calls = _env_int("RELAY_MAX_ACTIVE_CALLS", 1000)
-        self.max_active_calls = max(1, int(max_active_calls))
+        self.max_active_calls: int = max(1, int(max_active_calls))
         self.shutdown_timeout = shutdown_timeout
         self._call_event_buffer = call_event_buffer
         options = SessionOptions(
@@ -168,6 +168,7 @@ class RelayClient:
         self._tg: anyio.abc.TaskGroup | None = None
         self._fatal: RelayError | None = None
         self._started = False
+        self._session_scope: anyio.CancelScope | None = None
         self._pump_send: (
             MemoryObjectSendStream[tuple[tuple[EventListener, ...], RelayEvent]] | None
         ) = None
@@ -233,6 +234,8 @@ class RelayClient:
             tg.start_soon(self._messages.run_expiry, name="relay message expiry")
         except BaseException as exc:
             tg.cancel_scope.cancel()
+            if self._session_scope is not None:
+                self._session_scope.cancel()
             self._tg = None
             _active_clients.discard(self)
             await tg.__aexit__(None, None, None)
@@ -255,6 +258,8 @@ class RelayClient:
             await self._hang_up_handled_calls()
         finally:
             tg.cancel_scope.cancel()
+            if self._session_scope is not None:
+                self._session_scope.cancel()
             self._tg = None
             _active_clients.discard(self)
             self._session.close()
@@ -301,7 +306,12 @@ class RelayClient:
                 task_status.started()
 
         try:
-            await self._session.run(task_status=_Status())
+            # Shielded: when the scope around the client is cancelled, the connection
+            # must outlive the handlers long enough to stop their actions and hang up
+            # their calls; __aexit__ cancels this scope once that is done.
+            self._session_scope = anyio.CancelScope(shield=True)
+            with self._session_scope:
+                await self._session.run(task_status=_Status())
         except RelayError as exc:
             if not started:
                 raise
@@ -527,6 +537,7 @@ class RelayClient:
         handler = self._call_handler
         assert handler is not None
         self._handled.add(call)
+        finished = False
         try:
             async with anyio.create_task_group() as tg:
                 call._task_group = tg
@@ -536,9 +547,13 @@ class RelayClient:
                     logger.exception("on_call handler failed for call %s", call.call_id)
                 finally:
                     await call._close_scope()
+            finished = True
         finally:
             call._task_group = None
-            self._handled.discard(call)
+            if finished:
+                # A handler that was cancelled (client shutdown) stays "being handled"
+                # so that __aexit__ hangs its call up.
+                self._handled.discard(call)
 
     def _on_dial_event(self, params: dict[str, Any], timestamp: float) -> bool:
         """Resolve a pending dial; return True if the event was consumed by one."""

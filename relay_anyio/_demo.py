@@ -167,7 +167,7 @@ async def run_demo(verbose: bool = False) -> None:
         }
         owner = [_call_id_of(e.frame, requests) for e in journal]
         session = [e for e, call_id in zip(journal, owner, strict=True)
-                   if call_id is None and _summary(e.frame) != "ack"]
+                   if call_id is None and (verbose or _summary(e.frame) != "ack")]
         _print_timeline("session (connect, auth, messaging)", session, start, verbose)
         for call_id, title in calls:
             entries = [e for e, o in zip(journal, owner, strict=True) if o == call_id]
@@ -175,5 +175,5 @@ async def run_demo(verbose: bool = False) -> None:
         print(f"\nSMS {message.message_id[:8]} final state: {final.params.get('message_state')}")
         print(f"inbound MMS from {inbound[0].from_number}: {inbound[0].body!r} {inbound[0].media}")
         acks = sum(1 for e in journal if _summary(e.frame) == "ack")
-        print(f"\n{len(journal)} frames in {anyio.current_time() - start:.2f} s "
-              f"({acks} acks/pongs hidden; --verbose shows all)")
+        hidden = "all shown" if verbose else f"{acks} acks/pongs hidden; --verbose shows all"
+        print(f"\n{len(journal)} frames in {anyio.current_time() - start:.2f} s ({hidden})")

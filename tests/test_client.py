@@ -349,3 +349,30 @@ def test_max_active_calls_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("RELAY_MAX_ACTIVE_CALLS", "lots")
     assert RelayClient(project="p", token="t").max_active_calls == 1000
     assert RelayClient(project="p", token="t", max_active_calls=0).max_active_calls == 1
+
+
+async def test_cancelling_around_the_client_still_hangs_up_handled_calls(
+    relay_server: FakeRelayServer,
+) -> None:
+    relay_server.play_duration = 60
+    playing = anyio.Event()
+    client = make_client(relay_server)
+
+    @client.on_call
+    async def handle(call: Call) -> None:
+        await call.answer()
+        await call.play([{"type": "tts", "text": "hold music"}])
+        playing.set()
+        await anyio.sleep_forever()
+
+    with anyio.CancelScope() as scope:
+        async with client:
+            fake = await relay_server.offer_call()
+            await playing.wait()
+            scope.cancel()
+    # The handler was cancelled and its call hung up, over the connection that stayed
+    # up for exactly that (before the fix: "could not hang up ... client is closed").
+    assert [r["params"]["call_id"] for r in relay_server.received("calling.end")] == [
+        fake.call_id
+    ]
+    assert fake.state == "ended"

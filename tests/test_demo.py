@@ -81,4 +81,6 @@ async def test_demo_verbose_shows_frames_in_full_with_credentials_masked(
     out = capsys.readouterr().out
     # Every frame is also printed in full, below its summary line.
     assert '"method":"calling.play_and_collect"' in out.replace(" ", "")
+    assert "client -> server  ack" in out  # nothing hidden
+    assert "(all shown)" in out
     assert "test-token" not in out
