@@ -1,0 +1,260 @@
+"""``client.dial``: serial and parallel devices, tag correlation, failure, no orphans.
+
+The fake server plays every leg (``created`` → ``ringing`` → ``answered`` or
+``ended``) and reports the outcome with ``calling.call.dial``. What is checked beyond
+the happy path is what other RELAY SDKs got wrong: concurrent dials never get each
+other's call, and a dial the client gives up on (timeout, cancellation) leaves no leg
+alive on the server, even one that answers after the client stopped waiting.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import anyio
+import pytest
+
+from relay_anyio import EVENT_CALL_PLAY, EVENT_CALL_STATE, Call, RelayError, RelayEvent
+from relay_anyio.testing import DialScript, FakeRelayServer
+from relay_anyio.testing._calling import dial_handler
+
+from .helpers import eventually, make_client
+
+pytestmark = pytest.mark.anyio
+
+JSON = dict[str, Any]
+
+
+def phone(number: str) -> JSON:
+    return {"type": "phone", "params": {"to_number": number, "from_number": "+15550000000"}}
+
+
+def legs_of(server: FakeRelayServer, tag: str) -> list[Any]:
+    return [c for c in server.calls.values() if c.tag == tag and c.direction == "outbound"]
+
+
+def ends_sent(server: FakeRelayServer) -> list[tuple[str, str]]:
+    return [(f["params"]["call_id"], f["params"]["reason"]) for f in server.received("calling.end")]
+
+
+async def no_leg_alive(server: FakeRelayServer, tag: str) -> None:
+    def all_ended() -> bool:
+        legs = legs_of(server, tag)
+        return bool(legs) and all(leg.state == "ended" for leg in legs)
+
+    await server.wait_until(all_ended, timeout=2, what=f"every leg of dial {tag} to end")
+
+
+async def test_serial_dial_tries_the_groups_in_order(relay_server: FakeRelayServer) -> None:
+    relay_server.script_dial(["busy", "answer"])
+    async with make_client(relay_server) as client:
+        call = await client.dial([[phone("+15551111111")], [phone("+15552222222")]], tag="t-serial")
+        assert isinstance(call, Call)
+        assert (call.direction, call.state, call.tag) == ("outbound", "answered", "t-serial")
+        assert call.device == phone("+15552222222")
+        await call.hangup()
+        await call.wait_for_ended(timeout=2)
+    [dial] = relay_server.received("calling.dial")
+    assert dial["params"] == {
+        "tag": "t-serial", "devices": [[phone("+15551111111")], [phone("+15552222222")]]
+    }
+    first, second = legs_of(relay_server, "t-serial")
+    assert (first.device, first.states, first.end_reason) == (
+        phone("+15551111111"), ["created", "ringing", "ended"], "busy")
+    assert second.call_id == call.call_id
+    assert second.states == ["created", "ringing", "answered", "ending", "ended"]
+
+
+async def test_parallel_dial_returns_the_leg_that_answered(relay_server: FakeRelayServer) -> None:
+    relay_server.script_dial(["no_answer", "answer", "answer"])
+    async with make_client(relay_server) as client:
+        call = await client.dial(
+            [[phone("+15551111111"), phone("+15552222222"), phone("+15553333333")]],
+            max_duration=60, region="us", max_price_per_minute=0.5, timeout=5,
+        )
+        states: list[str] = []
+        call.on(EVENT_CALL_STATE, lambda e: states.append(e.params["call_state"]))
+        await call.hangup()
+        await call.wait_for_ended(timeout=2)
+        await eventually(lambda: states[-1:] == ["ended"])
+    [dial] = relay_server.received("calling.dial")
+    tag = dial["params"]["tag"]
+    assert dial["params"] == {
+        "tag": tag, "max_duration": 60, "region": "us", "max_price_per_minute": 0.5,
+        "devices": [[phone("+15551111111"), phone("+15552222222"), phone("+15553333333")]],
+    }
+    assert call.tag == tag and call.device == phone("+15552222222")
+    a, b, c = legs_of(relay_server, tag)
+    assert (a.end_reason, c.end_reason) == ("noAnswer", "cancel")  # c lost the race
+    assert b.call_id == call.call_id
+    assert states == ["ending", "ended"]  # listeners work on outbound calls
+    assert client.active_calls == 0
+
+
+async def test_concurrent_dials_never_get_each_others_call(relay_server: FakeRelayServer) -> None:
+    """20 dials from 20 tasks, each scripted differently; answers arrive out of order."""
+    outcomes = ["answer", "busy", "no_answer", "decline"]
+    scripts: dict[str, DialScript] = {}
+    plan: dict[str, tuple[str, str]] = {}  # number -> (own outcome, sibling outcome)
+    for i in range(20):
+        number = f"+1555{i:07d}"
+        own, sibling = outcomes[i % 4], outcomes[(i // 4) % 4]
+        plan[number] = (own, sibling)
+        # Two parallel legs per dial: the dialled number and a decoy of the same dial.
+        scripts[number] = DialScript((own, sibling), answer_delay=(19 - i) * 0.004)
+    relay_server.set_handler(
+        "calling.dial", dial_handler(lambda p: scripts[p["devices"][0][0]["params"]["to_number"]])
+    )
+    results: dict[str, Any] = {}
+
+    async def place(number: str) -> None:
+        try:
+            call = await client.dial([[phone(number), phone(number + "9")]], timeout=5)
+        except RelayError as exc:
+            results[number] = exc
+            return
+        results[number] = call
+        play = await call.play([{"type": "tts", "text": number}])
+        await play.wait(timeout=2)
+        await call.hangup()
+
+    async with make_client(relay_server) as client:
+        async with anyio.create_task_group() as tg:
+            for number in plan:
+                tg.start_soon(place, number)
+        await relay_server.wait_until(
+            lambda: all(c.state == "ended" for c in relay_server.calls.values())
+        )
+    answered = {n: r for n, r in results.items() if isinstance(r, Call)}
+    assert len({id(c) for c in answered.values()}) == len(answered)
+    for number, (own, sibling) in plan.items():
+        result = results[number]
+        if "answer" in (own, sibling):
+            winner = number if own == "answer" else number + "9"
+            assert isinstance(result, Call), number
+            assert result.device == phone(winner)
+            [dial] = [d for d in relay_server.received("calling.dial")
+                      if d["params"]["devices"][0][0]["params"]["to_number"] == number]
+            assert result.tag == dial["params"]["tag"]
+            # The call played its own number: commands went to its own leg.
+            [play] = [f for f in relay_server.received("calling.play")
+                      if f["params"]["call_id"] == result.call_id]
+            assert play["params"]["play"][0]["params"]["text"] == number
+        else:
+            assert isinstance(result, RelayError), number
+            reasons = {"busy": "busy", "no_answer": "noAnswer", "decline": "decline"}
+            assert result.message.endswith(
+                ": " + ", ".join(dict.fromkeys((reasons[own], reasons[sibling]))))
+    assert len(answered) == sum("answer" in p for p in plan.values())
+    assert relay_server.violations == []
+
+
+async def test_failed_dial_raises_with_the_reason(relay_server: FakeRelayServer) -> None:
+    relay_server.script_dial(["busy"])
+    relay_server.script_dial(["busy", "decline"])
+    async with make_client(relay_server) as client:
+        with pytest.raises(RelayError) as one:
+            await client.dial([[phone("+15551111111")]], tag="t-busy")
+        with pytest.raises(RelayError) as two:
+            await client.dial([[phone("+15551111111")], [phone("+15552222222")]], tag="t-two")
+        relay_server.fail_next("calling.dial", code="402", message="Payment required")
+        with pytest.raises(RelayError) as refused:
+            await client.dial([[phone("+15551111111")]])
+        assert client.active_calls == 0
+    assert (one.value.code, one.value.message) == (-1, "Dial failed (tag=t-busy): busy")
+    assert one.value.data["dial_state"] == "failed"
+    assert two.value.message == "Dial failed (tag=t-two): busy, decline"
+    assert (refused.value.code, refused.value.message) == (402, "Payment required")
+    assert ends_sent(relay_server) == []  # nothing was left to end
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+async def test_giving_up_ends_the_ringing_legs(relay_server: FakeRelayServer, how: str) -> None:
+    relay_server.script_dial(["answer", "answer"], answer_delay=0.15)
+    async with make_client(relay_server) as client:
+        started = anyio.current_time()
+        if how == "timeout":
+            with pytest.raises(TimeoutError) as info:
+                await client.dial([[phone("+15551111111"), phone("+15552222222")]], tag="t-give",
+                                  timeout=0.05)
+            assert isinstance(info.value, RelayError)
+            assert "Dial timed out" in info.value.message and "tag=t-give" in info.value.message
+        else:
+            with anyio.move_on_after(0.05):
+                await client.dial([[phone("+15551111111"), phone("+15552222222")]], tag="t-give")
+                pytest.fail("the dial should have been cancelled")
+        assert anyio.current_time() - started < 0.15  # ending the legs does not wait for RELAY
+        await no_leg_alive(relay_server, "t-give")
+        await anyio.sleep(0.15)  # past the moment the legs would have answered
+        assert client.active_calls == 0
+    legs = legs_of(relay_server, "t-give")
+    assert sorted(ends_sent(relay_server)) == sorted((leg.call_id, "cancel") for leg in legs)
+    for leg in legs:
+        assert leg.states == ["created", "ringing", "ending", "ended"]  # never answered
+        assert leg.end_reason == "cancel"
+    # With every leg cancelled, nothing can answer: RELAY reports the dial failed.
+    [outcome] = relay_server.sent_events("calling.call.dial")
+    assert outcome["params"]["params"]["dial_state"] == "failed"
+
+
+async def test_a_leg_answered_after_the_client_gave_up_is_hung_up(
+    relay_server: FakeRelayServer,
+) -> None:
+    relay_server.delay_next("calling.dial", 0.15)  # RELAY is slow: the client gives up first
+    async with make_client(relay_server) as client:
+        with pytest.raises(TimeoutError):
+            await client.dial([[phone("+15551111111")]], tag="t-late", timeout=0.05)
+        assert relay_server.received("calling.end") == []
+        await no_leg_alive(relay_server, "t-late")
+        await eventually(lambda: client.active_calls == 0)
+    [leg] = legs_of(relay_server, "t-late")
+    assert leg.states == ["created", "ringing", "answered", "ending", "ended"]
+    assert ends_sent(relay_server) == [(leg.call_id, "cancel")]
+    [outcome] = relay_server.sent_events("calling.call.dial")
+    assert outcome["params"]["params"]["dial_state"] == "answered"
+
+
+async def test_a_dialled_call_still_up_when_the_client_exits_is_hung_up(
+    relay_server: FakeRelayServer,
+) -> None:
+    async with make_client(relay_server) as client:
+        call = await client.dial([[phone("+15551111111")]], tag="t-left")
+        relay_server.play_duration = 60
+        await call.play([{"type": "tts", "text": "forgotten"}])
+    # Leaving the client hung it up: outbound calls belong to the client.
+    await no_leg_alive(relay_server, "t-left")
+    assert ends_sent(relay_server) == [(call.call_id, "hangup")]
+
+
+async def test_dial_events_and_commands_route_to_the_outbound_call(
+    relay_server: FakeRelayServer,
+) -> None:
+    plays: list[RelayEvent] = []
+    async with make_client(relay_server) as client:
+        call = await client.dial([[phone("+15551111111")]])
+        call.on(EVENT_CALL_PLAY, plays.append)
+        action = await call.play_tts("hello")
+        event = await action.wait(timeout=2)
+        fake = relay_server.calls[call.call_id]
+        await fake.remote_hangup()
+        ended = await call.wait_for_ended(timeout=2)
+        await eventually(lambda: len(plays) == 2)
+    assert event.params["state"] == "finished"
+    assert [e.params["state"] for e in plays] == ["playing", "finished"]
+    assert {e.call_id for e in plays} == {call.call_id}
+    assert ended.params["end_reason"] == "hangup"
+
+
+async def test_dial_needs_a_connected_client(relay_server: FakeRelayServer) -> None:
+    client = make_client(relay_server)
+    with pytest.raises(RuntimeError, match="connected client"):
+        await client.dial([[phone("+15551111111")]])
+    async with client:
+        relay_server.script_dial(["answer"], answer_delay=0.2)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(client.dial, [[phone("+15551111111")]], tag="t-dup"))
+            await relay_server.wait_for_request("calling.dial")
+            with pytest.raises(ValueError, match="already in progress"):
+                await client.dial([[phone("+15552222222")]], tag="t-dup")
+    assert len(relay_server.received("calling.dial")) == 1
