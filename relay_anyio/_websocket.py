@@ -69,6 +69,8 @@ CA_FILE_ENV = "SIGNALWIRE_RELAY_CA_FILE"
 DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
 _READ_SIZE = 65536
 _CLOSE_TIMEOUT = 2.0
+#: How long a polite close waits for a write in progress before giving up on it.
+_CLOSE_LOCK_WAIT = 0.25
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONT = Opcode.CONT
@@ -259,19 +261,29 @@ class WebSocket:
     # -- closing ---------------------------------------------------------------------
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        """Close politely: send a close frame (bounded wait), then close the stream."""
+        """Close politely: send a close frame (bounded wait), then close the stream.
+
+        If another write holds the lock for more than a moment it is blocked on a
+        peer that stopped reading: no close frame can get through, so the stream is
+        closed at once, which also ends that write.
+        """
         if self._closed:
             return
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            async with self._send_lock:
-                if self._proto.state is State.OPEN:
-                    self._proto.send_close(code, reason)
-                data = b"".join(self._proto.data_to_send())
-                if data and not self._closed:
-                    try:
-                        await self._stream.send(data)
-                    except _STREAM_GONE:
-                        pass
+            with anyio.move_on_after(_CLOSE_LOCK_WAIT) as waited:
+                await self._send_lock.acquire()
+            if not waited.cancelled_caught:
+                try:
+                    if self._proto.state is State.OPEN:
+                        self._proto.send_close(code, reason)
+                    data = b"".join(self._proto.data_to_send())
+                    if data and not self._closed:
+                        try:
+                            await self._stream.send(data)
+                        except _STREAM_GONE:
+                            pass
+                finally:
+                    self._send_lock.release()
         await self._mark_closed(code, reason)
 
     async def abort(self) -> None:

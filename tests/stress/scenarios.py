@@ -7,8 +7,10 @@ every field; the soak script runs them at full size and prints the report.
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,7 +30,15 @@ from relay_anyio import (
 )
 from relay_anyio.testing import FakeRelayServer
 
-__all__ = ["FaultReport", "fast_client", "peak_rss_mib", "run_fault_scenario"]
+__all__ = [
+    "FaultReport",
+    "FloodReport",
+    "fast_client",
+    "peak_rss_mib",
+    "rss_mib",
+    "run_fault_scenario",
+    "run_flood_scenario",
+]
 
 _T = TypeVar("_T")
 SEQ = FakeRelayServer.EVENT_SEQ_KEY
@@ -244,3 +254,161 @@ def _compare(
         for seq, at in delivered.get(call_id, []):
             if seq in first_write:
                 report.max_delay = max(report.max_delay, at - first_write[seq])
+
+
+def rss_mib() -> float:
+    """Current resident set size of this process (Linux)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+@attrs.define
+class FloodReport:
+    """What happened in one :func:`run_flood_scenario` run."""
+
+    events: int
+    acked: int = 0
+    unacked_after: int = -1
+    connections: int = 0
+    listener_calls: int = 0
+    overflow_errors: int = 0
+    other_call_completed: bool = False
+    other_call_max_delay: float = 0.0
+    rss_growth_mib: float = 0.0
+    traced_peak_mib: float | None = None
+    elapsed: float = 0.0
+
+    def lines(self) -> list[str]:
+        traced = (
+            "" if self.traced_peak_mib is None else f", traced peak {self.traced_peak_mib:.1f} MiB"
+        )
+        return [
+            f"events acked         {self.acked} (flood of {self.events}; unacked after: "
+            f"{self.unacked_after}) on {self.connections} connection(s)",
+            f"blocked listener     ran {self.listener_calls} time(s); overflow errors logged: "
+            f"{self.overflow_errors}",
+            f"other call           completed: {self.other_call_completed}, "
+            f"max event delay {self.other_call_max_delay * 1000:.1f} ms",
+            f"memory               RSS growth {self.rss_growth_mib:.1f} MiB{traced}",
+            f"elapsed              {self.elapsed:.2f} s",
+        ]
+
+
+class _CountErrors(logging.Handler):
+    def __init__(self, needle: str) -> None:
+        super().__init__(logging.ERROR)
+        self.needle = needle
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            self.count += 1
+
+
+async def run_flood_scenario(
+    events: int = 100_000,
+    *,
+    chunk: int = 500,
+    server_window: int = 5000,
+    event_buffer: int = 1000,
+    trace: bool = False,
+    timeout: float = 60.0,
+) -> FloodReport:
+    """``events`` events for a call whose only listener never returns.
+
+    The listener blocks on its first event (it waits on an Event released at the
+    end), so the call's bounded listener queue fills and overflows. Meanwhile a
+    second call plays a prompt and hangs up. The server sends in chunks of ``chunk``
+    events and keeps at most ``server_window`` unacknowledged (a real server's
+    window is not documented; without one, the backlog only moves into the
+    socket buffers). Memory is sampled as RSS after every chunk; with ``trace``,
+    tracemalloc's peak is measured too (several times slower).
+    """
+    report = FloodReport(events=events)
+    counter = _CountErrors("consumer too slow")
+    call_logger = logging.getLogger("relay_anyio.call")
+    call_logger.addHandler(counter)
+    release = anyio.Event()
+    flooded_ready = anyio.Event()
+    other_done = anyio.Event()
+    delays: list[float] = []
+    started = time.perf_counter()
+    try:
+        async with FakeRelayServer() as server:
+            server.keep_journal = False
+            server.play_duration = 0.05
+            client = fast_client(server, call_event_buffer=event_buffer)
+            flooded_id: list[str] = []
+
+            @client.on_call
+            async def handle(call: Call) -> None:
+                if not flooded_id:
+                    flooded_id.append(call.call_id)
+
+                    async def blocked(event: RelayEvent) -> None:
+                        report.listener_calls += 1
+                        await release.wait()
+
+                    call.on("test.flood", blocked)
+                    await call.answer()
+                    flooded_ready.set()
+                    await call.wait_for_ended()
+                    return
+
+                def timed(event: RelayEvent) -> None:
+                    # The envelope timestamp is the fake's wall clock when it
+                    # produced the event: same process, same clock.
+                    delays.append(time.time() - event.timestamp)
+
+                call.on(EVENT_CALL_PLAY, timed)
+                await call.answer()
+                play = await call.play([{"type": "tts", "text": "still here"}])
+                await play.wait()
+                await call.hangup()
+                await call.wait_for_ended()
+                report.other_call_completed = True
+                other_done.set()
+
+            with anyio.fail_after(timeout):
+                async with client:
+                    flooded = await server.offer_call()
+                    await flooded_ready.wait()
+                    if trace:
+                        tracemalloc.start()
+                        tracemalloc.reset_peak()
+                    traced_base = tracemalloc.get_traced_memory()[0] if trace else 0
+                    rss_base = peak = rss_mib()
+                    session = flooded.session
+                    for start in range(0, events, chunk):
+                        batch = [
+                            ("test.flood", {"call_id": flooded.call_id, "n": n})
+                            for n in range(start, min(start + chunk, events))
+                        ]
+                        await session.emit_many(batch)
+                        if start == events // 2:
+                            await server.offer_call()  # the other call, mid-flood
+                        await server.wait_until(
+                            lambda: len(session.unacked_events()) < server_window, timeout=30
+                        )
+                        peak = max(peak, rss_mib())
+                    await server.wait_until(lambda: not session.unacked_events(), timeout=30)
+                    await other_done.wait()
+                    report.rss_growth_mib = peak - rss_base
+                    if trace:
+                        traced_peak = tracemalloc.get_traced_memory()[1]
+                        report.traced_peak_mib = (traced_peak - traced_base) / 2**20
+                        tracemalloc.stop()
+                    report.acked = server.acked_count
+                    report.unacked_after = len(server.unacked_events())
+                    report.connections = server.connections
+                    release.set()
+                    await flooded.remote_hangup()
+    finally:
+        call_logger.removeHandler(counter)
+        if trace and tracemalloc.is_tracing():
+            tracemalloc.stop()
+    report.overflow_errors = counter.count
+    report.other_call_max_delay = max(delays, default=0.0)
+    report.elapsed = time.perf_counter() - started
+    return report
