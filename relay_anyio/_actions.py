@@ -200,6 +200,9 @@ class Action:
     async def _control(self, op: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         if not self.method_prefix:
             raise TypeError(f"{type(self).__name__} has no {op}()")
+        if self.call._ended.is_set():
+            # Nothing runs on an ended call: RELAY would answer 410, a no-op anyway.
+            return {}
         params = {"control_id": self.control_id}
         if extra:
             params.update(extra)

@@ -142,6 +142,7 @@ class Call:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._failure: RelayError | None = None
         self._hung_up = False
+        self._hangup_in_flight: anyio.Event | None = None
         #: Run (synchronously) once when the call ends or its session is lost.
         self._end_callbacks: list[Callable[[Call], object]] = []
 
@@ -473,12 +474,22 @@ class Call:
         So is a call already hung up here: once RELAY accepted one ``calling.end``,
         another would only come back 410 (the official client sends it anyway), e.g.
         when the client exits right after a handler hung up, before "ended" arrived.
+        A hangup issued while another is in flight waits for that one's answer.
         """
-        if self._hung_up or self._ended.is_set():
-            return {}
-        result = await self._command("calling.end", {"reason": reason})
-        self._hung_up = True
-        return result
+        while not (self._hung_up or self._ended.is_set()):
+            in_flight = self._hangup_in_flight
+            if in_flight is not None:
+                await in_flight.wait()
+                continue  # that one failed: try again, or it succeeded: done
+            in_flight = self._hangup_in_flight = anyio.Event()
+            try:
+                result = await self._command("calling.end", {"reason": reason})
+                self._hung_up = True
+                return result
+            finally:
+                self._hangup_in_flight = None
+                in_flight.set()
+        return {}
 
     async def pass_(self) -> dict[str, Any]:
         """Decline control: the platform offers the call to another consumer."""
