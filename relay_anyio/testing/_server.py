@@ -1184,7 +1184,7 @@ def _parse_frame(raw: str | bytes) -> Frame:
         return raw
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
         return raw
     return value if isinstance(value, dict) else raw
 
