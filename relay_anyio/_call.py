@@ -140,7 +140,10 @@ class Call:
         self._pump_send: MemoryObjectSendStream[tuple[tuple[EventListener, ...], RelayEvent]]
         self._pump_send = None  # type: ignore[assignment]
         self._task_group: anyio.abc.TaskGroup | None = None
+        #: Why every wait on this call failed: its session was replaced.
         self._failure: RelayError | None = None
+        #: Why its listeners were dropped: they fell too far behind.
+        self._listener_error: EventOverflow | None = None
         self._hung_up = False
         self._hangup_in_flight: anyio.Event | None = None
         #: Run (synchronously) once when the call ends or its session is lost.
@@ -285,7 +288,8 @@ class Call:
         error = EventOverflow(f"listeners of call {self.call_id}", self._event_buffer)
         logger.error("%s; its listeners are dropped", error.message)
         self._listeners.clear()
-        self._failure = error
+        # Only the listeners fail: waits and actions do not go through the pump.
+        self._listener_error = error
         self._pump_send.close()
 
     async def _pump(

@@ -612,6 +612,14 @@ class RelayClient:
             return None
         dial.legs[leg.call_id] = leg
         self._register_outbound(leg)
+
+        def session_lost(leg: Call) -> None:
+            # A fresh session took the legs away: the dial's outcome can never come.
+            if leg._failure is not None and not dial.done.is_set():  # not a normal end
+                dial.error = leg._failure
+                dial.done.set()
+
+        leg._end_callbacks.append(session_lost)
         return leg
 
     def _register_outbound(self, call: Call) -> None:

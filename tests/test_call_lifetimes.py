@@ -491,3 +491,30 @@ async def test_a_failed_hangup_can_be_retried(relay_server: FakeRelayServer) -> 
         assert await call.hangup() == {"code": "200", "message": "Disconnecting call"}
     assert [f["params"]["reason"] for f in relay_server.received("calling.end")] == [
         "hangup", "hangup"]
+
+
+async def test_a_listener_overflow_does_not_poison_the_calls_waits(
+    relay_server: FakeRelayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = anyio.Event()
+
+    async def stuck(event: RelayEvent) -> None:
+        await release.wait()
+
+    async with inbound_call(relay_server, call_event_buffer=3) as (call, fake):
+        call.on("test.noise", stuck)
+        for n in range(10):
+            await fake.send_event("test.noise", {"call_id": fake.call_id, "n": n})
+        await relay_server.wait_until(lambda: not relay_server.unacked_events())
+        assert any("consumer too slow" in m for m in messages(caplog, logging.ERROR))
+        play = await call.play_tts("still works")  # actions do not use the listener task
+        assert (await play.wait(timeout=2)).params["state"] == "finished"
+        await fake.remote_hangup("busy")
+        ended = await call.wait_for_ended(timeout=2)
+        release.set()
+        with pytest.raises(CallEnded) as waited:
+            await call.wait_for(EVENT_CALL_PLAY)
+        with pytest.raises(CallEnded) as answered:
+            await call.wait_for_answered()
+    assert ended.params["end_reason"] == "busy"
+    assert (waited.value.end_reason, answered.value.end_reason) == ("busy", "busy")

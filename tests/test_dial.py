@@ -15,8 +15,15 @@ from typing import Any
 import anyio
 import pytest
 
-from relay_anyio import EVENT_CALL_PLAY, EVENT_CALL_STATE, Call, RelayError, RelayEvent
-from relay_anyio.testing import DialScript, FakeRelayServer
+from relay_anyio import (
+    EVENT_CALL_PLAY,
+    EVENT_CALL_STATE,
+    Call,
+    ConnectionLost,
+    RelayError,
+    RelayEvent,
+)
+from relay_anyio.testing import DialScript, FakeRelayServer, HandlerContext
 from relay_anyio.testing._calling import dial_handler
 
 from .helpers import eventually, make_client
@@ -251,10 +258,70 @@ async def test_dial_needs_a_connected_client(relay_server: FakeRelayServer) -> N
     with pytest.raises(RuntimeError, match="connected client"):
         await client.dial([[phone("+15551111111")]])
     async with client:
-        relay_server.script_dial(["answer"], answer_delay=0.2)
+        relay_server.script_dial(["answer"], answer_delay=0.05)
         async with anyio.create_task_group() as tg:
             tg.start_soon(functools.partial(client.dial, [[phone("+15551111111")]], tag="t-dup"))
             await relay_server.wait_for_request("calling.dial")
             with pytest.raises(ValueError, match="already in progress"):
                 await client.dial([[phone("+15552222222")]], tag="t-dup")
     assert len(relay_server.received("calling.dial")) == 1
+
+
+async def test_a_fresh_session_fails_a_dial_whose_legs_it_took(
+    relay_server: FakeRelayServer,
+) -> None:
+    relay_server.script_dial(["answer"], answer_delay=5)
+    async with make_client(relay_server) as client:
+        async with anyio.create_task_group() as tg:
+            outcome: list[BaseException] = []
+
+            async def dial() -> None:
+                try:
+                    await client.dial([[phone("+15551111111")]], tag="t-lost", timeout=5)
+                except RelayError as exc:
+                    outcome.append(exc)
+
+            tg.start_soon(dial)
+            await relay_server.wait_until(lambda: len(legs_of(relay_server, "t-lost")) == 1)
+            await eventually(lambda: client.active_calls == 1)  # the leg reached the client
+            started = anyio.current_time()
+            relay_server.forget_sessions()  # the reconnect gets a fresh session
+            await relay_server.drop_connection()
+        assert anyio.current_time() - started < 1  # not the dial's 5 s timeout
+    [error] = outcome
+    assert isinstance(error, ConnectionLost)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "relay_anyio/_client.py RelayClient.session_state: a fresh session fails the "
+        "calls of the old one but not the pending dials (self._dials); a dial whose "
+        "legs had not been announced yet waits for its whole timeout instead of "
+        "raising ConnectionLost"
+    ),
+)
+async def test_a_fresh_session_fails_a_dial_without_legs_yet(
+    relay_server: FakeRelayServer,
+) -> None:
+    async def accept_only(ctx: HandlerContext, params: JSON) -> JSON:
+        return {"code": "200", "message": "Dialing"}  # legs would come later
+
+    relay_server.set_handler("calling.dial", accept_only)
+    async with make_client(relay_server) as client:
+        async with anyio.create_task_group() as tg:
+            outcome: list[BaseException] = []
+
+            async def dial() -> None:
+                try:
+                    await client.dial([[phone("+15551111111")]], timeout=0.5)
+                except RelayError as exc:
+                    outcome.append(exc)
+
+            tg.start_soon(dial)
+            await relay_server.wait_for_request("calling.dial")
+            await anyio.sleep(0.02)  # the "Dialing" answer is in
+            relay_server.forget_sessions()
+            await relay_server.drop_connection()
+    [error] = outcome
+    assert isinstance(error, ConnectionLost)
