@@ -8,6 +8,8 @@ Prints one JSON line (see ``bench_common.Report``).
 
 from __future__ import annotations
 
+import cProfile
+import os
 import sys
 from typing import Any
 
@@ -45,8 +47,16 @@ async def _main(cfg: Config) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one workload; with ``BENCH_PROFILE=DIR`` also write a cProfile of it there."""
     cfg = parse_args(__doc__ or "", argv)
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    profiler = cProfile.Profile() if profile_dir else None
+    if profiler is not None:
+        profiler.enable()
     report: Any = anyio.run(_main, cfg, backend=cfg.backend)
+    if profiler is not None and profile_dir:
+        profiler.disable()
+        profiler.dump_stats(os.path.join(profile_dir, f"{cfg.workload}-{cfg.backend}.prof"))
     assert isinstance(report, Report)
     report.emit()
     return 0 if report.ok else 1
