@@ -140,6 +140,8 @@ class Call:
         self._pump_send: MemoryObjectSendStream[tuple[tuple[EventListener, ...], RelayEvent]]
         self._pump_send = None  # type: ignore[assignment]
         self._task_group: anyio.abc.TaskGroup | None = None
+        #: The handler returned: nothing may be queued for its listener task any more.
+        self._scope_closed = False
         #: Why every wait on this call failed: its session was replaced.
         self._failure: RelayError | None = None
         #: Why its listeners were dropped: they fell too far behind.
@@ -248,8 +250,8 @@ class Call:
         """
         if self._ended.is_set():
             raise CallEnded(self.call_id, self.end_reason, "cannot listen on an ended call")
-        self._listeners.setdefault(event_type, []).append(listener)
         self._ensure_pump()
+        self._listeners.setdefault(event_type, []).append(listener)
 
     def off(self, event_type: str, listener: EventListener | None = None) -> None:
         """Remove one listener, or all listeners of ``event_type``."""
@@ -259,10 +261,12 @@ class Call:
             self._listeners[event_type].remove(listener)
 
     def _ensure_pump(self) -> None:
+        if self._scope_closed or self._task_group is None:
+            # A listener added now would never run (and a new listener task would
+            # keep the finished handler's task group open).
+            raise RuntimeError(f"{self!r} has no task group: its handler scope has ended")
         if self._pump_send is not None:
             return
-        if self._task_group is None:
-            raise RuntimeError(f"{self!r} has no task group: its handler scope has ended")
         send, receive = anyio.create_memory_object_stream[
             tuple[tuple[EventListener, ...], RelayEvent]
         ](self._event_buffer)
@@ -318,6 +322,7 @@ class Call:
                 for action in running:
                     tg.start_soon(action._stop_quietly)
         self._listeners.clear()
+        self._scope_closed = True
         if self._pump_send is not None:
             self._pump_send.close()
 

@@ -518,3 +518,32 @@ async def test_a_listener_overflow_does_not_poison_the_calls_waits(
             await call.wait_for_answered()
     assert ended.params["end_reason"] == "busy"
     assert (waited.value.end_reason, answered.value.end_reason) == ("busy", "busy")
+
+
+async def test_listening_after_the_handler_returned_is_refused(
+    relay_server: FakeRelayServer,
+) -> None:
+    """The call outlives its handler (e.g. bridged), but its listener task does not."""
+    kept: list[Call] = []
+    seen: list[RelayEvent] = []
+
+    async def handler(call: Call) -> None:
+        call.on(EVENT_CALL_STATE, seen.append)
+        await call.answer()
+        await call.wait_for_answered(timeout=2)
+        kept.append(call)
+
+    client = make_client(relay_server)
+    client.on_call(handler)
+    async with client:
+        fake = await relay_server.offer_call()
+        await eventually(lambda: kept and kept[0]._scope_closed)
+        [call] = kept
+        with pytest.raises(RuntimeError, match="handler scope has ended"):
+            call.on(EVENT_CALL_PLAY, seen.append)
+        assert call._listeners == {}
+        play = await call.play_tts("the call itself still works")
+        assert (await play.wait(timeout=2)).params["state"] == "finished"
+        await fake.remote_hangup()
+        await call.wait_for_ended(timeout=2)
+    assert [e.params["call_state"] for e in seen] == ["answered"]
