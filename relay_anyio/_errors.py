@@ -81,11 +81,15 @@ class TransportError(RelayError):
 
     ``fatal`` marks failures that retrying cannot fix (a certificate that does not
     verify, a bad URL); the reconnect loop gives up on those at once.
+    ``unresolved`` marks a host name that did not resolve (DNS): the reconnect loop
+    gives up after a few in a row before the first successful connection, when a
+    typo in the host is far likelier than an outage.
     """
 
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
+    def __init__(self, message: str, *, fatal: bool = False, unresolved: bool = False) -> None:
         super().__init__(-1, message)
         self.fatal = fatal
+        self.unresolved = unresolved
 
 
 class ProtocolError(RelayError):

@@ -49,7 +49,7 @@ from ._errors import (
 from ._redact import redact_frame
 from ._transport import TRANSPORTS, MessageTransport, TransportName, open_transport
 from ._version import __version__
-from ._websocket import split_url
+from ._websocket import check_verifying_context, split_url
 
 __all__ = ["ConnectionState", "Session", "SessionListener", "SessionOptions", "check_result"]
 
@@ -106,6 +106,15 @@ def _check_authentication(
         raise ValueError("authentication needs a project and token, or a JWT")
 
 
+def _masked(authentication: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{key!r}: '***'" for key in authentication) + "}"
+
+
+def _check_tls(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        check_verifying_context(value)  # raises ValueError
+
+
 @attrs.frozen
 class SessionOptions:
     """Everything a session needs to open, authenticate and keep a connection.
@@ -116,10 +125,13 @@ class SessionOptions:
     """
 
     url: str = attrs.field(validator=_check_url)
-    authentication: Mapping[str, str] = attrs.field(validator=_check_authentication)
+    #: Credentials; masked in the repr, which ends up in logs and tracebacks.
+    authentication: Mapping[str, str] = attrs.field(
+        validator=_check_authentication, repr=_masked
+    )
     agent: str = AGENT
     transport: TransportName = attrs.field(default="wsproto", validator=_check_transport)
-    ssl_context: ssl.SSLContext | None = None
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, validator=_check_tls)
     request_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
     #: Bound on TCP connect + TLS + WebSocket handshake; None: ``request_timeout``.
     open_timeout: float | None = attrs.field(default=None, validator=_seconds(positive=True))
@@ -340,20 +352,23 @@ class Session:
 
         ``task_status.started()`` fires after the first successful authentication.
         Raises :class:`AuthenticationError` after ``max_auth_failures`` rejections
-        before any success, and a fatal :class:`TransportError` (e.g. a certificate
-        that does not verify) at once. Everything else is retried with capped,
-        jittered exponential backoff.
+        before any success, a fatal :class:`TransportError` after as many host names
+        in a row that do not resolve before any success, and one at once for what
+        retrying cannot fix (a certificate that does not verify). Everything else
+        (refused, reset, timed out, rejected after a success) is retried forever
+        with capped, jittered exponential backoff.
         """
         opts = self.options
         delay = opts.reconnect_min_delay
         rejections = 0
+        unresolved = 0
         started = False
         open_timeout = opts.request_timeout if opts.open_timeout is None else opts.open_timeout
 
         def on_ready() -> None:
-            nonlocal delay, started, rejections
+            nonlocal delay, started, rejections, unresolved
             delay = opts.reconnect_min_delay
-            rejections = 0
+            rejections = unresolved = 0
             if not started:
                 started = True
                 task_status.started()
@@ -369,6 +384,7 @@ class Session:
                     ) as ws:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:
+                    unresolved = 0
                     if not self._ever_authenticated:
                         rejections += 1
                         if rejections >= opts.max_auth_failures:
@@ -383,8 +399,17 @@ class Session:
                     if exc.fatal:
                         logger.error("cannot connect to RELAY: %s", exc.message)
                         raise
+                    unresolved = unresolved + 1 if exc.unresolved else 0
+                    if unresolved >= opts.max_auth_failures and not self._ever_authenticated:
+                        logger.error(
+                            "host name did not resolve %d times in a row, giving up: %s",
+                            unresolved,
+                            exc.message,
+                        )
+                        raise TransportError(exc.message, fatal=True, unresolved=True) from None
                     logger.warning("connection failed: %s", exc.message)
                 except (ConnectionLost, ProtocolError, RequestTimeout) as exc:
+                    unresolved = 0
                     logger.warning("connection lost: %s", exc.message)
                 self._set_state(ConnectionState.RECONNECTING)
                 if self._reconnect_now:

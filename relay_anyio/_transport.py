@@ -14,6 +14,7 @@ Both pass the same contract tests (``tests/test_transport_contract.py``).
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from collections.abc import Sequence
 from types import TracebackType
@@ -30,6 +31,7 @@ from ._websocket import (
     check_verifying_context,
     connect_websocket,
     split_url,
+    unresolved_host,
 )
 
 __all__ = [
@@ -347,6 +349,8 @@ def _open_error(where: str, phase: str, exc: BaseException) -> TransportError:
     """A failed TCP connect or TLS handshake (trio exceptions) as a TransportError."""
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return unresolved_host(where.rsplit(":", 1)[0], cause)
         if isinstance(cause, ssl.SSLCertVerificationError):
             return TransportError(
                 f"TLS certificate verification failed for {where}: {cause.verify_message}. "

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import ssl
 from collections.abc import Sequence
 from typing import cast
@@ -58,6 +59,7 @@ __all__ = [
     "connect_websocket",
     "open_websocket",
     "split_url",
+    "unresolved_host",
 ]
 
 logger = logging.getLogger("relay_anyio.websocket")
@@ -75,6 +77,22 @@ _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONT = Opcode.CONT
 _CLOSE = Opcode.CLOSE
+
+class _EngineLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The websockets engine's logger, with its DEBUG output switched off.
+
+    At DEBUG, websockets logs every frame with the start and the end of its payload,
+    unredacted: the end of a ``signalwire.connect`` is where the token or the
+    ``authorization_state`` sits. The session logs frames itself, redacted; the
+    engine keeps its INFO and above.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+_CLIENT_ENGINE_LOGGER = _EngineLogger(logging.getLogger("websockets.client"), {})
+_SERVER_ENGINE_LOGGER = _EngineLogger(logging.getLogger("websockets.server"), {})
 
 # Backend exceptions that mean "this byte stream is gone".
 _STREAM_GONE: tuple[type[BaseException], ...] = (
@@ -327,7 +345,11 @@ async def open_websocket(
     answers with something other than an HTTP 101 fails at once with a
     :class:`TransportError` (4xx other than 408/429 are fatal: retrying cannot help).
     """
-    proto = ClientProtocol(parse_uri(f"ws://{host}{resource}"), max_size=max_message_size)
+    proto = ClientProtocol(
+        parse_uri(f"ws://{host}{resource}"),
+        max_size=max_message_size,
+        logger=_CLIENT_ENGINE_LOGGER,
+    )
     try:
         proto.send_request(proto.connect())
         await stream.send(b"".join(proto.data_to_send()))
@@ -370,7 +392,7 @@ async def accept_websocket(
     stream: anyio.abc.ByteStream, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 ) -> WebSocket:
     """Run the server side of the opening handshake over ``stream``."""
-    proto = ServerProtocol(max_size=max_message_size)
+    proto = ServerProtocol(max_size=max_message_size, logger=_SERVER_ENGINE_LOGGER)
     try:
         while True:
             try:
@@ -456,6 +478,8 @@ async def connect_websocket(
             ) from None
         except ssl.SSLError as exc:
             raise TransportError(f"TLS handshake with {host}:{port} failed: {exc}") from None
+        except socket.gaierror as exc:
+            raise unresolved_host(host, exc) from None
         except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
             raise TransportError(f"cannot connect to {host}:{port}: {exc!r}") from None
         phase = "WebSocket handshake"
@@ -464,6 +488,14 @@ async def connect_websocket(
         )
     assert scope.cancelled_caught
     raise TransportError(f"timed out after {open_timeout:g} s in the {phase} with {host}:{port}")
+
+
+def unresolved_host(host: str, exc: socket.gaierror) -> TransportError:
+    return TransportError(
+        f"cannot resolve the host name {host!r} ({exc.strerror or exc}): check the host "
+        "(host= or SIGNALWIRE_SPACE, e.g. 'example.signalwire.com')",
+        unresolved=True,
+    )
 
 
 def check_verifying_context(ctx: ssl.SSLContext) -> None:
