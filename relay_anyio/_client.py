@@ -300,8 +300,13 @@ class RelayClient:
             nonlocal started
             started = True
 
+        scope = self._session_scope = anyio.CancelScope()
+
         class _Status:
             def started(self, value: None = None) -> None:
+                # Shielded only once connected: cancelling the task that enters the
+                # client must still stop a session that is trying to connect.
+                scope.shield = True
                 mark_started()
                 task_status.started()
 
@@ -309,8 +314,7 @@ class RelayClient:
             # Shielded: when the scope around the client is cancelled, the connection
             # must outlive the handlers long enough to stop their actions and hang up
             # their calls; __aexit__ cancels this scope once that is done.
-            self._session_scope = anyio.CancelScope(shield=True)
-            with self._session_scope:
+            with scope:
                 await self._session.run(task_status=_Status())
         except RelayError as exc:
             if not started:

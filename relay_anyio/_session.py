@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import itertools
-import json
 import logging
 import math
 import random
@@ -37,6 +36,7 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
+from . import _json as json_codec
 from ._constants import EVENT_AUTHORIZATION_STATE, PROTOCOL_VERSION
 from ._errors import (
     AuthenticationError,
@@ -57,8 +57,8 @@ logger = logging.getLogger("relay_anyio.session")
 frame_logger = logging.getLogger("relay_anyio.frames")
 
 AGENT = f"relay-anyio/{__version__}"
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+_dumps = json_codec.dumps
+_loads = json_codec.loads
 _SEEN_WINDOW = 10_000
 
 
