@@ -329,6 +329,9 @@ async def run_flood_scenario(
     counter = _CountErrors("consumer too slow")
     call_logger = logging.getLogger("relay_anyio.call")
     call_logger.addHandler(counter)
+    level = call_logger.level
+    if not call_logger.isEnabledFor(logging.ERROR):
+        call_logger.setLevel(logging.ERROR)  # the counter must see the overflow
     release = anyio.Event()
     flooded_ready = anyio.Event()
     other_done = anyio.Event()
@@ -406,6 +409,7 @@ async def run_flood_scenario(
                     await flooded.remote_hangup()
     finally:
         call_logger.removeHandler(counter)
+        call_logger.setLevel(level)
         if trace and tracemalloc.is_tracing():
             tracemalloc.stop()
     report.overflow_errors = counter.count
