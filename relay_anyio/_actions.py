@@ -209,14 +209,23 @@ class Action:
         return await self.call._command(f"{self.method_prefix}.{op}", params)
 
     async def _stop_quietly(self) -> None:
-        """Stop for cleanup: shielded, bounded, errors logged (never raised)."""
+        """Stop for cleanup: shielded, bounded, errors logged (never raised).
+
+        Once the server accepted the stop, this also waits (within the same
+        deadline) for the terminal event, so the action leaves with its real result
+        (a recording's URL...) and its ``on_completed`` is queued while the call's
+        listener task still runs.
+        """
         if self._done.is_set() or not self.method_prefix or self.call.state == "ended":
             return
         with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True) as scope:
             try:
-                await self._control("stop")
+                accepted = await self._control("stop")
             except RelayError as exc:
                 logger.warning("could not stop %r: %s", self, exc)
+            else:
+                if accepted:  # {}: the call or the operation is gone, nothing will come
+                    await self._done.wait()
         if scope.cancelled_caught:
             logger.warning("stopping %r timed out after %g s", self, CLEANUP_TIMEOUT)
 

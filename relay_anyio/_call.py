@@ -456,9 +456,9 @@ class Call:
         try:
             result = await self._send(method, {"control_id": action.control_id, **params})
         except BaseException as exc:
-            self._actions.pop(action.control_id, None)
             if isinstance(exc, RequestTimeout | anyio.get_cancelled_exc_class()):
-                await action._stop_quietly()
+                await action._stop_quietly()  # still registered: its end event resolves it
+            self._actions.pop(action.control_id, None)
             raise
         if result is None:
             self._actions.pop(action.control_id, None)

@@ -547,3 +547,26 @@ async def test_listening_after_the_handler_returned_is_refused(
         await fake.remote_hangup()
         await call.wait_for_ended(timeout=2)
     assert [e.params["call_state"] for e in seen] == ["answered"]
+
+
+async def test_actions_a_handler_leaves_running_end_with_their_real_result(
+    relay_server: FakeRelayServer,
+) -> None:
+    """A handler that returns right after starting (fire and forget, as the guide's
+    on_completed snippet): the actions are stopped, and their callbacks still fire."""
+    relay_server.play_duration = 60
+    completed: list[RelayEvent] = []
+    kept: list[Any] = []
+
+    async def handler(call: Call) -> None:
+        await call.answer()
+        kept.append(await call.record(audio={"format": "wav"}, on_completed=completed.append))
+        kept.append(await call.play_tts("Processing...", on_completed=completed.append))
+
+    await run_one_call(relay_server, handler)
+    recording, play = kept
+    assert recording.is_done and play.is_done  # by the time the handler's scope closed
+    assert recording.url == f"https://fake-relay.invalid/recordings/{recording.control_id}.wav"
+    await eventually(lambda: len(completed) == 2)
+    assert sorted(e.event_type for e in completed) == ["calling.call.play", "calling.call.record"]
+    assert all(e.params["state"] == "finished" for e in completed)
