@@ -225,6 +225,14 @@ class FakeCall:
     Its events go to the session that owns it (the one it was offered to or that
     dialled it), queued while that session has no connection. ``states`` is the
     history of ``call_state`` values sent, so assertions can check the whole sequence.
+
+    Unscripted, every operation succeeds in the shapes of the reference (§12): a
+    collect hears nothing (``no_input``), a detector hears a human, a fax sends one
+    page, a payment and a bridge succeed, a tap/stream/transcription/AI session runs
+    until stopped or the call ends. ``script_*`` changes the next outcome:
+    ``script_digits``/``script_speech``/``script_collect``, ``script_detect``,
+    ``script_fax``, ``script_pay``, ``script_connect``, ``script_action_error``;
+    ``send_calling_error`` and ``send_event`` push events as the server would.
     """
 
     server: FakeRelayServer = attrs.field(repr=False)
