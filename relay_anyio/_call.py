@@ -79,6 +79,29 @@ class _Waiter:
         self.error: BaseException | None = None
 
 
+#: What listener tasks consume: the callbacks to run and the event to run them on.
+ListenerQueue = MemoryObjectReceiveStream[tuple[tuple[EventListener, ...], RelayEvent]]
+
+
+async def run_listeners(receive: ListenerQueue, owner: str) -> None:
+    """Run queued callbacks in order until the queue closes (a listener task's body).
+
+    Callbacks may be plain or async functions; an exception is logged with ``owner``
+    and the next callback still runs.
+    """
+    async with receive:
+        async for callbacks, event in receive:
+            for callback in callbacks:
+                try:
+                    result = callback(event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    logger.exception(
+                        "listener %r failed on %s for %s", callback, event.event_type, owner
+                    )
+
+
 def normalize_media(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Accept the guide's flat media (``{"type": "tts", "text": "Hi"}``), send the wire's.
 
@@ -296,23 +319,8 @@ class Call:
         self._listener_error = error
         self._pump_send.close()
 
-    async def _pump(
-        self, receive: MemoryObjectReceiveStream[tuple[tuple[EventListener, ...], RelayEvent]]
-    ) -> None:
-        async with receive:
-            async for callbacks, event in receive:
-                for callback in callbacks:
-                    try:
-                        result = callback(event)
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception:
-                        logger.exception(
-                            "listener %r failed on %s for call %s",
-                            callback,
-                            event.event_type,
-                            self.call_id,
-                        )
+    async def _pump(self, receive: ListenerQueue) -> None:
+        await run_listeners(receive, f"call {self.call_id}")
 
     async def _close_scope(self) -> None:
         """The handler returned: stop its actions, let queued listener events drain."""

@@ -10,7 +10,6 @@ trio, exiting cleanly on Ctrl+C.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import ssl
@@ -22,9 +21,9 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
-from ._call import Call, EventListener
+from ._call import Call, EventListener, run_listeners
 from ._constants import (
     CALL_STATE_ENDED,
     DEFAULT_RELAY_HOST,
@@ -716,7 +715,7 @@ class RelayClient:
                 tuple[tuple[EventListener, ...], RelayEvent]
             ](self._call_event_buffer)
             self._pump_send = send
-            self._tg.start_soon(self._client_pump, receive, name="relay client listeners")
+            self._tg.start_soon(run_listeners, receive, "the client", name="relay client listeners")
         try:
             self._pump_send.send_nowait((listeners, event))
         except anyio.WouldBlock:
@@ -726,21 +725,6 @@ class RelayClient:
                 event.event_type,
             )
 
-    @staticmethod
-    async def _client_pump(
-        receive: MemoryObjectReceiveStream[tuple[tuple[EventListener, ...], RelayEvent]],
-    ) -> None:
-        async with receive:
-            async for listeners, event in receive:
-                for listener in listeners:
-                    try:
-                        result = listener(event)
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception:
-                        logger.exception(
-                            "client listener %r failed on %s", listener, event.event_type
-                        )
 
 
 class _DialTimeout(RelayError, TimeoutError):
