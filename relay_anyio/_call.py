@@ -186,12 +186,21 @@ class Call:
         if event_type == EVENT_CALL_STATE:
             state = params.get("call_state")
             if isinstance(state, str) and state in _RANK:
-                self.state = state
-                self._state_events[state] = event
-                if state == CALL_STATE_ENDED:
-                    reason = params.get("end_reason")
-                    self.end_reason = reason if isinstance(reason, str) else ""
-                    ended = True
+                if _RANK[state] < _RANK.get(self.state, 0):
+                    # A call never goes back (a late or replayed event): keep the state.
+                    logger.warning(
+                        "ignored stale call_state %r for call %s, which is %s",
+                        state,
+                        self.call_id,
+                        self.state,
+                    )
+                else:
+                    self.state = state
+                    self._state_events[state] = event
+                    if state == CALL_STATE_ENDED:
+                        reason = params.get("end_reason")
+                        self.end_reason = reason if isinstance(reason, str) else ""
+                        ended = True
         control_id = params.get("control_id")
         if control_id is not None and type(control_id) is str:
             action = self._actions.get(control_id)
@@ -270,9 +279,15 @@ class Call:
         Listeners may be plain or async functions. They run in order on this call's
         listener task, never in the reader; an exception is logged and the next event
         is still delivered. They are dropped when the call ends or its handler returns.
+
+        Raises :class:`CallEnded` on an ended call, :class:`EventOverflow` once this
+        call's listeners fell too far behind and were dropped, and ``RuntimeError``
+        after the handler returned: in each case a new listener would never run.
         """
         if self._ended.is_set():
             raise CallEnded(self.call_id, self.end_reason, "cannot listen on an ended call")
+        if self._listener_error is not None:
+            raise self._listener_error  # its listener task is gone: say so, not drop silently
         self._ensure_pump()
         self._listeners.setdefault(event_type, []).append(listener)
 

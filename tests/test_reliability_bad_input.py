@@ -483,15 +483,6 @@ def _call_machine(
     return CallMachine
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "relay_anyio/_call.py Call._deliver: any known call_state is applied, so a stale "
-        "calling.call.state (ringing after answered) moves call.state backwards and "
-        "nothing is logged; a state of lower rank than the current one should be "
-        "ignored with a warning"
-    ),
-)
 async def test_a_stale_call_state_does_not_move_the_call_backwards(
     relay_server: FakeRelayServer, caplog: pytest.LogCaptureFixture
 ) -> None:

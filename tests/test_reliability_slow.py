@@ -147,15 +147,6 @@ async def test_listener_overflow_drops_that_calls_listeners_only(
     assert relay_server.unacked_events() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "relay_anyio/_call.py Call._overflow/Call.on: after a listener overflow, "
-        "call.on() accepts a new listener that is never called (its events hit the "
-        "closed pump stream and are dropped at DEBUG level in Call._run_callbacks); "
-        "call.on() should raise the call's EventOverflow"
-    ),
-)
 async def test_listening_again_after_an_overflow_raises_event_overflow(
     relay_server: FakeRelayServer,
 ) -> None:
