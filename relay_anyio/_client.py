@@ -469,14 +469,23 @@ class RelayClient:
             logger.debug("no receiver for %s event (call_id=%r)", event_type, call_id)
 
     def session_state(self, state: ConnectionState, *, fresh_session: bool) -> None:
-        if fresh_session and self._calls:
+        if fresh_session and (self._calls or self._dials):
             lost = ConnectionLost(
                 "the RELAY session was restarted: calls of the previous session are gone"
             )
-            logger.warning("session restarted: ending waits of %d call(s)", len(self._calls))
+            logger.warning(
+                "session restarted: ending waits of %d call(s) and %d dial(s)",
+                len(self._calls),
+                len(self._dials),
+            )
             for call in list(self._calls.values()):
                 call._fail(lost)
             self._calls.clear()
+            # A dial of the old session will never hear back, legs announced or not.
+            for dial in self._dials.values():
+                if not dial.done.is_set():
+                    dial.error = dial.error or lost
+                    dial.done.set()
         for callback in list(self._state_callbacks):
             try:
                 callback(state)

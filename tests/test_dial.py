@@ -292,15 +292,6 @@ async def test_a_fresh_session_fails_a_dial_whose_legs_it_took(
     assert isinstance(error, ConnectionLost)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "relay_anyio/_client.py RelayClient.session_state: a fresh session fails the "
-        "calls of the old one but not the pending dials (self._dials); a dial whose "
-        "legs had not been announced yet waits for its whole timeout instead of "
-        "raising ConnectionLost"
-    ),
-)
 async def test_a_fresh_session_fails_a_dial_without_legs_yet(
     relay_server: FakeRelayServer,
 ) -> None:
