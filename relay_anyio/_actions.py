@@ -248,8 +248,8 @@ class _Stoppable(Action):
 
 
 class PlayAction(_Stoppable):
-    event_type = EVENT_CALL_PLAY
-    method_prefix = "calling.play"
+    event_type: ClassVar[str] = EVENT_CALL_PLAY
+    method_prefix: ClassVar[str] = "calling.play"
 
     async def pause(self) -> dict[str, Any]:
         return await self._control("pause")
@@ -263,9 +263,9 @@ class PlayAction(_Stoppable):
 
 
 class RecordAction(_Stoppable):
-    event_type = EVENT_CALL_RECORD
-    terminal_states = frozenset({"finished", "no_input", "error"})
-    method_prefix = "calling.record"
+    event_type: ClassVar[str] = EVENT_CALL_RECORD
+    terminal_states: ClassVar[frozenset[str]] = frozenset({"finished", "no_input", "error"})
+    method_prefix: ClassVar[str] = "calling.record"
 
     async def pause(self, behavior: str | None = None) -> dict[str, Any]:
         """Pause; ``behavior`` is ``"skip"`` (drop the gap) or ``"silence"``."""
@@ -290,8 +290,8 @@ _INTERIM_RESULT_TYPES = frozenset({"start_of_input", "partial"})
 
 
 class _CollectBase(_Stoppable):
-    event_type = EVENT_CALL_COLLECT
-    terminal_states = _COLLECT_TERMINAL_STATES
+    event_type: ClassVar[str] = EVENT_CALL_COLLECT
+    terminal_states: ClassVar[frozenset[str]] = _COLLECT_TERMINAL_STATES
 
     def _is_terminal(self, event: RelayEvent) -> bool:
         # Only collect events end a collect (the prompt's play events do not), and
@@ -317,7 +317,7 @@ class _CollectBase(_Stoppable):
 class CollectAction(_CollectBase):
     """A ``play_and_collect``: one control_id for the prompt and the input."""
 
-    method_prefix = "calling.play_and_collect"
+    method_prefix: ClassVar[str] = "calling.play_and_collect"
 
     async def volume(self, volume: float) -> dict[str, Any]:
         return await self._control("volume", {"volume": volume})
@@ -326,12 +326,12 @@ class CollectAction(_CollectBase):
 class StandaloneCollectAction(_CollectBase):
     """A ``collect`` without a prompt."""
 
-    method_prefix = "calling.collect"
+    method_prefix: ClassVar[str] = "calling.collect"
 
 
 class DetectAction(_Stoppable):
-    event_type = EVENT_CALL_DETECT
-    method_prefix = "calling.detect"
+    event_type: ClassVar[str] = EVENT_CALL_DETECT
+    method_prefix: ClassVar[str] = "calling.detect"
 
     def _is_terminal(self, event: RelayEvent) -> bool:
         detect = event.raw_params.get("detect")
@@ -343,7 +343,7 @@ class DetectAction(_Stoppable):
 class FaxAction(_Stoppable):
     """``send_fax`` / ``receive_fax``; ends on a top-level state or a fax ``finished``."""
 
-    event_type = EVENT_CALL_FAX
+    event_type: ClassVar[str] = EVENT_CALL_FAX
 
     def __init__(
         self,
@@ -369,30 +369,30 @@ _FINISHED_OR_ERROR: frozenset[str] = frozenset({"finished", "error"})
 
 
 class TapAction(_Stoppable):
-    event_type = EVENT_CALL_TAP
-    terminal_states = _FINISHED_OR_ERROR
-    method_prefix = "calling.tap"
+    event_type: ClassVar[str] = EVENT_CALL_TAP
+    terminal_states: ClassVar[frozenset[str]] = _FINISHED_OR_ERROR
+    method_prefix: ClassVar[str] = "calling.tap"
 
 
 class StreamAction(_Stoppable):
-    event_type = EVENT_CALL_STREAM
-    terminal_states = _FINISHED_OR_ERROR
-    method_prefix = "calling.stream"
+    event_type: ClassVar[str] = EVENT_CALL_STREAM
+    terminal_states: ClassVar[frozenset[str]] = _FINISHED_OR_ERROR
+    method_prefix: ClassVar[str] = "calling.stream"
 
 
 class PayAction(_Stoppable):
-    event_type = EVENT_CALL_PAY
-    method_prefix = "calling.pay"
+    event_type: ClassVar[str] = EVENT_CALL_PAY
+    method_prefix: ClassVar[str] = "calling.pay"
 
 
 class TranscribeAction(_Stoppable):
-    event_type = EVENT_CALL_TRANSCRIBE
-    terminal_states = _FINISHED_OR_ERROR
-    method_prefix = "calling.transcribe"
+    event_type: ClassVar[str] = EVENT_CALL_TRANSCRIBE
+    terminal_states: ClassVar[frozenset[str]] = _FINISHED_OR_ERROR
+    method_prefix: ClassVar[str] = "calling.transcribe"
 
 
 class AIAction(_Stoppable):
     """An AI agent session: ends on its ``finished``/``error`` event or with the call."""
 
-    event_type = EVENT_CALL_AI
-    method_prefix = "calling.ai"
+    event_type: ClassVar[str] = EVENT_CALL_AI
+    method_prefix: ClassVar[str] = "calling.ai"

@@ -149,11 +149,11 @@ class Call:
         self.context = context
         self.direction = direction
         self.device: dict[str, Any] = device or {}
-        self.state = state
+        self.state: str = state
         self.tag = tag
         self.segment_id = segment_id
         self.project_id = project_id
-        self.end_reason = ""
+        self.end_reason: str = ""
         self._actions: dict[str, Action] = {}
         self._listeners: dict[str, list[EventListener]] = {}
         self._waiters: list[_Waiter] = []

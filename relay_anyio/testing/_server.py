@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
 import anyio
 import anyio.abc
 import attrs
-from anyio.abc import SocketAttribute
+from anyio.abc import SocketAttribute, TaskStatus
 from anyio.streams.tls import TLSStream
 
 from .._constants import (
@@ -331,16 +331,16 @@ class FakeRelayServer:
     ) -> None:
         self.project = project
         self.token = token
-        self.jwt_tokens = tuple(jwt_tokens)
+        self.jwt_tokens: tuple[str, ...] = tuple(jwt_tokens)
         self.tls = tls
         self.host = host
         #: Port to listen on; 0 (the default, and what tests want) picks a free one.
         self.requested_port = port
         #: ``nodeid`` of the connect result and default ``node_id`` of calls.
-        self.node_id = str(uuid.uuid4())
+        self.node_id: str = str(uuid.uuid4())
         self.ping_interval: float | None = None
-        self.play_duration = 0.0
-        self.collect_delay = 0.0
+        self.play_duration: float = 0.0
+        self.collect_delay: float = 0.0
         self.record_duration: float | None = None
         self.disconnect_close_delay: float | None = 0.05
         #: Every frame received and sent, in order.
@@ -426,7 +426,7 @@ class FakeRelayServer:
         return await owner.__aexit__(exc_type, exc, tb)
 
     async def serve(
-        self, *, task_status: anyio.abc.TaskStatus[FakeRelayServer] = anyio.TASK_STATUS_IGNORED
+        self, *, task_status: TaskStatus[FakeRelayServer] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Listen and serve until cancelled; ``task_status.started(self)`` once listening."""
         if self._task_group is not None:
