@@ -116,9 +116,11 @@ class _WsprotoTransport:
 class _TrioWebSocketAdapter:
     """trio-websocket's connection seen through :class:`MessageTransport`.
 
-    Sends are shielded for the reason given in :class:`relay_anyio._websocket.WebSocket`
-    (trio-websocket writes with a cancellable ``send_all``); ``abort`` closes the
-    underlying stream, which ends a blocked send with ``ConnectionClosed``. After our
+    Writes are shielded for the reason given in :class:`relay_anyio._websocket.WebSocket`
+    (trio-websocket writes with a cancellable ``send_all``), but only once our own send
+    lock is held: waiting for the lock stays cancellable, so a keepalive ping stuck
+    behind a write blocked on a dead peer still times out. ``abort`` closes the
+    underlying stream, which ends such a write with ``ConnectionClosed``. After our
     own ``aclose``/``abort`` every call fails at once, as with the other transport
     (trio-websocket only notices once its reader task has run).
     """
@@ -129,6 +131,7 @@ class _TrioWebSocketAdapter:
 
         self._closed_exc: type[ConnectionClosed] = ConnectionClosed
         self._local_close: ConnectionLost | None = None
+        self._send_lock = anyio.Lock()
 
     def _lost(self, exc: Any) -> ConnectionLost:
         if self._local_close is not None:
@@ -149,27 +152,42 @@ class _TrioWebSocketAdapter:
         return [message]
 
     async def send_text(self, text: str) -> None:
-        if self._local_close is not None:
-            raise self._local_close
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._conn.send_message(text)
-            except self._closed_exc as exc:
-                raise self._lost(exc) from None
+        await self.send_texts((text,))
 
     async def send_texts(self, texts: Sequence[str]) -> None:
-        for text in texts:
-            await self.send_text(text)
+        async with self._send_lock:
+            for text in texts:
+                if self._local_close is not None:
+                    raise self._local_close
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self._conn.send_message(text)
+                    except self._closed_exc as exc:
+                        raise self._lost(exc) from None
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close politely only if no write is in progress or queued.
+
+        A busy send lock at this point means writes are stuck on a peer that stopped
+        reading (or queued behind one); trio-websocket's close would queue behind
+        them and then wait for a reply that cannot come. Close the stream instead.
+        """
         if self._local_close is not None:
             return
         detail = f", {reason}" if reason else ""
         self._local_close = ConnectionLost(
             f"WebSocket closed (code {code}{detail})", close_code=code
         )
-        with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            await self._conn.aclose(code, reason or None)
+        try:
+            self._send_lock.acquire_nowait()
+        except anyio.WouldBlock:
+            pass
+        else:
+            try:
+                with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+                    await self._conn.aclose(code, reason or None)
+            finally:
+                self._send_lock.release()
         await _close_stream(self._conn)
 
     async def abort(self) -> None:
@@ -247,7 +265,7 @@ class _TrioWebSocketTransport:
         self._max_size = max_size
         self._open_timeout = open_timeout
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._conn: Any = None
+        self._adapter: _TrioWebSocketAdapter | None = None
 
     async def __aenter__(self) -> _TrioWebSocketAdapter:
         if _backend_name() != "trio":
@@ -256,13 +274,13 @@ class _TrioWebSocketTransport:
         await task_group.__aenter__()
         self._task_group = task_group
         try:
-            self._conn = await self._open(task_group)
+            self._adapter = _TrioWebSocketAdapter(await self._open(task_group))
         except BaseException:
             task_group.cancel_scope.cancel()
             self._task_group = None
             await task_group.__aexit__(None, None, None)
             raise
-        return _TrioWebSocketAdapter(self._conn)
+        return self._adapter
 
     async def _open(self, task_group: anyio.abc.TaskGroup) -> Any:
         import trio
@@ -330,13 +348,11 @@ class _TrioWebSocketTransport:
         if task_group is None:
             return False
         try:
-            if self._conn is not None:
-                with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                    await self._conn.aclose()
-                # trio-websocket leaves the socket open when the server closed first
-                # (a client "waits for the server's TCP close"); close it ourselves,
-                # which also ends its reader task.
-                await _close_stream(self._conn)
+            if self._adapter is not None:
+                # Also closes the socket, which trio-websocket leaves open when the
+                # server closed first (a client "waits for the server's TCP close"),
+                # and so ends its reader task.
+                await self._adapter.aclose()
         finally:
             task_group.cancel_scope.cancel()
         if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):

@@ -19,6 +19,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from relay_anyio import ConnectionLost, ConnectionState, RelayClient
+from relay_anyio._transport import TransportName
 from relay_anyio.testing import FakeRelayServer
 
 from .helpers import eventually, make_client
@@ -110,6 +111,14 @@ class StalledRelayPeer:
         # ...and from now on nothing is read or written; the socket stays open.
 
 
+@pytest.fixture(params=["wsproto", "trio-websocket"])
+def transport(request: pytest.FixtureRequest, anyio_backend_name: str) -> TransportName:
+    name: TransportName = request.param
+    if name == "trio-websocket" and anyio_backend_name != "trio":
+        pytest.skip("trio-websocket runs under trio only")
+    return name
+
+
 @pytest.fixture
 def stalled_peer() -> Iterator[StalledRelayPeer]:
     peer = StalledRelayPeer()
@@ -120,7 +129,7 @@ def stalled_peer() -> Iterator[StalledRelayPeer]:
 
 
 async def test_half_open_with_full_send_buffers_detected_within_0_3_s_window(
-    stalled_peer: StalledRelayPeer,
+    stalled_peer: StalledRelayPeer, transport: TransportName
 ) -> None:
     """The client keeps writing until its socket buffer is full; the keepalive's ping
     cannot even be written. Detection still takes one window, every write blocked on
@@ -129,6 +138,7 @@ async def test_half_open_with_full_send_buffers_detected_within_0_3_s_window(
         project="p",
         token="t",
         url=f"ws://127.0.0.1:{stalled_peer.port}",
+        transport=transport,
         request_timeout=10.0,  # longer than the test: only the keepalive may end it
         ping_interval=PING_INTERVAL,
         ping_timeout=PING_TIMEOUT,
@@ -160,7 +170,7 @@ async def test_half_open_with_full_send_buffers_detected_within_0_3_s_window(
 
 
 async def test_shutdown_is_prompt_while_writes_are_blocked_on_a_dead_peer(
-    stalled_peer: StalledRelayPeer,
+    stalled_peer: StalledRelayPeer, transport: TransportName
 ) -> None:
     """Writes are shielded (a cancelled partial write would corrupt the link), so
     leaving the client must close the link to end them rather than wait for them."""
@@ -168,6 +178,7 @@ async def test_shutdown_is_prompt_while_writes_are_blocked_on_a_dead_peer(
         project="p",
         token="t",
         url=f"ws://127.0.0.1:{stalled_peer.port}",
+        transport=transport,
         request_timeout=10.0,
         ping_interval=3600.0,  # no keepalive: only the shutdown can end the writes
     )
