@@ -2,20 +2,28 @@
 
 Structure (see ``docs/concepts.md``)::
 
-    Session.run()                       -- reconnect loop, backoff, auth give-up rule
+    Session.run()                       -- reconnect loop, backoff, give-up rules
       └─ per connection task group
            ├─ reader task               -- the only reader: responses, events, pings
            ├─ keepalive task            -- client signalwire.ping, dead-link detection
+           ├─ closer                    -- closes the link when the group ends
            └─ (drain task)              -- after signalwire.disconnect
 
 The reader never awaits user code: it resolves request waiters, acknowledges events
 (all acks of one socket read in one write, before any of those events is routed) and
 hands events to :class:`SessionListener`, whose methods are synchronous and must not
-block. Requests wait (bounded by their timeout) until a connection is authenticated,
-so nothing but ``signalwire.connect`` ever goes out before authentication succeeds.
+block. It also applies the connect result before reading the next frame, so the
+server's first events land in the right session.
+
+Requests wait (bounded by their timeout) until a connection is authenticated, so
+nothing but ``signalwire.connect`` goes out before authentication succeeds. A request
+in flight when the link dies fails with :class:`ConnectionLost`; one that had not
+gone out waits for the next connection. A lost connection is detached at once, so a
+caller retrying on ConnectionLost never finds it again.
 
 Delivery is exactly-once per session: the server redelivers unacked events on resume
 with their original ids; a bounded window of recently seen ids drops the repeats.
+The guarantees and the tests that prove them: ``docs/reliability.md``.
 """
 
 from __future__ import annotations
