@@ -719,7 +719,10 @@ class Session:
         else:
             waiter.result = frame["result"]
             if waiter.on_result is not None:
-                waiter.on_result(waiter.result)
+                try:
+                    waiter.on_result(waiter.result)
+                except Exception:  # a listener's bug must not leave the waiter hanging
+                    logger.exception("failed to apply the result of request %s", fid)
         waiter.event.set()
 
     def _remember(self, fid: Any) -> None:
