@@ -334,8 +334,15 @@ def env(tls_server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
     }
 
 
-async def interrupt(process: Process) -> str:
-    """Ctrl+C, as a user stops a serving program; it must exit 0 quickly."""
+async def interrupt(process: Process, server: FakeRelayServer) -> str:
+    """Ctrl+C, as a user stops a serving program; it must exit 0 quickly.
+
+    First wait until the program has acked every event: a call the server considers
+    ended but whose end the program has not read yet is still being handled, and
+    shutdown rightly hangs it up (an extra ``calling.end`` the assertions would see).
+    """
+    await server.wait_until(lambda: not server.unacked_events(), timeout=10,
+                            what="the program to ack every event")
     process.send_signal(signal.SIGINT)
     assert process.stdout is not None
     out = b""
@@ -359,7 +366,7 @@ async def test_relay_hello_program(tls_server: FakeRelayServer, env: dict[str, s
         await tls_server.wait_for_session(timeout=10)
         call = await tls_server.offer_call()
         await call.wait_for_state("ended", timeout=10)
-        await interrupt(process)
+        await interrupt(process, tls_server)
     assert methods(call) == ["calling.answer", "calling.play", "calling.end"]
     assert params(call.requests[1])["play"] == [
         {"type": "tts", "params": {"text": "Hello from RELAY!"}}
@@ -376,7 +383,7 @@ async def test_relay_inbound_program_connects_to_support(
         call.script_digits("2")
         connect = await tls_server.wait_for_request("calling.connect", timeout=10)
         await call.remote_hangup()  # the caller hangs up once bridged
-        out = await interrupt(process)
+        out = await interrupt(process, tls_server)
     assert methods(call) == ["calling.answer", "calling.play", "calling.collect",
                              "calling.connect"]
     assert params(call.requests[2]) == {
@@ -416,7 +423,7 @@ async def test_relay_ivr_program_voicemail_and_sales(
         sales = await tls_server.offer_call("main-ivr")
         sales.script_digits("1")
         await sales.wait_for_state("ended", timeout=10)
-        await interrupt(process)
+        await interrupt(process, tls_server)
     assert methods(voicemail) == [
         "calling.answer", "calling.record", "calling.play_and_collect", "calling.play",
         "calling.record", "calling.record.stop", "calling.end",
@@ -454,7 +461,7 @@ async def test_a_snippet_program_runs_as_written(
             lambda: len(tls_server.sent_events("calling.call.play")) == 2, timeout=10
         )
         await call.remote_hangup()
-        out = await interrupt(process)
+        out = await interrupt(process, tls_server)
     assert out.splitlines()[:5] == [
         "Call state: answered", "Play state: playing", "Play state: finished",
         "Call state: ending", "Call state: ended",
