@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -29,6 +31,24 @@ def make_client(server: FakeRelayServer, **kwargs: Any) -> RelayClient:
     options: dict[str, Any] = {**server.client_kwargs(), "contexts": ["default"], **FAST}
     options.update(kwargs)
     return RelayClient(**options)
+
+
+def program_env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
+    """The environment a user's program gets: SIGNALWIRE_* only, TLS via the CA file.
+
+    Programs run as separate processes configured like production (``wss://`` to
+    ``SIGNALWIRE_SPACE``, the fake server's CA trusted through
+    ``SIGNALWIRE_RELAY_CA_FILE``), unbuffered so tests can read their output live.
+    """
+    kwargs = server.client_kwargs()
+    return {
+        **os.environ,
+        "SIGNALWIRE_PROJECT_ID": kwargs["project"],
+        "SIGNALWIRE_API_TOKEN": kwargs["token"],
+        "SIGNALWIRE_SPACE": f"localhost:{server.port}",
+        "SIGNALWIRE_RELAY_CA_FILE": str(server.ca_pem_path(tmp_path)),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def frames(server: FakeRelayServer, direction: str) -> list[dict[str, Any]]:

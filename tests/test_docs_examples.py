@@ -23,6 +23,8 @@ from anyio.abc import Process
 
 from relay_anyio.testing import FakeRelayServer
 
+from .helpers import program_env
+
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,15 +59,7 @@ async def server() -> AsyncIterator[FakeRelayServer]:
 
 @pytest.fixture
 def env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
-    kwargs = server.client_kwargs()
-    return {
-        **os.environ,
-        "SIGNALWIRE_PROJECT_ID": kwargs["project"],
-        "SIGNALWIRE_API_TOKEN": kwargs["token"],
-        "SIGNALWIRE_SPACE": f"localhost:{server.port}",
-        "SIGNALWIRE_RELAY_CA_FILE": str(server.ca_pem_path(tmp_path)),
-        "PYTHONUNBUFFERED": "1",
-    }
+    return program_env(server, tmp_path)
 
 
 async def interrupt(process: Process, signum: signal.Signals = signal.SIGINT) -> str:

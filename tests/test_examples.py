@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import signal
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from anyio.abc import Process
 from relay_anyio import Call, RelayClient
 from relay_anyio.testing import FakeCall, FakeRelayServer
 
-from .helpers import eventually, make_client
+from .helpers import eventually, make_client, program_env
 
 pytestmark = pytest.mark.anyio
 
@@ -323,15 +322,7 @@ async def tls_server() -> AsyncIterator[FakeRelayServer]:
 
 @pytest.fixture
 def env(tls_server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
-    kwargs = tls_server.client_kwargs()
-    return {
-        **os.environ,
-        "SIGNALWIRE_PROJECT_ID": kwargs["project"],
-        "SIGNALWIRE_API_TOKEN": kwargs["token"],
-        "SIGNALWIRE_SPACE": f"localhost:{tls_server.port}",
-        "SIGNALWIRE_RELAY_CA_FILE": str(tls_server.ca_pem_path(tmp_path)),
-        "PYTHONUNBUFFERED": "1",
-    }
+    return program_env(tls_server, tmp_path)
 
 
 async def interrupt(process: Process, server: FakeRelayServer) -> str:

@@ -6,7 +6,6 @@ the SIGNALWIRE_* environment variables, over TLS trusted via SIGNALWIRE_RELAY_CA
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -18,6 +17,8 @@ from anyio.abc import Process
 
 from relay_anyio.testing import FakeRelayServer
 
+from .helpers import program_env
+
 pytestmark = pytest.mark.anyio
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -27,17 +28,6 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 async def tls_server() -> AsyncIterator[FakeRelayServer]:
     async with FakeRelayServer(tls=True) as server:
         yield server
-
-
-def example_env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "SIGNALWIRE_PROJECT_ID": server.client_kwargs()["project"],
-        "SIGNALWIRE_API_TOKEN": server.client_kwargs()["token"],
-        "SIGNALWIRE_SPACE": f"localhost:{server.port}",
-        "SIGNALWIRE_RELAY_CA_FILE": str(server.ca_pem_path(tmp_path)),
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 async def read_until(process: Process, marker: str, timeout: float = 10) -> str:
@@ -52,7 +42,7 @@ async def read_until(process: Process, marker: str, timeout: float = 10) -> str:
 async def test_messaging_send_example(tls_server: FakeRelayServer, tmp_path: Path) -> None:
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "messaging_send.py")],
-        env=example_env(tls_server, tmp_path),
+        env=program_env(tls_server, tmp_path),
         check=False,
     )
     out = result.stdout.decode()
@@ -67,7 +57,7 @@ async def test_messaging_send_example(tls_server: FakeRelayServer, tmp_path: Pat
 async def test_messaging_receive_example(tls_server: FakeRelayServer, tmp_path: Path) -> None:
     async with await anyio.open_process(
         [sys.executable, str(EXAMPLES / "messaging_receive.py")],
-        env=example_env(tls_server, tmp_path),
+        env=program_env(tls_server, tmp_path),
     ) as process:
         try:
             await tls_server.wait_for_session(timeout=10)
