@@ -166,7 +166,6 @@ class RelayClient:
         self._abandoned_dials: dict[str, None] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._fatal: RelayError | None = None
-        self._started = False
         self._session_scope: anyio.CancelScope | None = None
         self._pump_send: (
             MemoryObjectSendStream[tuple[tuple[EventListener, ...], RelayEvent]] | None
@@ -241,7 +240,6 @@ class RelayClient:
             if isinstance(exc, RelayError):
                 raise exc from None
             raise
-        self._started = True
         return self
 
     async def __aexit__(
@@ -293,30 +291,23 @@ class RelayClient:
             logger.info("interrupted: client shut down")
 
     async def _run_session(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        started = False
-
-        def mark_started() -> None:
-            nonlocal started
-            started = True
-
+        # The session's scope is shielded once connected: when the scope around the
+        # client is cancelled, the connection must outlive the handlers long enough to
+        # stop their actions and hang up their calls (__aexit__ cancels it after that).
+        # Before that it is not, so cancelling the task entering the client stops a
+        # session that is still trying to connect.
         scope = self._session_scope = anyio.CancelScope()
 
         class _Status:
             def started(self, value: None = None) -> None:
-                # Shielded only once connected: cancelling the task that enters the
-                # client must still stop a session that is trying to connect.
                 scope.shield = True
-                mark_started()
                 task_status.started()
 
         try:
-            # Shielded: when the scope around the client is cancelled, the connection
-            # must outlive the handlers long enough to stop their actions and hang up
-            # their calls; __aexit__ cancels this scope once that is done.
             with scope:
                 await self._session.run(task_status=_Status())
         except RelayError as exc:
-            if not started:
+            if not scope.shield:  # never connected: __aenter__ raises it
                 raise
             logger.error("RELAY client stopped: %s", exc)
             self._fatal = exc
