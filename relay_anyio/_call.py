@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -50,7 +50,7 @@ from ._constants import (
 from ._errors import CallEnded, EventOverflow, RelayError, RequestTimeout
 from ._events import RelayEvent, make_event
 
-__all__ = ["Call", "EventListener", "normalize_media"]
+__all__ = ["Call", "EventListener", "normalize_media", "run_listeners", "run_plain"]
 
 logger = logging.getLogger("relay_anyio.call")
 
@@ -83,7 +83,7 @@ class _Waiter:
 ListenerQueue = MemoryObjectReceiveStream[tuple[tuple[EventListener, ...], RelayEvent]]
 
 
-async def run_listeners(receive: ListenerQueue, owner: str) -> None:
+async def run_listeners(receive: ListenerQueue, owner: object) -> None:
     """Run queued callbacks in order until the queue closes (a listener task's body).
 
     Callbacks may be plain or async functions; an exception is logged with ``owner``
@@ -100,6 +100,50 @@ async def run_listeners(receive: ListenerQueue, owner: str) -> None:
                     logger.exception(
                         "listener %r failed on %s for %s", callback, event.event_type, owner
                     )
+
+
+def run_plain(
+    callbacks: tuple[EventListener, ...], event: RelayEvent, owner: object
+) -> tuple[EventListener, ...]:
+    """Run callbacks now, in order, until one returns an awaitable; return the rest.
+
+    What is returned (that awaitable, then the callbacks after it) must run on the
+    owner's listener task, after which every later event must go there too, or a
+    plain listener would overtake an async one. An exception is logged with
+    ``owner`` and the next callback still runs.
+    """
+    for index, callback in enumerate(callbacks):
+        try:
+            result = callback(event)
+        except Exception:
+            logger.exception(
+                "listener %r failed on %s for %s", callback, event.event_type, owner
+            )
+            continue
+        if result is not None and inspect.isawaitable(result):
+            return (_returning(result), *callbacks[index + 1 :])
+    return ()
+
+
+class _returning:
+    """A callback standing for an awaitable a plain listener returned: awaits it."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self.awaitable = awaitable
+
+    def __call__(self, event: RelayEvent) -> Awaitable[Any]:
+        return self.awaitable
+
+    def __repr__(self) -> str:
+        return repr(self.awaitable)
+
+
+def _discard(callback: EventListener) -> None:
+    """Close a coroutine nobody will await (no 'never awaited' warning)."""
+    if isinstance(callback, _returning) and inspect.iscoroutine(callback.awaitable):
+        callback.awaitable.close()
 
 
 def normalize_media(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -276,9 +320,14 @@ class Call:
     def on(self, event_type: str, listener: EventListener) -> None:
         """Call ``listener(event)`` for every event of ``event_type`` on this call.
 
-        Listeners may be plain or async functions. They run in order on this call's
-        listener task, never in the reader; an exception is logged and the next event
-        is still delivered. They are dropped when the call ends or its handler returns.
+        Listeners may be plain or async functions, and run in the order events
+        arrived. A plain function runs as the event is routed, before anything waiting
+        on the call wakes up (so, like any synchronous code in an async program, it
+        must not block). Async listeners run on this call's listener task, fed by a
+        bounded queue; from the first awaitable a listener of a call returns, all
+        that call's listeners go through its task, which keeps their order. An exception
+        is logged and the next listener still runs. Listeners are dropped when the
+        call ends or its handler returns.
 
         Raises :class:`CallEnded` on an ended call, :class:`EventOverflow` once this
         call's listeners fell too far behind and were dropped, and ``RuntimeError``
@@ -288,7 +337,7 @@ class Call:
             raise CallEnded(self.call_id, self.end_reason, "cannot listen on an ended call")
         if self._listener_error is not None:
             raise self._listener_error  # its listener task is gone: say so, not drop silently
-        self._ensure_pump()
+        self._check_scope()
         self._listeners.setdefault(event_type, []).append(listener)
 
     def off(self, event_type: str, listener: EventListener | None = None) -> None:
@@ -298,26 +347,44 @@ class Call:
         elif listener in self._listeners.get(event_type, ()):
             self._listeners[event_type].remove(listener)
 
-    def _ensure_pump(self) -> None:
+    def _check_scope(self) -> None:
         if self._scope_closed or self._task_group is None:
             # A listener added now would never run (and a new listener task would
             # keep the finished handler's task group open).
             raise RuntimeError(f"{self!r} has no task group: its handler scope has ended")
+
+    def _ensure_pump(self) -> None:
+        self._check_scope()
         if self._pump_send is not None:
             return
         send, receive = anyio.create_memory_object_stream[
             tuple[tuple[EventListener, ...], RelayEvent]
         ](self._event_buffer)
         self._pump_send = send
+        assert self._task_group is not None
         self._task_group.start_soon(self._pump, receive, name=f"relay listeners {self.call_id}")
 
     def _run_callbacks(self, callbacks: tuple[EventListener, ...], event: RelayEvent) -> None:
-        """Queue callbacks for this call's listener task (from the reader)."""
+        """Run plain listeners now, or queue for this call's listener task (from the reader).
+
+        The inline path is the hot one (thousands of events a second): no task
+        switch, no queue. It is taken only while the call has no listener task, so a
+        plain listener never overtakes an async one queued before it.
+        """
+        if self._pump_send is None:
+            callbacks = run_plain(callbacks, event, self)
+            if not callbacks:
+                return
+        self._queue(callbacks, event)
+
+    def _queue(self, callbacks: tuple[EventListener, ...], event: RelayEvent) -> None:
         if self._pump_send is None:
             try:
                 self._ensure_pump()
             except RuntimeError:
                 logger.warning("dropped callbacks for %r: its scope has ended", self)
+                for callback in callbacks:
+                    _discard(callback)
                 return
         try:
             self._pump_send.send_nowait((callbacks, event))
@@ -335,7 +402,7 @@ class Call:
         self._pump_send.close()
 
     async def _pump(self, receive: ListenerQueue) -> None:
-        await run_listeners(receive, f"call {self.call_id}")
+        await run_listeners(receive, self)
 
     async def _close_scope(self) -> None:
         """The handler returned: stop its actions, let queued listener events drain."""

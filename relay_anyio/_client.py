@@ -23,7 +23,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._call import Call, EventListener, run_listeners
+from ._call import Call, EventListener, run_listeners, run_plain
 from ._constants import (
     CALL_STATE_ENDED,
     DEFAULT_RELAY_HOST,
@@ -710,6 +710,9 @@ class RelayClient:
         self, listeners: tuple[EventListener, ...], event: RelayEvent
     ) -> None:
         if self._pump_send is None:
+            listeners = run_plain(listeners, event, "the client")
+            if not listeners:
+                return
             assert self._tg is not None
             send, receive = anyio.create_memory_object_stream[
                 tuple[tuple[EventListener, ...], RelayEvent]

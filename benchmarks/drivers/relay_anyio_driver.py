@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     report: Any = anyio.run(_main, cfg, backend=cfg.backend)
     if profiler is not None and profile_dir:
         profiler.disable()
+        os.makedirs(profile_dir, exist_ok=True)
         profiler.dump_stats(os.path.join(profile_dir, f"{cfg.workload}-{cfg.backend}.prof"))
     assert isinstance(report, Report)
     report.emit()
