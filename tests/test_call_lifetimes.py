@@ -215,6 +215,56 @@ async def test_off_removes_listeners(relay_server: FakeRelayServer) -> None:
     assert seen == ["two", "two"]
 
 
+async def test_plain_listeners_have_run_when_a_wait_returns(
+    relay_server: FakeRelayServer,
+) -> None:
+    """Plain listeners run as the event is routed, before the waits it ends wake up."""
+    seen: list[str] = []
+    async with inbound_call(relay_server) as (call, _):
+        call.on(EVENT_CALL_PLAY, lambda event: seen.append(event.params["state"]))
+        await (await call.play_tts("x")).wait(timeout=2)
+        assert seen == ["playing", "finished"]  # no waiting: they ran already
+        await call.hangup()
+        ended = await call.wait_for_ended(timeout=2)
+        assert ended.params["call_state"] == "ended"
+    assert seen == ["playing", "finished"]
+
+
+async def test_plain_and_async_listeners_keep_the_order_of_events(
+    relay_server: FakeRelayServer,
+) -> None:
+    """An async listener moves the call's listeners onto its task; none overtakes."""
+    order: list[tuple[str, int]] = []
+
+    def plain(tag: str) -> Any:
+        return lambda event: order.append((tag, event.params["n"]))
+
+    async def slow(event: RelayEvent) -> None:
+        await anyio.sleep(0.002)
+        order.append(("async", event.params["n"]))
+
+    async def awaited_later(event: RelayEvent) -> None:
+        await anyio.sleep(0.001)
+        order.append(("returned", event.params["n"]))
+
+    async with inbound_call(relay_server) as (call, fake):
+        call.on("test.seq", plain("first"))
+        call.on("test.seq", slow)
+        call.on("test.seq", plain("last"))
+        # A plain function that returns an awaitable: awaited in its turn.
+        call.on("test.other", lambda event: awaited_later(event))
+        call.on("test.other", plain("after"))
+        for n in range(5):
+            await fake.send_event("test.seq", {"call_id": fake.call_id, "n": n})
+            await fake.send_event("test.other", {"call_id": fake.call_id, "n": n})
+        await eventually(lambda: len(order) == 25)
+    assert order == [
+        (tag, n)
+        for n in range(5)
+        for tag in ("first", "async", "last", "returned", "after")
+    ]
+
+
 # -- on_completed ---------------------------------------------------------------------------
 
 
