@@ -2,9 +2,11 @@
 
 Lifetimes. An inbound call's handler runs in the call's own task group, inside the
 client's. The reader updates the call synchronously for every event (state, actions,
-``wait_for`` waiters); only listeners run on a task: one pump per call, started on the
-first ``call.on(...)``, fed through a bounded memory object stream, so a slow listener
-delays its own call and nothing else. When the call ends, every pending wait finishes
+``wait_for`` waiters) and runs plain listeners there too: a task switch per event
+would cost more than the listener (see the performance issue). Async listeners run on
+one listener task per call, started by the first awaitable a listener returns and fed
+through a bounded memory object stream, so a slow one delays its own call and nothing
+else. When the call ends, every pending wait finishes
 at once (actions with their terminal event or a "call ended" result; ``wait_for``
 with :class:`CallEnded`), and the listeners get the ended event and are dropped.
 
