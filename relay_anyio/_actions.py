@@ -34,6 +34,7 @@ from ._constants import (
 )
 from ._errors import RelayError
 from ._events import RelayEvent, make_event
+from ._sync import LazyEvent
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -92,7 +93,7 @@ class Action:
         self.result: RelayEvent | None = None
         #: The immediate response of the starting command (may carry e.g. ``url``).
         self.start_result: dict[str, Any] = {}
-        self._done = anyio.Event()
+        self._done = LazyEvent()
         self._on_completed = on_completed
         #: Set when the action can never report an outcome (its session was replaced).
         self._error: RelayError | None = None
@@ -190,8 +191,7 @@ class Action:
         session the action ran in was replaced by a fresh one (its outcome is lost).
         """
         if not self._done.is_set():
-            with anyio.fail_after(timeout):
-                await self._done.wait()
+            await self._done.wait(timeout)
         if self._error is not None:
             raise self._error
         assert self.result is not None

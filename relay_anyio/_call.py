@@ -51,6 +51,7 @@ from ._constants import (
 )
 from ._errors import CallEnded, EventOverflow, RelayError, RequestTimeout
 from ._events import RelayEvent, make_event
+from ._sync import LazyEvent
 
 __all__ = ["Call", "EventListener", "normalize_media", "run_listeners", "run_plain"]
 
@@ -76,7 +77,7 @@ class _Waiter:
     def __init__(self, event_type: str, predicate: Callable[[RelayEvent], bool] | None) -> None:
         self.event_type = event_type
         self.predicate = predicate
-        self.event = anyio.Event()
+        self.event = LazyEvent()
         self.result: RelayEvent | None = None
         self.error: BaseException | None = None
 
@@ -204,7 +205,7 @@ class Call:
         self._listeners: dict[str, list[EventListener]] = {}
         self._waiters: list[_Waiter] = []
         self._state_events: dict[str, RelayEvent] = {}
-        self._ended = anyio.Event()
+        self._ended = LazyEvent()
         self._event_buffer = event_buffer
         self._pump_send: MemoryObjectSendStream[tuple[tuple[EventListener, ...], RelayEvent]]
         self._pump_send = None  # type: ignore[assignment]
@@ -436,8 +437,7 @@ class Call:
         waiter = _Waiter(event_type, predicate)
         self._waiters.append(waiter)
         try:
-            with anyio.fail_after(timeout):
-                await waiter.event.wait()
+            await waiter.event.wait(timeout)
         finally:
             self._waiters.remove(waiter)
         if waiter.error is not None:
@@ -448,8 +448,7 @@ class Call:
     async def wait_for_ended(self, timeout: float | None = None) -> RelayEvent:
         """Wait until the call has ended; return its ``ended`` state event."""
         if not self._ended.is_set():
-            with anyio.fail_after(timeout):
-                await self._ended.wait()
+            await self._ended.wait(timeout)
         if self._failure is not None and CALL_STATE_ENDED not in self._state_events:
             raise self._failure
         return self._state_events.get(CALL_STATE_ENDED) or self._synthetic_state_event()

@@ -23,6 +23,7 @@ import anyio
 from ._constants import EVENT_MESSAGING_STATE, MESSAGE_TERMINAL_STATES
 from ._errors import RelayError
 from ._events import MessageStateEvent, RelayEvent, make_event
+from ._sync import LazyEvent
 
 __all__ = ["Message", "MessageExpired", "MessageListener", "MessageRegistry"]
 
@@ -89,7 +90,7 @@ class Message:
         self.reason: str = _text(params, "reason")
         self.result: RelayEvent | None = None
         self._error: RelayError | None = None
-        self._done = anyio.Event()
+        self._done = LazyEvent()
         self._listeners: list[MessageListener] = []
         self._on_completed = on_completed
 
@@ -111,8 +112,7 @@ class Message:
         :class:`MessageExpired` if the client gave up tracking it.
         """
         if not self._done.is_set():
-            with anyio.fail_after(timeout):
-                await self._done.wait()
+            await self._done.wait(timeout)
         if self._error is not None:
             raise self._error
         assert self.result is not None

@@ -17,6 +17,7 @@ the server to go on.
 from __future__ import annotations
 
 import time
+import os
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -211,7 +212,9 @@ class Workload:
             self.report.held = self.held
             self.report.rss_hold, self.report.heap_hold = hold.rss, hold.traced
             if self.heap_snapshot is not None:
-                self.report.extra["heap_hold_top"] = heap_growth(self.heap_snapshot, top=8)
+                self.report.extra["heap_hold_top"] = heap_growth(
+                    self.heap_snapshot, top=int(os.environ.get("BENCH_HEAP_TOP", "8"))
+                )
             await call.hangup()
         elif call_id == CTL_DONE:
             end = Sample.take()
