@@ -418,6 +418,9 @@ class Call:
         self._scope_closed = True
         if self._pump_send is not None:
             self._pump_send.close()
+            # A plain on_completed of an action still running may still run (in the
+            # reader); an async one has no task left and is dropped with a warning.
+            self._pump_send = None  # type: ignore[assignment]
 
     # -- waiting -----------------------------------------------------------------------
 

@@ -26,7 +26,12 @@ from relay_anyio import (
     RelayError,
     RelayEvent,
 )
-from relay_anyio.testing import DEFAULT_HANDLERS, FakeRelayServer, HandlerContext
+from relay_anyio.testing import (
+    DEFAULT_HANDLERS,
+    FakeRelayServer,
+    HandlerContext,
+    JsonRpcError,
+)
 
 from .helpers import eventually, make_client, messages
 from .test_call_basics import inbound_call, run_one_call
@@ -295,6 +300,44 @@ async def test_on_completed_sync_async_and_failing(
     assert any("failed on calling.call.play" in m and repr(failing_done) in m
                for m in messages(caplog, logging.ERROR))
     assert last.is_done
+
+
+async def test_plain_on_completed_runs_after_the_handler_returned(
+    relay_server: FakeRelayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The play outlives its handler (its stop is refused): the plain callback
+    still runs when it finishes; an async one has no task left and is reported."""
+
+    async def refuse_stop(ctx: HandlerContext, params: JSON) -> JSON:
+        raise JsonRpcError(-32000, "cannot stop now")
+
+    relay_server.set_handler("calling.play.stop", refuse_stop)
+    relay_server.play_duration = 0.1
+    got: list[str] = []
+    returned = anyio.Event()
+    client = make_client(relay_server)
+
+    async def async_done(event: RelayEvent) -> None:
+        got.append("async")
+
+    @client.on_call
+    async def handle(call: Call) -> None:
+        await call.answer()
+        await call.play_tts("a", on_completed=lambda event: got.append(event.params["state"]))
+        await call.play_tts("b", on_completed=async_done)
+        returned.set()
+
+    async with client:
+        fake = await relay_server.offer_call()
+        with anyio.fail_after(3):
+            await returned.wait()
+        assert got == []
+        await eventually(lambda: got == ["finished"])
+        await eventually(
+            lambda: any("its scope has ended" in m for m in messages(caplog, logging.WARNING))
+        )
+        await fake.remote_hangup()
+    assert got == ["finished"]
 
 
 async def test_action_on_an_ended_call_resolves_at_once_without_sending(
