@@ -202,7 +202,8 @@ class Call:
         self.project_id = project_id
         self.end_reason: str = ""
         self._actions: dict[str, Action] = {}
-        self._listeners: dict[str, list[EventListener]] = {}
+        #: Tuples, replaced on change: the reader iterates them without copying.
+        self._listeners: dict[str, tuple[EventListener, ...]] = {}
         self._waiters: list[_Waiter] = []
         self._state_events: dict[str, RelayEvent] = {}
         self._ended = LazyEvent()
@@ -257,7 +258,10 @@ class Call:
             self._check_waiters(event)
         listeners = self._listeners.get(event_type)
         if listeners:
-            self._run_callbacks(tuple(listeners), event)
+            if self._pump_send is None:
+                listeners = run_plain(listeners, event, self)
+            if listeners:
+                self._queue(listeners, event)
         if ended:
             self._end()
 
@@ -341,14 +345,21 @@ class Call:
         if self._listener_error is not None:
             raise self._listener_error  # its listener task is gone: say so, not drop silently
         self._check_scope()
-        self._listeners.setdefault(event_type, []).append(listener)
+        self._listeners[event_type] = (*self._listeners.get(event_type, ()), listener)
 
     def off(self, event_type: str, listener: EventListener | None = None) -> None:
         """Remove one listener, or all listeners of ``event_type``."""
         if listener is None:
             self._listeners.pop(event_type, None)
-        elif listener in self._listeners.get(event_type, ()):
-            self._listeners[event_type].remove(listener)
+            return
+        listeners = self._listeners.get(event_type, ())
+        if listener in listeners:
+            index = listeners.index(listener)
+            rest = listeners[:index] + listeners[index + 1 :]
+            if rest:
+                self._listeners[event_type] = rest
+            else:
+                del self._listeners[event_type]
 
     def _check_scope(self) -> None:
         if self._scope_closed or self._task_group is None:

@@ -159,7 +159,7 @@ class RelayClient:
         self._message_handler: MessageHandler | None = None
         self._messages = MessageRegistry(self, message_ttl)
         self._state_callbacks: list[ConnectionStateCallback] = []
-        self._listeners: dict[str, list[EventListener]] = {}
+        self._listeners: dict[str, tuple[EventListener, ...]] = {}
         self._calls: dict[str, Call] = {}
         self._handled: set[Call] = set()
         self._dials: dict[str, _PendingDial] = {}
@@ -210,7 +210,7 @@ class RelayClient:
 
     def on(self, event_type: str, listener: EventListener) -> None:
         """Listen to events no call owns (conference-level, ``calling.error``, unknown)."""
-        self._listeners.setdefault(event_type, []).append(listener)
+        self._listeners[event_type] = (*self._listeners.get(event_type, ()), listener)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -455,7 +455,7 @@ class RelayClient:
             return
         listeners = self._listeners.get(event_type)
         if listeners:
-            self._run_client_listeners(tuple(listeners), make_event(event_type, params, timestamp))
+            self._run_client_listeners(listeners, make_event(event_type, params, timestamp))
         elif logger.isEnabledFor(logging.DEBUG):
             logger.debug("no receiver for %s event (call_id=%r)", event_type, call_id)
 

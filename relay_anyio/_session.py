@@ -709,10 +709,16 @@ class Session:
                 return False
             timestamp = float(timestamp)
         replies.append(_ack(fid))
-        if fid in self._seen:
+        seen = self._seen
+        if fid in seen:
             logger.debug("dropped a redelivered event id=%s", fid)
             return True
-        self._remember(fid)
+        # _remember, inlined: this runs for every event.
+        seen.add(fid)
+        order = self._seen_order
+        order.append(fid)
+        if len(order) > _SEEN_WINDOW:
+            seen.discard(order.popleft())
         events.append((event_type, inner, timestamp))
         return True
 
