@@ -55,6 +55,7 @@ from ._errors import (
     TransportError,
 )
 from ._redact import redact_frame
+from ._sync import LazyEvent
 from ._transport import TRANSPORTS, MessageTransport, TransportName, open_transport
 from ._version import __version__
 from ._websocket import check_verifying_context, split_url
@@ -204,7 +205,7 @@ class _Waiter:
     __slots__ = ("error", "event", "on_result", "result")
 
     def __init__(self, on_result: Callable[[Any], None] | None = None) -> None:
-        self.event = anyio.Event()
+        self.event = LazyEvent()
         self.result: Any = None
         self.error: RelayError | None = None
         #: Run by the reader when the result arrives, before it reads the next frame.
