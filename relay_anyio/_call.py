@@ -218,7 +218,7 @@ class Call:
         #: Why its listeners were dropped: they fell too far behind.
         self._listener_error: EventOverflow | None = None
         self._hung_up = False
-        self._hangup_in_flight: anyio.Event | None = None
+        self._hangup_in_flight: LazyEvent | None = None
         #: Run (synchronously) once when the call ends or its session is lost.
         self._end_callbacks: list[Callable[[Call], object]] = []
 
@@ -595,7 +595,7 @@ class Call:
             if in_flight is not None:
                 await in_flight.wait()
                 continue  # that one failed: try again, or it succeeded: done
-            in_flight = self._hangup_in_flight = anyio.Event()
+            in_flight = self._hangup_in_flight = LazyEvent()
             try:
                 result = await self._command("calling.end", {"reason": reason})
                 self._hung_up = True
