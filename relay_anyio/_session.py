@@ -584,30 +584,45 @@ class Session:
         ws = conn.ws
         try:
             while True:
-                batch = await ws.receive_batch()
-                replies: list[str] = []
-                events: list[tuple[str, dict[str, Any], float]] = []
-                log_frames = frame_logger.isEnabledFor(logging.DEBUG)
-                for raw in batch:
-                    try:
-                        if log_frames:
-                            frame_logger.debug("recv %s", redact_frame(raw, self._live_secrets()))
-                        self._classify(conn, raw, replies, events)
-                    except Exception:  # a bug here must cost one frame, not the link
-                        logger.exception("failed to handle an incoming frame; it was dropped")
+                replies, events = self._take_batch(conn, await ws.receive_batch())
                 try:
                     if replies:
                         await ws.send_texts(replies)
                 finally:
                     # Acked (or the ack is lost with the link, and the server will
                     # redeliver: the seen-window drops the repeat) -- now route.
-                    for event_type, params, timestamp in events:
-                        self._route(event_type, params, timestamp)
+                    self._route_all(events)
                 if conn.draining and conn.idle is None:
                     self._start_drain(conn, tg)
         except (ConnectionLost, ProtocolError) as exc:
             self._lose(conn, exc)
             tg.cancel_scope.cancel()
+
+    def _take_batch(
+        self, conn: _Connection, batch: Iterable[str | bytes]
+    ) -> tuple[list[str], list[tuple[str, dict[str, Any], float]]]:
+        """Handle the frames of one read: the replies to send, the events to route."""
+        replies: list[str] = []
+        events: list[tuple[str, dict[str, Any], float]] = []
+        log_frames = frame_logger.isEnabledFor(logging.DEBUG)
+        for raw in batch:
+            try:
+                if log_frames:
+                    frame_logger.debug("recv %s", redact_frame(raw, self._live_secrets()))
+                self._classify(conn, raw, replies, events)
+            except Exception:  # a bug here must cost one frame, not the link
+                logger.exception("failed to handle an incoming frame; it was dropped")
+        return replies, events
+
+    def _route_all(self, events: list[tuple[str, dict[str, Any], float]]) -> None:
+        session_event = self._listener.session_event
+        for event_type, params, timestamp in events:
+            # One event that trips a bug in routing must not take the connection
+            # down with every other call on it: log it loudly, go on with the next.
+            try:
+                session_event(event_type, params, timestamp)
+            except Exception:
+                logger.exception("failed to route a %s event; it was dropped", _short(event_type))
 
     def _classify(
         self,
@@ -722,14 +737,6 @@ class Session:
             seen.discard(order.popleft())
         events.append((event_type, inner, timestamp))
         return True
-
-    def _route(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
-        # One event that trips a bug in routing must not take the connection down
-        # with every other call on it: log it loudly and go on with the next frame.
-        try:
-            self._listener.session_event(event_type, params, timestamp)
-        except Exception:
-            logger.exception("failed to route a %s event; it was dropped", _short(event_type))
 
     def _take_event(
         self, params: dict[str, Any], events: list[tuple[str, dict[str, Any], float]]
@@ -850,6 +857,10 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 def _ack(fid: str | int) -> str:
+    # One ack per event: when the id has nothing to escape, skip the encoder.
+    if type(fid) is str and fid.isascii() and fid.isprintable() and '"' not in fid:
+        if "\\" not in fid:
+            return '{"jsonrpc":"2.0","id":"' + fid + '","result":{}}'
     return f'{{"jsonrpc":"2.0","id":{_dumps(fid)},"result":{{}}}}'
 
 
