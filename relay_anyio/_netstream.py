@@ -1,0 +1,300 @@
+"""The client's TCP (+TLS) byte stream, native to the event loop where that pays.
+
+Why. A RELAY round trip is small frames over TLS, so the byte stream's cost per
+``receive``/``send`` counts. On asyncio, anyio's path (``anyio.connect_tcp`` +
+``TLSStream``) runs the TLS record loop in Python over a MemoryBIO on every call,
+toggles ``pause_reading``/``resume_reading`` (``epoll_ctl`` syscalls) around every
+blocking receive and adds a loop iteration after every send. :class:`_AsyncioStream`
+is one :class:`asyncio.Protocol` on ``loop.create_connection`` (asyncio's own TLS),
+always reading into a buffer that wakes the one receiver.
+
+Measured with ``python benchmarks/streams.py`` (TLS over loopback to a server in
+another process; client CPU per 100-byte round trip by ``time.process_time``, client
+and server pinned to two CPUs (the default) or to one (``--pin same``); 32 MiB one way
+on two CPUs; medians of 4 x 5 runs (one CPU: 2 x 5) on the shared 2-core dev machine,
+2026-11-24):
+
+==========================  ==========  ==========  =========  =======
+path                        CPU us/rt   CPU us/rt   down MB/s  up MB/s
+                            (2 CPUs)    (1 CPU)
+==========================  ==========  ==========  =========  =======
+asyncio, anyio streams         39.0        30.7        825      1010
+asyncio, this module           34.2        17.6       1100      1555
+asyncio, bare Protocol         30.8        15.3          -         -
+trio, anyio streams            38.3        17.7       1490      1080
+trio, trio.SSLStream           46.5        34.0       1070       715
+==========================  ==========  ==========  =========  =======
+
+On asyncio this stream costs 12 % (two CPUs) to 43 % (one CPU) less client CPU per
+round trip, within 2-3.5 us of a bare callback protocol (the floor of asyncio's TLS),
+and moves 33-54 % more bytes per second. Wall time per round trip on two CPUs is
+scheduler-bound (60-70 us for every path, the bare protocol included); on one CPU it
+follows the CPU (48 -> 35 us). So the byte stream is no longer where a RELAY round
+trip's cost is. On trio, ``trio.SSLStream`` (behind a thin anyio adapter, in the
+benchmark) costs 21-92 % more CPU than anyio's ``TLSStream``: trio keeps anyio's
+path, as does any other event loop.
+
+Errors are anyio's: ``EndOfStream`` once the peer's data is consumed,
+``BrokenResourceError`` (chaining the ``OSError``) when the connection is lost,
+``ClosedResourceError`` after ``aclose()``. Connecting raises what anyio's path does
+(``ssl.SSLCertVerificationError``, ``ssl.SSLError``, ``socket.gaierror``, ``OSError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+import sniffio
+from anyio.streams.tls import TLSAttribute, TLSStream
+
+__all__ = ["connect_stream"]
+
+#: Reading pauses above this many buffered bytes and resumes below a quarter of it, so
+#: a client that stops reading holds about this much (plus one read) in memory.
+HIGH_WATER = 1024 * 1024
+LOW_WATER = HIGH_WATER // 4
+#: How long ``aclose()`` waits for the write buffer and the TLS close_notify to go out
+#: (and the peer to answer) before it drops the connection.
+CLOSE_GRACE = 1.0
+
+
+async def connect_stream(
+    host: str, port: int, *, ssl_context: ssl.SSLContext | None, server_hostname: str
+) -> anyio.abc.ByteStream:
+    """Open TCP to ``host:port`` (with TLS if ``ssl_context``, checking ``server_hostname``).
+
+    TCP_NODELAY is set. As with anyio's ``standard_compatible=False``, a peer closing
+    TCP without a TLS close_notify reads as ``EndOfStream``.
+    """
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        library = ""
+    if library == "asyncio":
+        return await _AsyncioStream.connect(host, port, ssl_context, server_hostname)
+    tcp = await anyio.connect_tcp(host, port)
+    if ssl_context is None:
+        return tcp
+    try:
+        return await TLSStream.wrap(
+            tcp, hostname=server_hostname, ssl_context=ssl_context, standard_compatible=False
+        )
+    except BaseException:
+        await anyio.aclose_forcefully(tcp)
+        raise
+
+
+class _AsyncioStream(anyio.abc.SocketStream, asyncio.Protocol):
+    """An anyio socket stream that is its own asyncio protocol.
+
+    The transport reads all the time into a deque of chunks, pausing only for flow
+    control (:data:`HIGH_WATER`). ``send`` writes at once and waits only while the
+    transport asks to pause writing, so it costs no loop iteration otherwise.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tls: bool) -> None:
+        self._loop = loop
+        self._tls = tls
+        self._transport: asyncio.Transport = None  # type: ignore[assignment]  # set at once
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0  # bytes received and not returned yet
+        self._start = 0  # the bytes of _chunks[0] before this were returned already
+        self._reading_paused = False
+        self._writing_paused = False
+        self._eof = False
+        self._lost = False
+        self._exc: BaseException | None = None
+        self._closed = False  # aclose() was called
+        self._receiving = False
+        self._sending = False
+        self._waiter: asyncio.Future[None] | None = None  # the blocked receive
+        self._drain: asyncio.Future[None] | None = None  # the send waiting for resume_writing
+        self._closing: asyncio.Future[None] | None = None  # aclose() waiting for the end
+
+    @classmethod
+    async def connect(
+        cls, host: str, port: int, ssl_context: ssl.SSLContext | None, server_hostname: str
+    ) -> _AsyncioStream:
+        loop = asyncio.get_running_loop()
+        _, stream = await loop.create_connection(
+            lambda: cls(loop, ssl_context is not None),
+            host,
+            port,
+            ssl=ssl_context,
+            server_hostname=server_hostname if ssl_context is not None else None,
+            happy_eyeballs_delay=0.25,  # as anyio.connect_tcp
+        )
+        return stream
+
+    # -- asyncio.Protocol: called by the transport ------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER and not self._reading_paused:
+            self._reading_paused = True
+            self._transport.pause_reading()
+        _wake(self._waiter)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        _wake(self._waiter)
+        return not self._tls  # TCP stays open for sending, as anyio's; TLS cannot
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._exc = exc
+        for waiter in (self._waiter, self._drain, self._closing):
+            _wake(waiter)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        _wake(self._drain)
+
+    # -- anyio.abc.ByteStream ---------------------------------------------------------
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be a positive integer")
+        if self._receiving:
+            raise anyio.BusyResourceError("reading from")
+        self._receiving = True
+        try:
+            if self._chunks and not self._closed:
+                await asyncio.sleep(0)  # data is ready, but let a flood not starve others
+            while not (self._chunks or self._eof or self._lost or self._closed):
+                self._waiter = self._loop.create_future()
+                try:
+                    await self._waiter  # cancellable: nothing is taken from the buffer yet
+                finally:
+                    self._waiter = None
+        finally:
+            self._receiving = False
+        if self._closed:
+            raise anyio.ClosedResourceError
+        chunks = self._chunks
+        if not chunks:
+            if self._exc is not None:
+                raise anyio.BrokenResourceError from self._exc
+            raise anyio.EndOfStream
+        head, start = chunks[0], self._start
+        end = start + max_bytes
+        if end < len(head):  # a slice of the first chunk; the rest stays, uncopied
+            self._start = end
+            data = head[start:end]
+        else:  # the rest of the first chunk, joined with the next ones that fit
+            chunks.popleft()
+            self._start = 0
+            parts = [head[start:] if start else head]
+            size = len(parts[0])
+            while chunks and size + len(chunks[0]) <= max_bytes:
+                parts.append(chunks.popleft())
+                size += len(parts[-1])
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._buffered -= len(data)
+        if self._reading_paused and self._buffered <= LOW_WATER and not self._lost:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        return data
+
+    async def send(self, item: bytes) -> None:
+        if self._writing_paused and not (self._closed or self._lost):
+            if self._sending:
+                raise anyio.BusyResourceError("writing to")
+            self._sending = True
+            try:
+                while self._writing_paused and not (self._closed or self._lost):
+                    self._drain = self._loop.create_future()
+                    try:
+                        await self._drain  # cancellable: nothing of item is written yet
+                    finally:
+                        self._drain = None
+            finally:
+                self._sending = False
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if self._lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError from self._exc
+        self._transport.write(item)
+
+    async def send_eof(self) -> None:
+        if self._tls:
+            raise NotImplementedError("send_eof() is not supported on TLS streams")
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if not self._lost:
+            self._transport.write_eof()
+
+    async def aclose(self) -> None:
+        """Flush, send close_notify (TLS) and close; drop the connection if cancelled.
+
+        Waits at most :data:`CLOSE_GRACE` for that. Under ``anyio.aclose_forcefully``
+        (a cancelled scope) the close_notify still goes out if the socket takes it.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        _wake(self._waiter)
+        _wake(self._drain)
+        if self._lost:
+            return
+        transport = self._transport
+        transport.close()
+        timer = self._loop.call_later(CLOSE_GRACE, transport.abort)
+        try:
+            while not self._lost:
+                self._closing = self._loop.create_future()
+                await self._closing
+        except BaseException:
+            transport.abort()
+            raise
+        finally:
+            self._closing = None
+            timer.cancel()
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        return self._transport.get_extra_info("socket")  # type: ignore[no-any-return]
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        attributes = dict(super().extra_attributes)
+        tls: ssl.SSLObject | None = self._transport.get_extra_info("ssl_object")
+        if tls is not None:
+            attributes.update(
+                {
+                    TLSAttribute.alpn_protocol: tls.selected_alpn_protocol,
+                    TLSAttribute.channel_binding_tls_unique: tls.get_channel_binding,
+                    TLSAttribute.cipher: tls.cipher,
+                    TLSAttribute.peer_certificate: lambda: tls.getpeercert(False),
+                    TLSAttribute.peer_certificate_binary: lambda: tls.getpeercert(True),
+                    TLSAttribute.server_side: lambda: False,
+                    TLSAttribute.shared_ciphers: lambda: None,
+                    TLSAttribute.standard_compatible: lambda: False,
+                    TLSAttribute.ssl_object: lambda: tls,
+                    TLSAttribute.tls_version: tls.version,
+                }
+            )
+        return attributes
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
