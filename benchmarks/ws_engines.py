@@ -1,6 +1,6 @@
-"""Benchmark the client side of two sans-I/O WebSocket engines on small JSON frames.
+"""Benchmark the client side of three sans-I/O WebSocket engines on small JSON frames.
 
-Engines compared (both used purely sans-I/O, on the CLIENT side of an already
+Engines compared (all used purely sans-I/O, on the CLIENT side of an already
 open connection, without compression / extensions):
 
 * ``wsproto``    -- ``wsproto.WSConnection(ConnectionType.CLIENT)``:
@@ -10,6 +10,12 @@ open connection, without compression / extensions):
   the ``websockets`` package): ``receive_data()`` + ``events_received()`` to
   decode (``Frame.data.decode()`` to produce ``str``, which is what its own
   I/O layers do), ``send_text()`` + ``data_to_send()`` to encode.
+* ``_frames``    -- ``relay_anyio._frames.FrameCodec(client=True)``, the
+  project's own codec (the engine of ``relay_anyio/_websocket.py`` after the
+  handshake): ``receive()`` returns the ``str`` messages of a read,
+  ``encode_text()`` encodes one frame.  The ``_frames batch`` encode row uses
+  ``encode_texts()`` on 64 acks at a time (what the session does with the acks
+  of one read: one call, one ``os.urandom`` for all masks).
 
 Each engine is brought past the opening handshake in memory, against the
 matching server-side object of the same library (wsproto SERVER connection /
@@ -73,6 +79,8 @@ from websockets.uri import parse_uri
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, Request, TextMessage
+
+from relay_anyio._frames import FrameCodec
 
 CHUNK_SIZE = 64 * 1024  # what one socket read delivers in the decode workload
 SERVER_WRITE_SIZE = 256 * 1024  # loopback server write size
@@ -228,6 +236,19 @@ class WebsocketsDecoder:
             raise RuntimeError(f"websockets protocol error: {proto.parser_exc!r}")
 
 
+class FramesDecoder:
+    def __init__(self) -> None:
+        self.codec = FrameCodec(True)
+        self.out: list[str] = []
+
+    def feed(self, data: bytes) -> None:
+        codec = self.codec
+        messages = codec.receive(data)
+        if codec.error is not None or codec.close_received is not None:
+            raise RuntimeError(f"_frames protocol error: {codec.error!r}")
+        self.out.extend(messages)  # type: ignore[arg-type]  # text frames only: str
+
+
 class RawDecoder:
     """Reference limit: unmasked server text frames only, no validation at all."""
 
@@ -276,6 +297,7 @@ class NullDecoder:
 DECODERS: dict[str, Callable[[], Decoder]] = {
     "wsproto": WsprotoDecoder,
     "websockets": WebsocketsDecoder,
+    "_frames": FramesDecoder,
     "raw limit": RawDecoder,
 }
 
@@ -305,6 +327,23 @@ def encode_websockets(proto: ClientProtocol, texts: Sequence[str]) -> list[bytes
     return out
 
 
+def encode_frames(codec: FrameCodec, texts: Sequence[str]) -> list[bytes]:
+    out: list[bytes] = []
+    append = out.append
+    encode_text = codec.encode_text
+    for text in texts:
+        append(encode_text(text))
+    return out
+
+
+ACK_BATCH = 64  # acks per encode_texts() call in the "_frames batch" row
+
+
+def encode_frames_batch(codec: FrameCodec, texts: Sequence[str]) -> list[bytes]:
+    encode_texts = codec.encode_texts
+    return [encode_texts(texts[i : i + ACK_BATCH]) for i in range(0, len(texts), ACK_BATCH)]
+
+
 def check_encoded_wsproto(server: WSConnection, frames: list[bytes], texts: Sequence[str]) -> None:
     server.receive_data(b"".join(frames))
     got = [e.data for e in server.events() if isinstance(e, TextMessage)]
@@ -319,6 +358,9 @@ def check_encoded_websockets(
     got = [bytes(e.data).decode() for e in server.events_received() if isinstance(e, Frame)]
     if got != list(texts) or server.parser_exc is not None:
         raise RuntimeError("websockets encode output does not round-trip")
+
+
+ENCODERS = ("wsproto", "websockets", "_frames", "_frames batch")
 
 
 # --------------------------------------------------------------------------
@@ -405,18 +447,27 @@ def run_encode(name: str, texts: list[str], reps: int, warm: list[str]) -> Resul
     result = Result("encode", name, len(texts))
     for i in range(reps + 1):
         batch = warm if i == 0 else texts
+        expected_items = len(batch)
         if name == "wsproto":
             wconn, wserver = wsproto_pair()
             wall, cpu, value = timed(partial(encode_wsproto, wconn, batch))
             assert isinstance(value, list)
             check_encoded_wsproto(wserver, value[:1000], batch[:1000])
-        else:
+        elif name == "websockets":
             wclient, wsserver = websockets_pair()
             wall, cpu, value = timed(partial(encode_websockets, wclient, batch))
             assert isinstance(value, list)
             check_encoded_websockets(wsserver, value[:1000], batch[:1000])
-        if len(value) != len(batch):
-            raise RuntimeError(f"{name}: expected {len(batch)} frames, got {len(value)}")
+        else:
+            per_item = ACK_BATCH if name == "_frames batch" else 1
+            encode = encode_frames_batch if per_item > 1 else encode_frames
+            wall, cpu, value = timed(partial(encode, FrameCodec(True), batch))
+            assert isinstance(value, list)
+            _, fserver = wsproto_pair()  # our client frames, read by wsproto's server
+            check_encoded_wsproto(fserver, value[: 1024 // per_item], batch[:1024])
+            expected_items = -(-len(batch) // per_item)
+        if len(value) != expected_items:
+            raise RuntimeError(f"{name}: expected {expected_items} items, got {len(value)}")
         if i:
             result.add(wall, cpu)
     return result
@@ -615,7 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in DECODERS:
         results.append(run_decode(name, chunks, events, reps, warm_chunks))
         print(f"  decode   {name:<11} {fmt_rate(results[-1].rate):>12} frames/s", flush=True)
-    for name in ("wsproto", "websockets"):
+    for name in ENCODERS:
         results.append(run_encode(name, acks, reps, acks[:n_warm]))
         print(f"  encode   {name:<11} {fmt_rate(results[-1].rate):>12} frames/s", flush=True)
     for backend in ("asyncio", "trio"):

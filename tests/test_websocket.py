@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import struct
 from collections.abc import AsyncIterator
@@ -12,6 +14,7 @@ import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from relay_anyio import ConnectionLost, ProtocolError
+from relay_anyio._frames import FrameCodec
 from relay_anyio._websocket import WebSocket, accept_websocket, open_websocket
 
 pytestmark = pytest.mark.anyio
@@ -67,9 +70,23 @@ def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     return head + payload
 
 
-@pytest.fixture
-async def pair() -> AsyncIterator[tuple[WebSocket, MemoryByteStream]]:
-    """A client WebSocket and the raw server end of its stream (handshake done)."""
+def switching_protocols(request: bytes) -> bytes:
+    """The server's 101 answer to a client's opening handshake ``request``."""
+    assert request.startswith(b"GET / HTTP/1.1")
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+async def open_pair(after_101: bytes = b"") -> tuple[WebSocket, MemoryByteStream]:
+    """A client WebSocket and the raw server end; ``after_101`` comes in the same write."""
     client_end, server_end = byte_stream_pair()
     async with anyio.create_task_group() as tg:
         result: list[WebSocket] = []
@@ -78,26 +95,37 @@ async def pair() -> AsyncIterator[tuple[WebSocket, MemoryByteStream]]:
             result.append(await open_websocket(client_end, "relay.test"))
 
         tg.start_soon(connect)
-        request = await server_end.receive()
-        assert request.startswith(b"GET / HTTP/1.1")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        import base64
-        import hashlib
+        await server_end.send(switching_protocols(await server_end.receive()) + after_101)
+    return result[0], server_end
 
-        accept = base64.b64encode(
-            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        )
-        await server_end.send(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
-    yield result[0], server_end
-    await result[0].abort()
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[WebSocket, MemoryByteStream]]:
+    """A client WebSocket and the raw server end of its stream (handshake done)."""
+    ws, server_end = await open_pair()
+    yield ws, server_end
+    await ws.abort()
     await server_end.aclose()
+
+
+def unmask_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(first byte, unmasked payload) of each client frame in ``data`` (lengths < 126)."""
+    frames, offset = [], 0
+    while offset < len(data):
+        assert data[offset + 1] & 0x80, "client frames are masked"
+        n = data[offset + 1] & 0x7F
+        mask = data[offset + 2 : offset + 6]
+        body = data[offset + 6 : offset + 6 + n]
+        frames.append((data[offset], bytes(b ^ mask[i % 4] for i, b in enumerate(body))))
+        offset += 6 + n
+    return frames
+
+
+def close_payload_of(data: bytes) -> bytes:
+    """The payload of the one (client) close frame in ``data``."""
+    [(first, payload)] = unmask_frames(data)
+    assert first == 0x88
+    return payload
 
 
 async def test_batch_of_messages_from_one_read(pair: tuple[WebSocket, MemoryByteStream]) -> None:
@@ -120,8 +148,7 @@ async def test_fragments_with_a_ping_between_them(
     with anyio.fail_after(1):
         assert await ws.receive_batch() == ["hello wörld"]
         pong = await raw.receive()
-    assert pong[0] == 0x8A  # FIN + pong, masked by the client
-    assert pong[1] & 0x80
+    assert unmask_frames(pong) == [(0x8A, b"are you there")]  # FIN + pong, same payload
 
 
 async def test_binary_message(pair: tuple[WebSocket, MemoryByteStream]) -> None:
@@ -197,15 +224,7 @@ async def test_client_frames_are_masked_and_batched(
     ws, raw = pair
     await ws.send_texts(["a", "bb", "ccc"])
     data = await raw.receive()
-    offset, payloads = 0, []
-    while offset < len(data):
-        assert data[offset] == 0x81 and data[offset + 1] & 0x80
-        n = data[offset + 1] & 0x7F
-        mask = data[offset + 2 : offset + 6]
-        body = data[offset + 6 : offset + 6 + n]
-        payloads.append(bytes(b ^ mask[i % 4] for i, b in enumerate(body)).decode())
-        offset += 6 + n
-    assert payloads == ["a", "bb", "ccc"]  # three frames, one write
+    assert unmask_frames(data) == [(0x81, b"a"), (0x81, b"bb"), (0x81, b"ccc")]  # one write
 
 
 async def test_random_round_trip_between_our_roles() -> None:
@@ -230,3 +249,98 @@ async def test_random_round_trip_between_our_roles() -> None:
     await client.aclose()
     with anyio.fail_after(1), pytest.raises(ConnectionLost):
         await server.receive_batch()
+
+
+async def test_frames_in_the_same_read_as_the_101_response() -> None:
+    ws, raw = await open_pair(server_frame(1, b"early") + server_frame(9, b"hi"))
+    with anyio.fail_after(1):
+        assert await ws.receive_batch() == ["early"]
+        assert unmask_frames(await raw.receive()) == [(0x8A, b"hi")]
+        await raw.send(server_frame(1, b"next"))
+        assert await ws.receive_batch() == ["next"]
+    await ws.abort()
+    await raw.aclose()
+
+
+async def test_a_close_in_the_same_read_as_the_101_response() -> None:
+    client_end, server_end = byte_stream_pair()
+    async with anyio.create_task_group() as tg:
+
+        async def serve() -> None:
+            close = server_frame(8, struct.pack("!H", 1001))
+            await server_end.send(switching_protocols(await server_end.receive()) + close)
+
+        tg.start_soon(serve)
+        with anyio.fail_after(1), pytest.raises(ConnectionLost, match="1001"):
+            await open_websocket(client_end, "relay.test")
+    assert close_payload_of(await server_end.receive()) == struct.pack("!H", 1001)
+    await server_end.aclose()
+
+
+async def test_the_server_role_decodes_frames_sent_with_the_request() -> None:
+    raw_client, raw_server = byte_stream_pair()
+    async with anyio.create_task_group() as tg:
+        accepted: list[WebSocket] = []
+
+        async def serve() -> None:
+            accepted.append(await accept_websocket(raw_server))
+
+        tg.start_soon(serve)
+        request = (
+            b"GET / HTTP/1.1\r\nHost: relay.test\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await raw_client.send(request + FrameCodec(True).encode_text("piggyback"))
+        assert (await raw_client.receive()).startswith(b"HTTP/1.1 101")
+    with anyio.fail_after(1):
+        assert await accepted[0].receive_batch() == ["piggyback"]
+    await accepted[0].abort()
+    await raw_client.aclose()
+
+
+async def test_a_masked_server_frame_fails_with_1002(
+    pair: tuple[WebSocket, MemoryByteStream],
+) -> None:
+    ws, raw = pair
+    masked = bytes([0x81, 0x81]) + b"\x00\x00\x00\x00" + b"x"
+    await raw.send(masked)
+    with anyio.fail_after(1), pytest.raises(ProtocolError, match="masked"):
+        await ws.receive_batch()
+    assert ws.close_code == 1002
+    assert close_payload_of(await raw.receive())[:2] == struct.pack("!H", 1002)
+    with pytest.raises(ConnectionLost):
+        await ws.send_text("late")
+
+
+async def test_aclose_sends_code_and_reason_to_the_peer() -> None:
+    client_end, server_end = byte_stream_pair()
+    async with anyio.create_task_group() as tg:
+        accepted: list[WebSocket] = []
+
+        async def serve() -> None:
+            accepted.append(await accept_websocket(server_end))
+
+        tg.start_soon(serve)
+        client = await open_websocket(client_end, "relay.test")
+    server = accepted[0]
+    await client.send_bytes(b"\x00bin")
+    await client.aclose(4001, "going")
+    with anyio.fail_after(1):
+        assert await server.receive_batch() == [b"\x00bin"]
+        with pytest.raises(ConnectionLost, match="4001"):
+            await server.receive_batch()
+    assert server.peer_close_code == 4001
+    assert (server.close_code, server.close_reason) == (4001, "going")
+    assert client.closed and client.peer_close_code is None
+    await server.abort()
+
+
+async def test_a_big_message_over_many_reads(pair: tuple[WebSocket, MemoryByteStream]) -> None:
+    ws, raw = pair
+    text = "ü" * 1_000_000
+    wire = server_frame(1, text.encode())
+    for at in range(0, len(wire), 65536):
+        await raw.send(wire[at : at + 65536])
+    with anyio.fail_after(5):
+        assert await ws.receive_batch() == [text]
