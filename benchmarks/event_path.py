@@ -77,14 +77,15 @@ async def run(args: argparse.Namespace) -> list[float]:
             batch = frames(call_ids, controls, args.events)
             session._seen.clear()
             session._seen_order.clear()
-            seen = 0
+            seen = acks = 0
             gc.collect()
             start = time.perf_counter()
             for i in range(0, len(batch), args.reads):
                 replies, events = session._take_batch(conn, batch[i : i + args.reads])
+                acks += len(replies)
                 session._route_all(events)
             elapsed = time.perf_counter() - start
-            assert seen == args.events, (seen, args.events)
+            assert seen == acks == args.events, (seen, acks, args.events)
             results.append(elapsed / args.events * 1e6)
         tg.cancel_scope.cancel()
     return results

@@ -51,8 +51,9 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import sniffio
 from anyio.streams.tls import TLSAttribute, TLSStream
+
+from ._sync import current_async_library
 
 __all__ = ["connect_stream"]
 
@@ -73,11 +74,7 @@ async def connect_stream(
     TCP_NODELAY is set. As with anyio's ``standard_compatible=False``, a peer closing
     TCP without a TLS close_notify reads as ``EndOfStream``.
     """
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        library = ""
-    if library == "asyncio":
+    if current_async_library() == "asyncio":
         return await _AsyncioStream.connect(host, port, ssl_context, server_hostname)
     tcp = await anyio.connect_tcp(host, port)
     if ssl_context is None:
@@ -98,6 +95,10 @@ class _AsyncioStream(anyio.abc.SocketStream, asyncio.Protocol):
     control (:data:`HIGH_WATER`). ``send`` writes at once and waits only while the
     transport asks to pause writing, so it costs no loop iteration otherwise.
     """
+
+    #: ``send`` hands an item to the transport whole, or (cancelled while waiting
+    #: for the transport to drain) not at all: the WebSocket need not shield it.
+    sends_whole_items = True
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tls: bool) -> None:
         self._loop = loop

@@ -7,7 +7,7 @@ import asyncio
 import anyio
 import anyio.lowlevel
 
-__all__ = ["LazyEvent"]
+__all__ = ["LazyEvent", "current_async_library"]
 
 try:
     from sniffio import current_async_library

@@ -44,7 +44,6 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSStream
 from websockets.client import ClientProtocol
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol
@@ -53,6 +52,7 @@ from websockets.uri import parse_uri
 
 from ._errors import ConnectionLost, ProtocolError, TransportError
 from ._frames import DEFAULT_MAX_MESSAGE_SIZE, FrameCodec
+from ._netstream import connect_stream
 
 __all__ = [
     "CA_FILE_ENV",
@@ -144,7 +144,12 @@ class WebSocket:
     def __init__(self, stream: anyio.abc.ByteStream, codec: FrameCodec) -> None:
         self._stream = stream
         self._codec = codec
-        self._send_lock = anyio.Lock()
+        # fast_acquire: an uncontended acquire does not yield. The write under it is
+        # a checkpoint anyway (or, on the native asyncio stream, never blocks).
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        #: A send that can stop half-way (anyio's TLS stream, trio sockets) must be
+        #: shielded; the native asyncio stream writes an item whole or not at all.
+        self._shield_writes = not getattr(stream, "sends_whole_items", False)
         self._pending: list[str | bytes] = []
         self._closed = False
         #: Close code and reason received from (or sent to) the peer, once closed.
@@ -258,12 +263,16 @@ class WebSocket:
         """Write ``data`` whole; the caller holds the send lock (see the class docstring)."""
         if not data or self._closed:
             return
-        with anyio.CancelScope(shield=True):
-            try:
+        try:
+            if self._shield_writes:
+                with anyio.CancelScope(shield=True):
+                    await self._stream.send(data)
+            else:
                 await self._stream.send(data)
-            except _STREAM_GONE as exc:
+        except _STREAM_GONE as exc:
+            with anyio.CancelScope(shield=True):
                 await self._mark_closed(1006, f"send failed ({type(exc).__name__})")
-                raise self._lost() from None
+            raise self._lost() from None
 
     # -- closing ---------------------------------------------------------------------
 
@@ -441,22 +450,10 @@ async def connect_websocket(
     if tls:
         ctx = ssl_context or ssl.create_default_context()
         check_verifying_context(ctx)
-    phase = "TCP connect"
+    phase = "TCP connect" if ctx is None else "TCP connect and TLS handshake"
     with anyio.move_on_after(open_timeout if open_timeout is not None else math.inf) as scope:
         try:
-            stream: anyio.abc.ByteStream
-            tcp = await anyio.connect_tcp(host, port)
-            if ctx is not None:
-                phase = "TLS handshake"
-                try:
-                    stream = await TLSStream.wrap(
-                        tcp, hostname=host, ssl_context=ctx, standard_compatible=False
-                    )
-                except BaseException:
-                    await anyio.aclose_forcefully(tcp)
-                    raise
-            else:
-                stream = tcp
+            stream = await connect_stream(host, port, ssl_context=ctx, server_hostname=host)
         except ssl.SSLCertVerificationError as exc:
             raise TransportError(
                 f"TLS certificate verification failed for {host}:{port}: {exc.verify_message}. "

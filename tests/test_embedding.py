@@ -23,7 +23,7 @@ from examples import embedding_anyio, embedding_starlette, embedding_trio, sync_
 from relay_anyio import RelayClient
 from relay_anyio.testing import FakeRelayServer
 
-from .helpers import FAST
+from .helpers import FAST, eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -143,7 +143,8 @@ async def web_app(
         port = sock.getsockname()[1]
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: server.serve(sockets=[sock]))
-            await relay_server.wait_until(lambda: server.started, timeout=10)
+            # uvicorn's flag, not the fake server's state: poll it.
+            await eventually(lambda: server.started, timeout=10)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 yield WebApp(server, http)
             server.should_exit = True

@@ -488,10 +488,15 @@ async def test_a_cancelled_blocked_send_still_writes_whole_frames(
 ) -> None:
     """Cancelling a send half-way through must not leave a partial frame on the wire.
 
-    The cancellation takes effect once the frame is written whole; a partial frame
-    would make every later frame garbage (the peer's parser would fail).
+    A partial frame would make every later frame garbage (the peer's parser would
+    fail). Where a send can stop half-way (anyio's TLS stream, trio's sockets) the
+    first send blocks and the cancellation takes effect once its frame is written
+    whole; the native asyncio stream takes the first frame whole into its buffer and
+    blocks the second before writing any of it. Either way the peer reads whole
+    frames: the first, never the second, then the one after the cancellation.
     """
     big = "a" * (8 * MIB)  # more than the kernel buffers hold: the write blocks
+    never = "b" * (8 * MIB)
     received: list[list[str]] = []
     with anyio.fail_after(10):
         async with _open_to(blocking_peer, transport) as ws:
@@ -505,6 +510,7 @@ async def test_a_cancelled_blocked_send_still_writes_whole_frames(
                 tg.start_soon(drain_later)
                 with anyio.move_on_after(0.2) as scope:
                     await ws.send_text(big)
+                    await ws.send_text(never)
                 assert scope.cancel_called
                 await ws.send_text("after")
     [(first, second)] = received

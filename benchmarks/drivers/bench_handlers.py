@@ -16,8 +16,8 @@ the server to go on.
 
 from __future__ import annotations
 
-import time
 import os
+import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
