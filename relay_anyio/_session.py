@@ -257,6 +257,11 @@ class _Connection:
             await waiter.event.wait()
         except ConnectionLost as exc:  # the send failed: the link died under it
             waiter.error = exc
+            # Mark the link lost now, not when the reader gets to it: a send can
+            # fail without yielding, and a caller retrying at once must wait for
+            # the next connection instead of spinning on this one.
+            if self.lost is None:
+                self.lost = exc
         finally:
             del self.pending[rid]
             if self.idle is not None and not self.pending:

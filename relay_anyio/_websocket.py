@@ -73,6 +73,8 @@ CA_FILE_ENV = "SIGNALWIRE_RELAY_CA_FILE"
 
 _READ_SIZE = 65536
 _CLOSE_TIMEOUT = 2.0
+#: Bytes of frames that may queue behind a write in progress (see WebSocket).
+_OUTBOX_LIMIT = 1024 * 1024
 #: How long a polite close waits for a write in progress before giving up on it.
 _CLOSE_LOCK_WAIT = 0.25
 
@@ -133,6 +135,14 @@ class WebSocket:
     methods may be called from any task: they are serialised by a lock so frames never
     interleave on the wire.
 
+    Group commit. While one task writes, frames sent by others queue behind its write
+    (up to ``_OUTBOX_LIMIT`` bytes) and that writer sends them before it lets go of
+    the lock, so concurrent senders (handlers' requests, the reader's acks) share one
+    write instead of taking turns, and a send returns as soon as its frames are
+    queued. Past the limit a sender waits for the lock (backpressure). A write that
+    fails loses the queued frames with the connection, which is then closed: every
+    request in flight on it fails.
+
     Writes are shielded from cancellation. A write cancelled half-way (trio's socket
     send, and TLS on any backend, can stop after some bytes) would leave a partial
     frame on the wire and corrupt every later frame, so a cancelled sender only stops
@@ -150,6 +160,8 @@ class WebSocket:
         #: A send that can stop half-way (anyio's TLS stream, trio sockets) must be
         #: shielded; the native asyncio stream writes an item whole or not at all.
         self._shield_writes = not getattr(stream, "sends_whole_items", False)
+        self._outbox: list[bytes] = []
+        self._outbox_size = 0
         self._pending: list[str | bytes] = []
         self._closed = False
         #: Close code and reason received from (or sent to) the peer, once closed.
@@ -207,6 +219,7 @@ class WebSocket:
         replies = codec.data_to_send()  # pongs, the close echo, a failure's close frame
         if replies:
             try:
+                # Not queued: a close echo must be out before the stream is closed.
                 async with self._send_lock:
                     await self._write(replies)
             except ConnectionLost:
@@ -232,26 +245,41 @@ class WebSocket:
     # -- sending ---------------------------------------------------------------------
 
     async def send_text(self, text: str) -> None:
-        async with self._send_lock:
-            self._check_open()
-            await self._write(self._codec.encode_text(text))
+        self._check_open()
+        await self._send(self._codec.encode_text(text))
 
     async def send_texts(self, texts: Sequence[str]) -> None:
         """Send several text messages in one write."""
-        async with self._send_lock:
-            self._check_open()
-            await self._write(self._codec.encode_texts(texts))
+        self._check_open()
+        await self._send(self._codec.encode_texts(texts))
 
     async def send_bytes(self, data: bytes) -> None:
-        async with self._send_lock:
-            self._check_open()
-            await self._write(self._codec.encode_binary(data))
+        self._check_open()
+        await self._send(self._codec.encode_binary(data))
 
     async def send_raw_bytes(self, data: bytes) -> None:
         """Write bytes to the socket as they are: for fault injection in tests only."""
+        self._check_open()
+        await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
+        """Queue ``data`` behind the write in progress, or write it (see the class)."""
+        if self._send_lock.locked() and self._outbox_size < _OUTBOX_LIMIT:
+            self._outbox.append(data)
+            self._outbox_size += len(data)
+            return
         async with self._send_lock:
-            self._check_open()
             await self._write(data)
+
+    def _take_outbox(self, data: bytes = b"") -> bytes:
+        """The queued frames, then ``data``; the queue is emptied."""
+        if not self._outbox:
+            return data
+        self._outbox.append(data)
+        joined = b"".join(self._outbox)
+        self._outbox.clear()
+        self._outbox_size = 0
+        return joined
 
     def _check_open(self) -> None:
         # Not only "not closed": after a close frame either way (a protocol error
@@ -260,19 +288,37 @@ class WebSocket:
             raise self._lost()
 
     async def _write(self, data: bytes) -> None:
-        """Write ``data`` whole; the caller holds the send lock (see the class docstring)."""
+        """Write ``data`` whole, then what queued meanwhile; the caller holds the lock.
+
+        Frames queued by others always go out, even when this writer is cancelled
+        (shielded: their senders have returned); its own frames on a stream that
+        needs no shield go whole or, cancelled while waiting to drain, not at all.
+        """
+        queued = bool(self._outbox)
+        data = self._take_outbox(data)
         if not data or self._closed:
             return
         try:
-            if self._shield_writes:
+            if self._shield_writes or queued:
                 with anyio.CancelScope(shield=True):
-                    await self._stream.send(data)
+                    await self._write_all(data)
             else:
-                await self._stream.send(data)
+                try:
+                    await self._stream.send(data)  # our own frames: whole or not at all
+                finally:
+                    if self._outbox:  # others' frames: their senders have returned
+                        with anyio.CancelScope(shield=True):
+                            await self._write_all(self._take_outbox())
         except _STREAM_GONE as exc:
+            self._take_outbox()  # lost with the connection
             with anyio.CancelScope(shield=True):
                 await self._mark_closed(1006, f"send failed ({type(exc).__name__})")
             raise self._lost() from None
+
+    async def _write_all(self, data: bytes) -> None:
+        while data and not self._closed:
+            await self._stream.send(data)
+            data = self._take_outbox()
 
     # -- closing ---------------------------------------------------------------------
 
@@ -290,7 +336,8 @@ class WebSocket:
                 await self._send_lock.acquire()
             if not waited.cancelled_caught:
                 try:
-                    data = self._codec.encode_close(code, reason) if self._codec.open else b""
+                    close = self._codec.encode_close(code, reason) if self._codec.open else b""
+                    data = self._take_outbox(close) if close else b""
                     if data and not self._closed:
                         try:
                             await self._stream.send(data)

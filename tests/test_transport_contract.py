@@ -516,3 +516,66 @@ async def test_a_cancelled_blocked_send_still_writes_whole_frames(
     [(first, second)] = received
     assert first == big
     assert second == "after"
+
+
+async def test_sends_during_a_blocked_write_queue_behind_it_in_order(
+    blocking_peer: BlockingPeer,
+) -> None:
+    """Group commit: senders do not wait for a write in progress; order is kept.
+
+    The peer gets the messages in the order the sends were called. (Which big send
+    blocks differs: trio blocks in the first; the native asyncio stream buffers the
+    first whole and blocks the second.)
+    """
+    called: list[str] = []
+    async with _open_to(blocking_peer, "wsproto") as ws:
+
+        async def send(text: str) -> None:
+            called.append(text)
+            await ws.send_text(text)
+
+        async with anyio.create_task_group() as tg:
+
+            async def big_writes() -> None:
+                await send("a" * (8 * MIB))
+                await send("b" * (8 * MIB))
+
+            tg.start_soon(big_writes)
+            await anyio.wait_all_tasks_blocked()  # the writer waits for the peer
+            with anyio.fail_after(1):  # queued behind it, so none of these blocks
+                for n in range(5):
+                    await send(f"small {n}")
+            received = await anyio.to_thread.run_sync(blocking_peer.read_messages, 7)
+    assert received == called
+
+
+async def test_frames_queued_behind_a_cancelled_writer_still_go_out(
+    blocking_peer: BlockingPeer,
+) -> None:
+    """The writer's cancellation does not strand the frames others queued behind it.
+
+    Where a send can stop half-way (trio) the first frame goes out whole and the
+    cancellation stops the second; on the native asyncio stream the first is
+    buffered whole and the second, cancelled while waiting to drain, never starts.
+    Either way the peer gets the first frame, then the queued ones.
+    """
+    first, second = "a" * (8 * MIB), "b" * (8 * MIB)
+    smalls = [f"small {n}" for n in range(5)]
+    async with _open_to(blocking_peer, "wsproto") as ws:
+        async with anyio.create_task_group() as tg:
+            scope = anyio.CancelScope()
+
+            async def big_writes() -> None:
+                with scope:
+                    await ws.send_text(first)
+                    await ws.send_text(second)
+
+            tg.start_soon(big_writes)
+            await anyio.wait_all_tasks_blocked()
+            for text in smalls:
+                await ws.send_text(text)
+            scope.cancel()
+            received = await anyio.to_thread.run_sync(blocking_peer.read_messages, 6)
+        await ws.send_text("after")
+        assert await anyio.to_thread.run_sync(blocking_peer.read_messages, 1) == ["after"]
+    assert received == [first, *smalls]
