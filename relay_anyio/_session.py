@@ -236,12 +236,14 @@ class _Connection:
         method: str,
         params: Mapping[str, Any],
         on_result: Callable[[Any], None] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """Send a request and wait for its response; returns ``result`` or raises.
 
         Raises :class:`_NotSent` if the link is already known to be lost (the request
-        never left, so the session may send it on the next connection), and
-        :class:`ConnectionLost` if the link dies while it is in flight.
+        never left, so the session may send it on the next connection),
+        :class:`ConnectionLost` if the link dies while it is in flight, and
+        ``TimeoutError`` after ``timeout`` seconds without a response.
         """
         if self.lost is not None:
             raise _NotSent
@@ -254,7 +256,7 @@ class _Connection:
             await self.ws.send_text(
                 _dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
             )
-            await waiter.event.wait()
+            await waiter.event.wait(timeout)
         except ConnectionLost as exc:  # the send failed: the link died under it
             waiter.error = exc
             # Mark the link lost now, not when the reader gets to it: a send can
@@ -337,6 +339,20 @@ class Session:
         A request that had not gone out yet waits for the next connection instead.
         """
         limit = self.options.request_timeout if timeout is None else timeout
+        conn = self._conn
+        if conn is not None and conn.lost is None:
+            # The common case, connected: the timeout bounds the wait for the
+            # response, with no cancel scope (see LazyEvent.wait). The send before it
+            # does not block unless the peer stopped reading, which the keepalive
+            # turns into ConnectionLost.
+            try:
+                result = await conn.request(method, params, timeout=limit)
+            except TimeoutError:
+                raise RequestTimeout(method, limit) from None
+            except _NotSent:
+                self._detach(conn)
+            else:
+                return check_result(method, result) if check else result
         with anyio.move_on_after(limit) as scope:
             while True:
                 conn = await self._wait_ready()
