@@ -66,7 +66,8 @@ _GONE_CODES = (404, 410)
 class _Requester(Protocol):
     """The part of the client a call talks through."""
 
-    async def _call_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]: ...
+    @property
+    def _call_request(self) -> Callable[..., Awaitable[dict[str, Any]]]: ...
 
     def _call_finished(self, call: Call) -> None: ...
 
