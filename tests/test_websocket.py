@@ -15,7 +15,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from relay_anyio import ConnectionLost, ProtocolError
 from relay_anyio._frames import FrameCodec
-from relay_anyio._websocket import WebSocket, accept_websocket, open_websocket
+from relay_anyio._websocket import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    WebSocket,
+    accept_websocket,
+    open_websocket,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -108,6 +113,24 @@ async def pair() -> AsyncIterator[tuple[WebSocket, MemoryByteStream]]:
     await server_end.aclose()
 
 
+async def our_roles(
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> tuple[WebSocket, WebSocket]:
+    """A client and a server of this module, handshaken over in-memory streams."""
+    client_end, server_end = byte_stream_pair()
+    async with anyio.create_task_group() as tg:
+        accepted: list[WebSocket] = []
+
+        async def serve() -> None:
+            accepted.append(await accept_websocket(server_end))
+
+        tg.start_soon(serve)
+        client = await open_websocket(
+            client_end, "relay.test", max_message_size=max_message_size
+        )
+    return client, accepted[0]
+
+
 def unmask_frames(data: bytes) -> list[tuple[int, bytes]]:
     """(first byte, unmasked payload) of each client frame in ``data`` (lengths < 126)."""
     frames, offset = [], 0
@@ -167,16 +190,7 @@ async def test_invalid_utf8_closes_with_1007(pair: tuple[WebSocket, MemoryByteSt
 
 
 async def test_message_over_the_size_limit_closes_with_1009() -> None:
-    client_end, server_end = byte_stream_pair()
-    async with anyio.create_task_group() as tg:
-        accepted: list[WebSocket] = []
-
-        async def serve() -> None:
-            accepted.append(await accept_websocket(server_end))
-
-        tg.start_soon(serve)
-        client = await open_websocket(client_end, "relay.test", max_message_size=1000)
-    server = accepted[0]
+    client, server = await our_roles(max_message_size=1000)
     await server.send_text("x" * 1001)
     with anyio.fail_after(1), pytest.raises(ProtocolError, match="PayloadTooBig"):
         await client.receive_batch()
@@ -228,16 +242,7 @@ async def test_client_frames_are_masked_and_batched(
 
 
 async def test_random_round_trip_between_our_roles() -> None:
-    client_end, server_end = byte_stream_pair()
-    async with anyio.create_task_group() as tg:
-        accepted: list[WebSocket] = []
-
-        async def serve() -> None:
-            accepted.append(await accept_websocket(server_end))
-
-        tg.start_soon(serve)
-        client = await open_websocket(client_end, "relay.test")
-    server = accepted[0]
+    client, server = await our_roles()
     texts = [os.urandom(n).hex() for n in (0, 1, 125, 126, 65535, 70000)]
     for text in texts:
         await client.send_text(text)
@@ -314,16 +319,7 @@ async def test_a_masked_server_frame_fails_with_1002(
 
 
 async def test_aclose_sends_code_and_reason_to_the_peer() -> None:
-    client_end, server_end = byte_stream_pair()
-    async with anyio.create_task_group() as tg:
-        accepted: list[WebSocket] = []
-
-        async def serve() -> None:
-            accepted.append(await accept_websocket(server_end))
-
-        tg.start_soon(serve)
-        client = await open_websocket(client_end, "relay.test")
-    server = accepted[0]
+    client, server = await our_roles()
     await client.send_bytes(b"\x00bin")
     await client.aclose(4001, "going")
     with anyio.fail_after(1):
