@@ -856,3 +856,18 @@ async def test_listen_on_a_chosen_port(free_tcp_port: int) -> None:
         async with FakeRelayServer(port=free_tcp_port) as server, raw_client(server) as client:
             assert server.port == free_tcp_port
             assert (await client.authenticate())["protocol"]
+
+
+async def test_wait_until_sees_a_change_outside_the_server(relay_server: FakeRelayServer) -> None:
+    """A predicate on client state (``client.active_calls == 0``) can turn true after
+    the server's last change; wait_until must still see it (it re-checks every 10 ms)."""
+    outside: list[int] = []
+
+    async def change_later() -> None:
+        await anyio.sleep(0.05)
+        outside.append(1)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(change_later)
+        with anyio.fail_after(1):
+            await relay_server.wait_until(lambda: bool(outside))

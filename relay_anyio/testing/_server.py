@@ -101,6 +101,8 @@ NOT_AUTHENTICATED_CODE: Final = -32001
 NOT_AUTHENTICATED_MESSAGE: Final = "Not authenticated"
 
 _LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "::1")
+#: How often ``wait_until`` and friends re-check when the server's state is still.
+_RECHECK_INTERVAL: Final = 0.01
 _CA_FILE_NAME: Final = "fake-relay-ca.pem"
 
 
@@ -548,14 +550,21 @@ class FakeRelayServer:
         timeout: float = 5.0,  # noqa: ASYNC109, RUF100
         what: str = "a condition",
     ) -> None:
-        """Wait until ``predicate()`` is true; re-checked whenever the server's state changes."""
+        """Wait until ``predicate()`` is true.
+
+        Re-checked whenever the server's state changes, and every 10 ms: predicates
+        often read the client's state too (``client.active_calls == 0``), which can
+        change after the server's last change (a handler returning once its last
+        response arrived).
+        """
         await self._wait_for(lambda: True if predicate() else None, timeout, what)
 
     async def _wait_for(self, find: Callable[[], _T | None], seconds: float, what: str) -> _T:
         try:
             with anyio.fail_after(seconds):
                 while (found := find()) is None:
-                    await self._changed.wait()
+                    with anyio.move_on_after(_RECHECK_INTERVAL):
+                        await self._changed.wait()
         except TimeoutError:
             raise TimeoutError(f"timed out after {seconds:g} s waiting for {what}") from None
         return found
