@@ -687,13 +687,8 @@ class Session:
                 replies.append(_error_reply(fid, -32602, "params must be an object"))
             return
         if method == "signalwire.event":
-            if fid is not None:
-                replies.append(_ack(fid))
-                if fid in self._seen:
-                    logger.debug("dropped a redelivered event id=%s", fid)
-                    return
-                self._remember(fid)
-            self._take_event(params, events)
+            if fid is None or self._acknowledge(fid, replies):
+                self._take_event(params, events)
         elif method == "signalwire.ping":
             if fid is not None:
                 replies.append(_ack(fid))
@@ -745,18 +740,8 @@ class Session:
             if type(timestamp) is not int:
                 return False
             timestamp = float(timestamp)
-        replies.append(_ack(fid))
-        seen = self._seen
-        if fid in seen:
-            logger.debug("dropped a redelivered event id=%s", fid)
-            return True
-        # _remember, inlined: this runs for every event.
-        seen.add(fid)
-        order = self._seen_order
-        order.append(fid)
-        if len(order) > _SEEN_WINDOW:
-            seen.discard(order.popleft())
-        events.append((event_type, inner, timestamp))
+        if self._acknowledge(fid, replies):
+            events.append((event_type, inner, timestamp))
         return True
 
     def _take_event(
@@ -804,11 +789,23 @@ class Session:
                     logger.exception("failed to apply the result of request %s", fid)
         waiter.event.set()
 
-    def _remember(self, fid: Any) -> None:
-        self._seen.add(fid)
-        self._seen_order.append(fid)
-        if len(self._seen_order) > _SEEN_WINDOW:
-            self._seen.discard(self._seen_order.popleft())
+    def _acknowledge(self, fid: str | int, replies: list[str]) -> bool:
+        """Ack an event; True the first time its id is seen (exactly-once delivery).
+
+        The server redelivers unacked events on resume with their ids; a bounded
+        window of the last ids drops the repeats (they are acked again all the same).
+        """
+        replies.append(_ack(fid))
+        seen = self._seen
+        if fid in seen:
+            logger.debug("dropped a redelivered event id=%s", fid)
+            return False
+        seen.add(fid)
+        order = self._seen_order
+        order.append(fid)
+        if len(order) > _SEEN_WINDOW:
+            seen.discard(order.popleft())
+        return True
 
     def _live_secrets(self) -> list[str]:
         return [*self._secrets, *(s for s in (self.authorization_state,) if s)]
