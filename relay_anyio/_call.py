@@ -259,10 +259,7 @@ class Call:
             self._check_waiters(event)
         listeners = self._listeners.get(event_type)
         if listeners:
-            if self._pump_send is None:
-                listeners = run_plain(listeners, event, self)
-            if listeners:
-                self._queue(listeners, event)
+            self._run_callbacks(listeners, event)
         if ended:
             self._end()
 
