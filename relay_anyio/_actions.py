@@ -81,6 +81,9 @@ class Action:
     terminal_states: ClassVar[frozenset[str]] = frozenset({"finished", "error"})
     #: Method prefix of the sub-commands (``<prefix>.stop`` ...); empty: no stop.
     method_prefix: ClassVar[str] = ""
+    #: The terminal event carries what the user came for and may arrive after the
+    #: call's ``ended`` (reference §12.7): the call waits a short grace for it.
+    result_outlives_call: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -263,7 +266,16 @@ class PlayAction(_Stoppable):
 
 
 class RecordAction(_Stoppable):
+    """A recording; ``url`` is where it can be fetched once finished.
+
+    A recording running when the call ends finishes with its own terminal event if
+    that arrives within the client's ``late_result_grace`` of the ``ended`` state
+    (servers may send it after ``ended``), else with the synthetic "call ended"
+    result (``url`` then falls back to the start response's).
+    """
+
     event_type: ClassVar[str] = EVENT_CALL_RECORD
+    result_outlives_call: ClassVar[bool] = True
     terminal_states: ClassVar[frozenset[str]] = frozenset({"finished", "no_input", "error"})
     method_prefix: ClassVar[str] = "calling.record"
 

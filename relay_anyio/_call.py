@@ -1,14 +1,18 @@
 """A call leg and everything that can be done to it.
 
 Lifetimes. An inbound call's handler runs in the call's own task group, inside the
-client's. The reader updates the call synchronously for every event (state, actions,
-``wait_for`` waiters) and runs plain listeners there too: a task switch per event
-would cost more than the listener (see the performance issue). Async listeners run on
-one listener task per call, started by the first awaitable a listener returns and fed
-through a bounded memory object stream, so a slow one delays its own call and nothing
-else. When the call ends, every pending wait finishes
-at once (actions with their terminal event or a "call ended" result; ``wait_for``
-with :class:`CallEnded`), and the listeners get the ended event and are dropped.
+client's; that group lives until the call ends (or the client closes), not until the
+handler returns, so listeners see the call to its end. When the handler returns, the
+actions it left running are stopped. The reader updates the call synchronously for
+every event (state, actions, ``wait_for`` waiters) and runs plain listeners there
+too: a task switch per event would cost more than the listener. Async listeners run
+on one listener task per call, started by the first awaitable a listener returns and
+fed through a bounded memory object stream, so a slow one delays its own call and
+nothing else. When the call ends, every pending wait finishes at once (actions with
+their terminal event or a "call ended" result; ``wait_for`` with
+:class:`CallEnded`), and the listeners get the ended event and are dropped. A
+recording is the exception: its result (the URL) may come after ``ended``, so its
+wait gets a short grace first (``late_result_grace``).
 
 Errors. A command on a call that is already gone (404/410) is a no-op that logs a
 warning and returns ``{}``, as in the official client; every other error raises.
@@ -69,7 +73,7 @@ class _Requester(Protocol):
     @property
     def _call_request(self) -> Callable[..., Awaitable[dict[str, Any]]]: ...
 
-    def _call_finished(self, call: Call) -> None: ...
+    def _call_finished(self, call: Call, *, lingering: bool = False) -> None: ...
 
 
 class _Waiter:
@@ -190,6 +194,7 @@ class Call:
         segment_id: str = "",
         project_id: str = "",
         event_buffer: int = 1000,
+        late_result_grace: float = 2.0,
     ) -> None:
         self._client = client
         self.call_id = call_id
@@ -209,11 +214,12 @@ class Call:
         self._state_events: dict[str, RelayEvent] = {}
         self._ended = LazyEvent()
         self._event_buffer = event_buffer
+        self._late_result_grace = late_result_grace
         self._pump_send: MemoryObjectSendStream[tuple[tuple[EventListener, ...], RelayEvent]]
         self._pump_send = None  # type: ignore[assignment]
+        #: The call's scope: its handler's task group (inbound) or the client's
+        #: (dialled legs). Listener tasks and late-result timers run in it.
         self._task_group: anyio.abc.TaskGroup | None = None
-        #: The handler returned: nothing may be queued for its listener task any more.
-        self._scope_closed = False
         #: Why every wait on this call failed: its session was replaced.
         self._failure: RelayError | None = None
         #: Why its listeners were dropped: they fell too far behind.
@@ -246,7 +252,7 @@ class Call:
                 else:
                     self.state = state
                     self._state_events[state] = event
-                    if state == CALL_STATE_ENDED:
+                    if state == CALL_STATE_ENDED and not self._ended.is_set():
                         reason = params.get("end_reason")
                         self.end_reason = reason if isinstance(reason, str) else ""
                         ended = True
@@ -277,29 +283,61 @@ class Call:
                 waiter.event.set()
 
     def _end(self) -> None:
-        """The call ended: finish every wait and drop the listeners."""
-        for action in list(self._actions.values()):
-            action._finish_call_ended(self.end_reason)
-        self._actions.clear()
+        """The call ended: finish every wait, drop the listeners, release the call.
+
+        An action whose result matters after the call (a recording's URL) may get
+        its terminal event after ``ended``, or never: it gets ``late_result_grace``
+        seconds to arrive, during which the call still routes that action's events
+        (and nothing else), then finishes with the synthetic "call ended" result.
+        """
+        lingering: dict[str, Action] = {}
+        for control_id, action in self._actions.items():
+            if action.result_outlives_call and self._task_group is not None:
+                lingering[control_id] = action
+            else:
+                action._finish_call_ended(self.end_reason)
+        self._actions = lingering
         for waiter in self._waiters:
             if not waiter.event.is_set():
                 waiter.error = CallEnded(self.call_id, self.end_reason)
                 waiter.event.set()
         self._listeners.clear()
         self._ended.set()
+        self._run_end_callbacks()
+        if lingering:
+            self._client._call_finished(self, lingering=True)
+            assert self._task_group is not None
+            self._task_group.start_soon(self._linger, name=f"relay late results {self.call_id}")
+        else:
+            self._release()
+
+    async def _linger(self) -> None:
+        with anyio.move_on_after(self._late_result_grace):
+            for action in list(self._actions.values()):
+                await action._done.wait()
+        for action in self._actions.values():
+            action._finish_call_ended(self.end_reason)
+        self._actions.clear()
+        self._release()
+
+    def _release(self) -> None:
+        """Nothing of this call runs any more: let its listener task drain and end."""
+        self._close_listeners()
+        self._client._call_finished(self)
+
+    def _close_listeners(self) -> None:
+        """Close the listener queue (idempotent): its task drains what is queued, ends."""
         if self._pump_send is not None:
             self._pump_send.close()
-        self._client._call_finished(self)
-        self._run_end_callbacks()
 
     def _fail(self, error: RelayError) -> None:
         """End this call's waits with ``error`` (the session it lived in is gone)."""
-        if self._ended.is_set():
-            return
-        self._failure = error
         for action in list(self._actions.values()):
             action._fail(error)
         self._actions.clear()
+        if self._ended.is_set():  # only late results were pending: they never come
+            return
+        self._failure = error
         for waiter in self._waiters:
             if not waiter.event.is_set():
                 waiter.error = error
@@ -308,8 +346,7 @@ class Call:
         self.state = CALL_STATE_ENDED
         self.end_reason = self.end_reason or "session_lost"
         self._ended.set()
-        if self._pump_send is not None:
-            self._pump_send.close()
+        self._close_listeners()
         self._run_end_callbacks()
 
     def _run_end_callbacks(self) -> None:
@@ -331,18 +368,20 @@ class Call:
         must not block). Async listeners run on this call's listener task, fed by a
         bounded queue; from the first awaitable a listener of a call returns, all
         that call's listeners go through its task, which keeps their order. An exception
-        is logged and the next listener still runs. Listeners are dropped when the
-        call ends or its handler returns.
+        is logged and the next listener still runs.
 
-        Raises :class:`CallEnded` on an ended call, :class:`EventOverflow` once this
-        call's listeners fell too far behind and were dropped, and ``RuntimeError``
-        after the handler returned: in each case a new listener would never run.
+        A listener sees every event of the call up to and including the ``ended``
+        state event, whether or not the handler has returned (the call's scope lives
+        until the call ends or the client closes); then it is dropped.
+
+        Raises :class:`CallEnded` on an ended call and :class:`EventOverflow` once
+        this call's listeners fell too far behind and were dropped: in each case a
+        new listener would never run.
         """
         if self._ended.is_set():
             raise CallEnded(self.call_id, self.end_reason, "cannot listen on an ended call")
         if self._listener_error is not None:
             raise self._listener_error  # its listener task is gone: say so, not drop silently
-        self._check_scope()
         self._listeners[event_type] = (*self._listeners.get(event_type, ()), listener)
 
     def off(self, event_type: str, listener: EventListener | None = None) -> None:
@@ -359,14 +398,10 @@ class Call:
             else:
                 del self._listeners[event_type]
 
-    def _check_scope(self) -> None:
-        if self._scope_closed or self._task_group is None:
-            # A listener added now would never run (and a new listener task would
-            # keep the finished handler's task group open).
-            raise RuntimeError(f"{self!r} has no task group: its handler scope has ended")
-
     def _ensure_pump(self) -> None:
-        self._check_scope()
+        if self._task_group is None:
+            # Only a call nobody handles, or one whose scope is over, has none.
+            raise RuntimeError(f"{self!r} has no task group: its scope has ended")
         if self._pump_send is not None:
             return
         send, receive = anyio.create_memory_object_stream[
@@ -416,20 +451,16 @@ class Call:
     async def _pump(self, receive: ListenerQueue) -> None:
         await run_listeners(receive, self)
 
-    async def _close_scope(self) -> None:
-        """The handler returned: stop its actions, let queued listener events drain."""
+    async def _stop_actions(self) -> None:
+        """The handler returned: stop the actions it left running (shielded, bounded).
+
+        Listeners stay: the call's scope lives on until the call ends.
+        """
         running = [a for a in self._actions.values() if not a.is_done]
         if running and self.state != CALL_STATE_ENDED:
             async with anyio.create_task_group() as tg:
                 for action in running:
                     tg.start_soon(action._stop_quietly)
-        self._listeners.clear()
-        self._scope_closed = True
-        if self._pump_send is not None:
-            self._pump_send.close()
-            # A plain on_completed of an action still running may still run (in the
-            # reader); an async one has no task left and is dropped with a warning.
-            self._pump_send = None  # type: ignore[assignment]
 
     # -- waiting -----------------------------------------------------------------------
 

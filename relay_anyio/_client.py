@@ -104,6 +104,7 @@ class RelayClient:
         call_event_buffer: int = 1000,
         shutdown_timeout: float = 5.0,
         message_ttl: float = 3600.0,
+        late_result_grace: float = 2.0,
     ) -> None:
         jwt_token = jwt_token or os.environ.get("SIGNALWIRE_JWT_TOKEN") or None
         authentication: dict[str, str]
@@ -143,6 +144,7 @@ class RelayClient:
         self.max_active_calls: int = max(1, int(max_active_calls))
         self.shutdown_timeout = shutdown_timeout
         self._call_event_buffer = call_event_buffer
+        self._late_result_grace = late_result_grace
         options = SessionOptions(
             url=url,
             authentication=authentication,
@@ -161,6 +163,8 @@ class RelayClient:
         self._state_callbacks: list[ConnectionStateCallback] = []
         self._listeners: dict[str, tuple[EventListener, ...]] = {}
         self._calls: dict[str, Call] = {}
+        #: Ended calls still waiting for a late action result (see Call._end).
+        self._lingering: dict[str, Call] = {}
         self._handled: set[Call] = set()
         self._dials: dict[str, _PendingDial] = {}
         self._abandoned_dials: dict[str, None] = {}
@@ -263,6 +267,8 @@ class RelayClient:
             if self._pump_send is not None:
                 self._pump_send.close()
                 self._pump_send = None
+            for call in [*self._calls.values(), *self._lingering.values()]:
+                call._close_listeners()
         if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
             await tg.__aexit__(None, None, None)
             return False  # the caller's own exception propagates unchanged
@@ -450,8 +456,11 @@ class RelayClient:
                 return
         call_id = params.get("call_id")
         call = self._calls.get(call_id) if type(call_id) is str else None
-        if call is None and event_type == EVENT_CALL_STATE:
-            call = self._maybe_dial_leg(params)
+        if call is None:
+            if event_type == EVENT_CALL_STATE:
+                call = self._maybe_dial_leg(params)
+            elif self._lingering and type(call_id) is str:
+                call = self._lingering.get(call_id)
         if call is not None:
             call._deliver(event_type, params, timestamp)
             return
@@ -471,9 +480,10 @@ class RelayClient:
                 len(self._calls),
                 len(self._dials),
             )
-            for call in list(self._calls.values()):
+            for call in [*self._calls.values(), *self._lingering.values()]:
                 call._fail(lost)
             self._calls.clear()
+            self._lingering.clear()
             # A dial of the old session will never hear back, legs announced or not.
             for dial in self._dials.values():
                 if not dial.done.is_set():
@@ -485,9 +495,14 @@ class RelayClient:
             except Exception:
                 logger.exception("connection state callback %r failed", callback)
 
-    def _call_finished(self, call: Call) -> None:
+    def _call_finished(self, call: Call, *, lingering: bool = False) -> None:
+        """A call ended: stop routing to it (``lingering``: only its late results)."""
         if self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]
+        if lingering:
+            self._lingering[call.call_id] = call
+        elif self._lingering.get(call.call_id) is call:
+            del self._lingering[call.call_id]
 
     def _new_call(self, params: Mapping[str, Any], **overrides: Any) -> Call | None:
         call_id, node_id = params.get("call_id"), params.get("node_id")
@@ -511,6 +526,7 @@ class RelayClient:
             "segment_id": text("segment_id"),
             "project_id": text("project_id", self.project),
             "event_buffer": self._call_event_buffer,
+            "late_result_grace": self._late_result_grace,
         }
         fields.update(overrides)
         return Call(self, **fields)
@@ -539,10 +555,10 @@ class RelayClient:
             logger.warning("calling.pass for %s failed: %s", call.call_id, exc)
 
     async def _handle_call(self, call: Call) -> None:
+        """The call's scope: its handler, then its listeners until the call ends."""
         handler = self._call_handler
         assert handler is not None
         self._handled.add(call)
-        finished = False
         try:
             async with anyio.create_task_group() as tg:
                 call._task_group = tg
@@ -551,14 +567,14 @@ class RelayClient:
                 except Exception:
                     logger.exception("on_call handler failed for call %s", call.call_id)
                 finally:
-                    await call._close_scope()
-            finished = True
-        finally:
-            call._task_group = None
-            if finished:
-                # A handler that was cancelled (client shutdown) stays "being handled"
-                # so that __aexit__ hangs its call up.
+                    await call._stop_actions()
+                # Only a handler that was cancelled (client shutdown) stays "being
+                # handled", so that __aexit__ hangs its call up.
                 self._handled.discard(call)
+                await call._ended.wait()
+        finally:
+            call._close_listeners()  # cancelled (client shutdown): nothing is listening
+            call._task_group = None
 
     def _on_dial_event(self, params: dict[str, Any], timestamp: float) -> bool:
         """Resolve a pending dial; return True if the event was consumed by one."""

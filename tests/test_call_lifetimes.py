@@ -302,11 +302,11 @@ async def test_on_completed_sync_async_and_failing(
     assert last.is_done
 
 
-async def test_plain_on_completed_runs_after_the_handler_returned(
-    relay_server: FakeRelayServer, caplog: pytest.LogCaptureFixture
+async def test_on_completed_runs_after_the_handler_returned(
+    relay_server: FakeRelayServer,
 ) -> None:
-    """The play outlives its handler (its stop is refused): the plain callback
-    still runs when it finishes; an async one has no task left and is reported."""
+    """The play outlives its handler (its stop is refused): the call's scope lives
+    on until the call ends, so plain and async callbacks both run when it finishes."""
 
     async def refuse_stop(ctx: HandlerContext, params: JSON) -> JSON:
         raise JsonRpcError(-32000, "cannot stop now")
@@ -318,6 +318,7 @@ async def test_plain_on_completed_runs_after_the_handler_returned(
     client = make_client(relay_server)
 
     async def async_done(event: RelayEvent) -> None:
+        await anyio.lowlevel.checkpoint()
         got.append("async")
 
     @client.on_call
@@ -332,12 +333,9 @@ async def test_plain_on_completed_runs_after_the_handler_returned(
         with anyio.fail_after(3):
             await returned.wait()
         assert got == []
-        await eventually(lambda: got == ["finished"])
-        await eventually(
-            lambda: any("its scope has ended" in m for m in messages(caplog, logging.WARNING))
-        )
+        await eventually(lambda: sorted(got) == ["async", "finished"])
         await fake.remote_hangup()
-    assert got == ["finished"]
+    assert sorted(got) == ["async", "finished"]
 
 
 async def test_action_on_an_ended_call_resolves_at_once_without_sending(
@@ -613,33 +611,47 @@ async def test_a_listener_overflow_does_not_poison_the_calls_waits(
     assert (waited.value.end_reason, answered.value.end_reason) == ("busy", "busy")
 
 
-async def test_listening_after_the_handler_returned_is_refused(
+async def test_listeners_see_the_call_to_its_end_after_the_handler_returned(
     relay_server: FakeRelayServer,
 ) -> None:
-    """The call outlives its handler (e.g. bridged), but its listener task does not."""
+    """The call outlives its handler (e.g. bridged): so do its listeners, plain and
+    async, and new ones may still be added, until the ended event; then they go."""
     kept: list[Call] = []
-    seen: list[RelayEvent] = []
+    seen: list[str] = []
+    async_seen: list[str] = []
+    handler_done = anyio.Event()
+
+    async def log_async(event: RelayEvent) -> None:
+        await anyio.lowlevel.checkpoint()
+        async_seen.append(event.params.get("call_state") or event.params["state"])
 
     async def handler(call: Call) -> None:
-        call.on(EVENT_CALL_STATE, seen.append)
+        call.on(EVENT_CALL_STATE, lambda event: seen.append(event.params["call_state"]))
+        call.on(EVENT_CALL_STATE, log_async)
         await call.answer()
         await call.wait_for_answered(timeout=2)
         kept.append(call)
+        handler_done.set()
 
     client = make_client(relay_server)
     client.on_call(handler)
     async with client:
         fake = await relay_server.offer_call()
-        await eventually(lambda: kept and kept[0]._scope_closed)
+        with anyio.fail_after(5):
+            await handler_done.wait()
         [call] = kept
-        with pytest.raises(RuntimeError, match="handler scope has ended"):
-            call.on(EVENT_CALL_PLAY, seen.append)
-        assert call._listeners == {}
+        await eventually(lambda: call not in client._handled)  # the handler has returned
+        call.on(EVENT_CALL_PLAY, log_async)
         play = await call.play_tts("the call itself still works")
         assert (await play.wait(timeout=2)).params["state"] == "finished"
         await fake.remote_hangup()
         await call.wait_for_ended(timeout=2)
-    assert [e.params["call_state"] for e in seen] == ["answered"]
+        await eventually(lambda: async_seen[-1:] == ["ended"])
+        with pytest.raises(CallEnded):
+            call.on(EVENT_CALL_PLAY, log_async)
+        assert call._listeners == {}
+    assert seen == ["answered", "ending", "ended"]
+    assert async_seen == ["answered", "playing", "finished", "ending", "ended"]
 
 
 async def test_actions_a_handler_leaves_running_end_with_their_real_result(
