@@ -36,7 +36,7 @@ import random
 import ssl
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import anyio
@@ -60,7 +60,14 @@ from ._transport import TRANSPORTS, MessageTransport, TransportName, open_transp
 from ._version import __version__
 from ._websocket import check_verifying_context, split_url
 
-__all__ = ["ConnectionState", "Session", "SessionListener", "SessionOptions", "check_result"]
+__all__ = [
+    "Backoff",
+    "ConnectionState",
+    "Session",
+    "SessionListener",
+    "SessionOptions",
+    "check_result",
+]
 
 logger = logging.getLogger("relay_anyio.session")
 frame_logger = logging.getLogger("relay_anyio.frames")
@@ -148,7 +155,11 @@ class SessionOptions:
     ping_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
     reconnect_min_delay: float = attrs.field(default=1.0, validator=_seconds(positive=False))
     reconnect_max_delay: float = attrs.field(default=30.0, validator=_seconds(positive=False))
-    max_auth_failures: int = 3
+    #: Rejected reconnects retried (with backoff) once a session had been
+    #: established; a rejection of the very first connect is final at once.
+    auth_retries: int = 3
+    #: Host names that did not resolve, in a row, before the first success.
+    max_unresolved: int = 3
     disconnect_grace: float = attrs.field(default=5.0, validator=_seconds(positive=False))
 
     def __attrs_post_init__(self) -> None:
@@ -157,8 +168,37 @@ class SessionOptions:
                 f"reconnect_max_delay ({self.reconnect_max_delay!r}) must not be less than "
                 f"reconnect_min_delay ({self.reconnect_min_delay!r})"
             )
-        if self.max_auth_failures < 1:
-            raise ValueError(f"max_auth_failures must be at least 1, got {self.max_auth_failures}")
+        if self.auth_retries < 0:
+            raise ValueError(f"auth_retries must not be negative, got {self.auth_retries}")
+        if self.max_unresolved < 1:
+            raise ValueError(f"max_unresolved must be at least 1, got {self.max_unresolved}")
+
+
+@attrs.define
+class Backoff:
+    """Delays between reconnect attempts: ``base`` doubling up to ``cap``, ±20 % jitter.
+
+    ``reset()`` after a successful authentication starts over at ``base``. ``rng``
+    is injectable so that the schedule can be asserted exactly.
+    """
+
+    base: float
+    cap: float
+    rng: random.Random = attrs.field(factory=random.Random)
+    _next: float = attrs.field(init=False, default=0.0)
+
+    def __attrs_post_init__(self) -> None:
+        self._next = self.base
+
+    def reset(self) -> None:
+        """Start over at ``base`` (a connection authenticated)."""
+        self._next = self.base
+
+    def pause(self) -> float:
+        """The delay before the next attempt; doubles the one after it."""
+        pause = min(self._next * self.rng.uniform(0.8, 1.2), self.cap)
+        self._next = min(self._next * 2, self.cap)
+        return pause
 
 
 class SessionListener(Protocol):
@@ -315,6 +355,9 @@ class Session:
         self._seen_order: deque[Any] = deque()
         self._reconnect_now = False
         self._secrets = [v for v in options.authentication.values() if v]
+        self.backoff = Backoff(options.reconnect_min_delay, options.reconnect_max_delay)
+        #: How the reconnect loop waits out a backoff delay (injectable for tests).
+        self.sleep: Callable[[float], Awaitable[None]] = anyio.sleep
 
     # -- public API ------------------------------------------------------------------
 
@@ -381,23 +424,25 @@ class Session:
         """Connect, serve, reconnect, until cancelled or a fatal error.
 
         ``task_status.started()`` fires after the first successful authentication.
-        Raises :class:`AuthenticationError` after ``max_auth_failures`` rejections
-        before any success, a fatal :class:`TransportError` after as many host names
-        in a row that do not resolve before any success, and one at once for what
-        retrying cannot fix (a certificate that does not verify). Everything else
-        (refused, reset, timed out, rejected after a success) is retried forever
-        with capped, jittered exponential backoff.
+        Raises :class:`AuthenticationError` at once when the first connect is
+        rejected (the server's answer is definitive: retrying the same credentials
+        cannot help), and once a session was established, when a reconnect is still
+        rejected after ``auth_retries`` retries (auth services fail transiently). A
+        fatal :class:`TransportError` after ``max_unresolved`` host names in a row
+        that do not resolve before any success, and one at once for what retrying
+        cannot fix (a certificate that does not verify). Everything else (refused,
+        reset, timed out) is retried forever with :class:`Backoff`.
         """
         opts = self.options
-        delay = opts.reconnect_min_delay
+        backoff = self.backoff
         rejections = 0
         unresolved = 0
         started = False
         open_timeout = opts.request_timeout if opts.open_timeout is None else opts.open_timeout
 
         def on_ready() -> None:
-            nonlocal delay, started, rejections, unresolved
-            delay = opts.reconnect_min_delay
+            nonlocal started, rejections, unresolved
+            backoff.reset()
             rejections = unresolved = 0
             if not started:
                 started = True
@@ -415,22 +460,24 @@ class Session:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:
                     unresolved = 0
+                    rejections += 1
                     if not self._ever_authenticated:
-                        rejections += 1
-                        if rejections >= opts.max_auth_failures:
-                            logger.error(
-                                "authentication rejected %d times, giving up: %s",
-                                rejections,
-                                exc.message,
-                            )
-                            raise
-                    logger.warning("authentication rejected: %s", exc.message)
+                        logger.error("authentication rejected: %s", exc.message)
+                        raise
+                    if rejections > opts.auth_retries:
+                        logger.error(
+                            "reconnect rejected %d times in a row, giving up: %s",
+                            rejections,
+                            exc.message,
+                        )
+                        raise
+                    logger.warning("reconnect rejected (will retry): %s", exc.message)
                 except TransportError as exc:
                     if exc.fatal:
                         logger.error("cannot connect to RELAY: %s", exc.message)
                         raise
                     unresolved = unresolved + 1 if exc.unresolved else 0
-                    if unresolved >= opts.max_auth_failures and not self._ever_authenticated:
+                    if unresolved >= opts.max_unresolved and not self._ever_authenticated:
                         logger.error(
                             "host name did not resolve %d times in a row, giving up: %s",
                             unresolved,
@@ -446,10 +493,9 @@ class Session:
                     self._reconnect_now = False
                     await anyio.lowlevel.checkpoint()
                     continue
-                pause = min(delay * random.uniform(0.8, 1.2), opts.reconnect_max_delay)
+                pause = backoff.pause()
                 logger.info("reconnecting in %.2f s", pause)
-                await anyio.sleep(pause)
-                delay = min(delay * 2, opts.reconnect_max_delay)
+                await self.sleep(pause)
         finally:
             self.close()
             self._set_state(ConnectionState.CLOSED)

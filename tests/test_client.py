@@ -47,14 +47,14 @@ async def test_connect_with_jwt(relay_server: FakeRelayServer) -> None:
     assert "contexts" not in connect["params"]
 
 
-async def test_bad_credentials_fail_after_three_rejections(relay_server: FakeRelayServer) -> None:
+async def test_bad_credentials_fail_after_one_rejection(relay_server: FakeRelayServer) -> None:
     client = make_client(relay_server, token="wrong-token")
     with pytest.raises(AuthenticationError) as info:
         async with client:
             pytest.fail("must not connect")
     assert "Authentication failed" in info.value.message
     assert info.value.data == {"signalwire_error_code": "AUTH_REQUIRED"}
-    assert len(relay_server.received("signalwire.connect")) == 3
+    assert len(relay_server.received("signalwire.connect")) == 1
     assert client.connection_state is ConnectionState.CLOSED
 
 

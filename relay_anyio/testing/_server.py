@@ -345,6 +345,9 @@ class FakeRelayServer:
         self.collect_delay: float = 0.0
         self.record_duration: float | None = None
         self.disconnect_close_delay: float | None = 0.05
+        #: ``error.code`` of a rejected ``signalwire.connect``: the production value
+        #: is UNCONFIRMED (reference §2.3), so clients must not depend on it.
+        self.auth_error_code: int = AUTH_FAILED_CODE
         #: Every frame received and sent, in order.
         self.journal: list[JournalEntry] = []
         #: Every call the server knows, by ``call_id``: offers and dial legs.
@@ -1083,7 +1086,7 @@ class FakeRelayServer:
         if not self._credentials_ok(conn, params.get("authentication")):
             logger.info("connection %d: authentication failed", conn.number)
             data = {"signalwire_error_code": AUTH_FAILED_ERROR_CODE}
-            error = _error(AUTH_FAILED_CODE, AUTH_FAILED_MESSAGE, data)
+            error = _error(self.auth_error_code, AUTH_FAILED_MESSAGE, data)
             await conn.send(_response(frame, error=error))
             return
         blob = params.get("authorization_state")
