@@ -158,6 +158,9 @@ async def test_server_ping_is_answered(relay_server: FakeRelayServer) -> None:
     relay_server.ping_interval = 0.02
     async with make_client(relay_server):
         await eventually(lambda: len(relay_server.ping_replies) >= 3)
+    for reply in relay_server.ping_replies:
+        assert set(reply) == {"jsonrpc", "id", "result"}, reply
+        assert reply["result"] == {}
 
 
 async def test_keepalive_detects_a_dead_link(relay_server: FakeRelayServer) -> None:

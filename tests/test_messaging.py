@@ -84,16 +84,21 @@ async def test_state_events_overtaking_the_response_are_not_lost(
 ) -> None:
     script_message(relay_server, "delivered", early_events=3)  # every state before the response
     seen: list[str] = []
+    completed: list[RelayEvent] = []
     async with make_client(relay_server) as client:
-        message = await client.send_message(to_number=TO, from_number=FROM, body="race")
+        message = await client.send_message(
+            to_number=TO, from_number=FROM, body="race", on_completed=completed.append
+        )
+        # The held events were applied while send_message took the response: the
+        # message is final when it is returned, and its on_completed has run.
+        assert message.is_done
+        assert message.state == "delivered"
+        assert [e.params["message_state"] for e in completed] == ["delivered"]
         message.on(lambda event: seen.append(event.params["message_state"]))
         result = await message.wait(timeout=2)
-        assert result.params["message_state"] == "delivered"
-        assert message.state == "delivered"
-    # The events came before the listener existed; the state machine still saw them all.
-    states = [e["params"]["params"]["message_state"]
-              for e in relay_server.sent_events("messaging.state")]
-    assert states == ["initiated", "sent", "delivered"]
+        assert result is completed[0]
+        assert result.params["message_id"] == message.message_id
+    assert seen == []  # nothing was delivered twice to a listener added afterwards
 
 
 async def test_listener_and_on_completed(relay_server: FakeRelayServer) -> None:
