@@ -34,7 +34,7 @@ JSON = dict[str, Any]
 async def test_a_wait_for_already_waiting_when_the_call_ends_raises_call_ended(
     relay_server: FakeRelayServer,
 ) -> None:
-    outcome: list[BaseException] = []
+    outcome: list[CallEnded] = []
     waiting = anyio.Event()
     client = make_client(relay_server)
 
