@@ -539,16 +539,19 @@ class Call:
         return event
 
     def _synthetic_state_event(self) -> RelayEvent:
-        params = {
+        return make_event(EVENT_CALL_STATE, self._state_params(self.state, self.end_reason))
+
+    def _state_params(self, state: str, end_reason: str) -> dict[str, Any]:
+        """The params of a ``calling.call.state`` event for this call (synthetic ones)."""
+        return {
             "call_id": self.call_id,
             "node_id": self.node_id,
-            "call_state": self.state,
-            "end_reason": self.end_reason,
+            "call_state": state,
+            "end_reason": end_reason,
             "direction": self.direction,
             "device": self.device,
             "tag": self.tag,
         }
-        return make_event(EVENT_CALL_STATE, params)
 
     # -- commands ----------------------------------------------------------------------
 

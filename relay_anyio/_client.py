@@ -49,6 +49,12 @@ ConnectionStateCallback = Callable[[ConnectionState], object]
 _H = TypeVar("_H", bound=Callable[..., Any])
 
 _FORBIDDEN_HOST_CHARS = frozenset("@/?\r\n \\")
+#: The probe that asks the server whether a call still exists after a resume: a
+#: command without effect (no binding lives in this realm) that RELAY answers 404/410
+#: for a call it no longer knows.
+_PROBE_METHOD = "calling.clear_digit_bindings"
+_PROBE_REALM = "relay-anyio-probe"
+_PROBES_IN_FLIGHT = 16
 _active_clients: weakref.WeakSet[RelayClient] = weakref.WeakSet()
 
 
@@ -489,11 +495,45 @@ class RelayClient:
                 if not dial.done.is_set():
                     dial.error = dial.error or lost
                     dial.done.set()
+        elif state is ConnectionState.CONNECTED and self._calls and self._tg is not None:
+            self._tg.start_soon(self._recheck_calls, list(self._calls.values()))
         for callback in list(self._state_callbacks):
             try:
                 callback(state)
             except Exception:
                 logger.exception("connection state callback %r failed", callback)
+
+    async def _recheck_calls(self, calls: list[Call]) -> None:
+        """After a resume, end the calls the server no longer knows.
+
+        A server need not redeliver the events it sent while the link was down
+        (reference §8.2: unconfirmed), so a call may have ended unseen and every
+        wait on it would hang. Each call still live here is probed once (bounded
+        concurrency, the request timeout each); one the server answers 404/410 for
+        gets a synthetic ``ended`` (``end_reason`` "gone"), which ends its waits and
+        reaches its listeners as any end would.
+        """
+        limiter = anyio.CapacityLimiter(_PROBES_IN_FLIGHT)
+        async with anyio.create_task_group() as tg:
+            for call in calls:
+                tg.start_soon(self._recheck_call, call, limiter)
+
+    async def _recheck_call(self, call: Call, limiter: anyio.CapacityLimiter) -> None:
+        async with limiter:
+            if call.state == CALL_STATE_ENDED:
+                return
+            params = {"node_id": call.node_id, "call_id": call.call_id, "realm": _PROBE_REALM}
+            try:
+                await self._session.request(_PROBE_METHOD, params)
+            except RelayError as exc:
+                if exc.code not in (404, 410) or call.state == CALL_STATE_ENDED:
+                    return  # alive, or cannot tell (the link dropped again, ...)
+                logger.warning(
+                    "call %s is gone after the reconnect; its end was never delivered",
+                    call.call_id,
+                    extra={"call_id": call.call_id},
+                )
+                call._deliver(EVENT_CALL_STATE, call._state_params(CALL_STATE_ENDED, "gone"), 0.0)
 
     def _call_finished(self, call: Call, *, lingering: bool = False) -> None:
         """A call ended: stop routing to it (``lingering``: only its late results)."""
