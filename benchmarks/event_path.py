@@ -64,7 +64,7 @@ async def run(args: argparse.Namespace) -> list[float]:
             call = client._new_call({"call_id": f"call-{n}", "node_id": NODE,
                                      "context": "bench", "call_state": "answered"})
             assert call is not None
-            call._task_group = tg
+            call._set_scope(tg)
             client._calls[call.call_id] = call
             call.on(EVENT_CALL_PLAY, listener)
             call.on(EVENT_CALL_STATE, listener)

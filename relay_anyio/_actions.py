@@ -16,7 +16,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import anyio
 
@@ -36,12 +36,10 @@ from ._errors import RelayError
 from ._events import RelayEvent, make_event
 from ._sync import LazyEvent
 
-if TYPE_CHECKING:
-    from ._call import Call
-
 __all__ = [
     "AIAction",
     "Action",
+    "ActionHost",
     "CollectAction",
     "CompletedCallback",
     "DetectAction",
@@ -63,6 +61,23 @@ CompletedCallback = Callable[[RelayEvent], Awaitable[object] | object]
 CLEANUP_TIMEOUT = 2.0
 #: ``state`` of the synthetic result an action gets when its call ends first.
 CALL_ENDED_STATE = "call_ended"
+
+
+class ActionHost(Protocol):
+    """What an action needs of the call it runs on (a :class:`~relay_anyio.Call`)."""
+
+    call_id: str
+    node_id: str
+    state: str
+    _ended: LazyEvent
+
+    async def _command(
+        self, method: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]: ...
+
+    def _dispatch(
+        self, callbacks: tuple[Callable[[RelayEvent], Any], ...], event: RelayEvent
+    ) -> None: ...
 
 
 class Action:
@@ -87,10 +102,11 @@ class Action:
 
     def __init__(
         self,
-        call: Call,
+        call: ActionHost,
         control_id: str,
         on_completed: CompletedCallback | None = None,
     ) -> None:
+        #: The call this action runs on.
         self.call = call
         self.control_id = control_id
         self.result: RelayEvent | None = None
@@ -130,13 +146,25 @@ class Action:
             self._resolve(event)
         return self._done.is_set()
 
-    def _resolve(self, event: RelayEvent) -> None:
+    def _settle(
+        self, event: RelayEvent, error: RelayError | None = None
+    ) -> CompletedCallback | None:
+        """Finish with ``event`` (once); return the ``on_completed`` to run, if any.
+
+        With ``error`` (the session is gone, the outcome unknown), ``wait()`` raises
+        it and no callback runs.
+        """
         if self._done.is_set():
-            return
+            return None
         self.result = event
+        self._error = error
         self._done.set()
-        if self._on_completed is not None:
-            self.call._run_callbacks((self._on_completed,), event)
+        return self._on_completed if error is None else None
+
+    def _resolve(self, event: RelayEvent) -> None:
+        callback = self._settle(event)
+        if callback is not None:
+            self.call._dispatch((callback,), event)
 
     def _finish_call_ended(self, end_reason: str) -> None:
         self._resolve(self._synthetic_result(end_reason))
@@ -157,15 +185,12 @@ class Action:
         Called by the task that started the action, so the callback runs before the
         start returns, even when the call has no listener task left to run it on.
         """
-        if self._done.is_set():
-            return
         event = self._synthetic_result(end_reason)
-        self.result = event
-        self._done.set()
-        if self._on_completed is None:
+        callback = self._settle(event)
+        if callback is None:
             return
         try:
-            outcome = self._on_completed(event)
+            outcome = callback(event)
             if inspect.isawaitable(outcome):
                 await outcome
         except Exception:
@@ -178,11 +203,7 @@ class Action:
         still be running the operation in the old session), so ``wait()`` raises
         instead of returning a made-up result, and ``on_completed`` does not fire.
         """
-        if self._done.is_set():
-            return
-        self._error = error
-        self.result = self._synthetic_result("session_lost")
-        self._done.set()
+        self._settle(self._synthetic_result("session_lost"), error)
 
     # -- user API ----------------------------------------------------------------------
 
@@ -359,7 +380,7 @@ class FaxAction(_Stoppable):
 
     def __init__(
         self,
-        call: Call,
+        call: ActionHost,
         control_id: str,
         on_completed: CompletedCallback | None = None,
         *,

@@ -21,9 +21,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectSendStream
 
-from ._call import Call, EventListener, run_listeners, run_plain
+from ._call import Call, CallHandler
 from ._constants import (
     CALL_STATE_ENDED,
     DEFAULT_RELAY_HOST,
@@ -34,7 +33,8 @@ from ._constants import (
     EVENT_MESSAGING_STATE,
 )
 from ._errors import ConnectionLost, RelayError
-from ._events import RelayEvent, make_event
+from ._events import make_event
+from ._listeners import Dispatcher, EventListener, ListenerSet
 from ._messaging import Message, MessageListener, MessageRegistry
 from ._session import ConnectionState, Session, SessionOptions
 from ._transport import TransportName, build_ssl_context
@@ -43,7 +43,6 @@ __all__ = ["CallHandler", "RelayClient"]
 
 logger = logging.getLogger("relay_anyio.client")
 
-CallHandler = Callable[[Call], Awaitable[object]]
 MessageHandler = Callable[[Message], Awaitable[object]]
 ConnectionStateCallback = Callable[[ConnectionState], object]
 _H = TypeVar("_H", bound=Callable[..., Any])
@@ -165,9 +164,10 @@ class RelayClient:
         self._session = Session(options, self, contexts or ())
         self._call_handler: CallHandler | None = None
         self._message_handler: MessageHandler | None = None
-        self._messages = MessageRegistry(self, message_ttl)
         self._state_callbacks: list[ConnectionStateCallback] = []
-        self._listeners: dict[str, tuple[EventListener, ...]] = {}
+        self._listeners = ListenerSet()
+        self._dispatcher = Dispatcher("the client", call_event_buffer, "drop")
+        self._messages = MessageRegistry(message_ttl)
         self._calls: dict[str, Call] = {}
         #: Ended calls still waiting for a late action result (see Call._end).
         self._lingering: dict[str, Call] = {}
@@ -177,9 +177,6 @@ class RelayClient:
         self._tg: anyio.abc.TaskGroup | None = None
         self._fatal: RelayError | None = None
         self._session_scope: anyio.CancelScope | None = None
-        self._pump_send: (
-            MemoryObjectSendStream[tuple[tuple[EventListener, ...], RelayEvent]] | None
-        ) = None
 
     def __repr__(self) -> str:
         return f"<RelayClient {self.host} {self._session.state.value}>"
@@ -220,7 +217,7 @@ class RelayClient:
 
     def on(self, event_type: str, listener: EventListener) -> None:
         """Listen to events no call owns (conference-level, ``calling.error``, unknown)."""
-        self._listeners[event_type] = (*self._listeners.get(event_type, ()), listener)
+        self._listeners.add(event_type, listener)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -237,6 +234,11 @@ class RelayClient:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
+        # Client-level listeners and messages: a listener task per entry of the client.
+        self._dispatcher = Dispatcher(
+            "the client", self._dispatcher.buffer, "drop"
+        )
+        self._dispatcher.task_group = tg
         try:
             await tg.start(self._run_session)
             tg.start_soon(self._messages.run_expiry, name="relay message expiry")
@@ -270,11 +272,9 @@ class RelayClient:
             self._tg = None
             _active_clients.discard(self)
             self._session.close()
-            if self._pump_send is not None:
-                self._pump_send.close()
-                self._pump_send = None
+            self._dispatcher.close()
             for call in [*self._calls.values(), *self._lingering.values()]:
-                call._close_listeners()
+                call._dispatcher.close()
         if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
             await tg.__aexit__(None, None, None)
             return False  # the caller's own exception propagates unchanged
@@ -472,7 +472,7 @@ class RelayClient:
             return
         listeners = self._listeners.get(event_type)
         if listeners:
-            self._run_client_listeners(listeners, make_event(event_type, params, timestamp))
+            self._dispatcher.dispatch(listeners, make_event(event_type, params, timestamp))
         elif logger.isEnabledFor(logging.DEBUG):
             logger.debug("no receiver for %s event (call_id=%r)", event_type, call_id)
 
@@ -487,7 +487,7 @@ class RelayClient:
                 len(self._dials),
             )
             for call in [*self._calls.values(), *self._lingering.values()]:
-                call._fail(lost)
+                call._finish(lost)
             self._calls.clear()
             self._lingering.clear()
             # A dial of the old session will never hear back, legs announced or not.
@@ -535,10 +535,11 @@ class RelayClient:
                 )
                 call._deliver(EVENT_CALL_STATE, call._state_params(CALL_STATE_ENDED, "gone"), 0.0)
 
-    def _call_finished(self, call: Call, *, lingering: bool = False) -> None:
+    def _call_finished(self, call: Call, lingering: bool) -> None:
         """A call ended: stop routing to it (``lingering``: only its late results)."""
         if self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]
+        self._handled.discard(call)
         if lingering:
             self._lingering[call.call_id] = call
         elif self._lingering.get(call.call_id) is call:
@@ -569,7 +570,7 @@ class RelayClient:
             "late_result_grace": self._late_result_grace,
         }
         fields.update(overrides)
-        return Call(self, **fields)
+        return Call(self._session.request, self._call_finished, **fields)
 
     def _on_call_received(self, params: dict[str, Any], timestamp: float) -> None:
         call = self._new_call(params)
@@ -595,26 +596,12 @@ class RelayClient:
             logger.warning("calling.pass for %s failed: %s", call.call_id, exc)
 
     async def _handle_call(self, call: Call) -> None:
-        """The call's scope: its handler, then its listeners until the call ends."""
         handler = self._call_handler
         assert handler is not None
         self._handled.add(call)
-        try:
-            async with anyio.create_task_group() as tg:
-                call._task_group = tg
-                try:
-                    await handler(call)
-                except Exception:
-                    logger.exception("on_call handler failed for call %s", call.call_id)
-                finally:
-                    await call._stop_actions()
-                # Only a handler that was cancelled (client shutdown) stays "being
-                # handled", so that __aexit__ hangs its call up.
-                self._handled.discard(call)
-                await call._ended.wait()
-        finally:
-            call._close_listeners()  # cancelled (client shutdown): nothing is listening
-            call._task_group = None
+        # Only a handler that was cancelled (client shutdown) stays "being handled",
+        # so that __aexit__ hangs its call up.
+        await call._serve(handler, lambda: self._handled.discard(call))
 
     def _on_dial_event(self, params: dict[str, Any], timestamp: float) -> bool:
         """Resolve a pending dial; return True if the event was consumed by one."""
@@ -673,14 +660,6 @@ class RelayClient:
             return None
         dial.legs[leg.call_id] = leg
         self._register_outbound(leg)
-
-        def session_lost(leg: Call) -> None:
-            # A fresh session took the legs away: the dial's outcome can never come.
-            if leg._failure is not None and not dial.done.is_set():  # not a normal end
-                dial.error = leg._failure
-                dial.done.set()
-
-        leg._end_callbacks.append(session_lost)
         return leg
 
     def _register_outbound(self, call: Call) -> None:
@@ -690,10 +669,9 @@ class RelayClient:
         among the calls the client hangs up when it exits, so a dialled call can
         outlive neither the client nor a dial nobody waits for any more.
         """
-        call._task_group = self._tg
+        call._set_scope(self._tg)
         self._calls[call.call_id] = call
-        self._handled.add(call)
-        call._end_callbacks.append(self._handled.discard)
+        self._handled.add(call)  # until it ends (see _call_finished)
 
     # -- messaging ---------------------------------------------------------------------
 
@@ -736,7 +714,7 @@ class RelayClient:
         if not isinstance(message_id, str) or not message_id:
             raise RelayError(-1, "messaging.send answered without a message_id", result)
         message = Message(
-            self,
+            self._dispatcher,
             {**params, "message_id": message_id, "media": list(media or ()),
              "tags": list(tags or ())},
             state="queued",
@@ -747,7 +725,7 @@ class RelayClient:
         return message
 
     def _on_message_received(self, params: dict[str, Any]) -> None:
-        message = Message(self, params, state="received", direction="inbound")
+        message = Message(self._dispatcher, params, state="received", direction="inbound")
         handler = self._message_handler
         if handler is None:
             logger.warning("inbound message %s dropped: no on_message handler", message.message_id)
@@ -761,31 +739,6 @@ class RelayClient:
             await handler(message)
         except Exception:
             logger.exception("on_message handler failed for message %s", message.message_id)
-
-    # -- client-level listeners ----------------------------------------------------------
-
-    def _run_client_listeners(
-        self, listeners: tuple[EventListener, ...], event: RelayEvent
-    ) -> None:
-        if self._pump_send is None:
-            listeners = run_plain(listeners, event, "the client")
-            if not listeners:
-                return
-            assert self._tg is not None
-            send, receive = anyio.create_memory_object_stream[
-                tuple[tuple[EventListener, ...], RelayEvent]
-            ](self._call_event_buffer)
-            self._pump_send = send
-            self._tg.start_soon(run_listeners, receive, "the client", name="relay client listeners")
-        try:
-            self._pump_send.send_nowait((listeners, event))
-        except anyio.WouldBlock:
-            logger.error(
-                "client listeners are more than %d events behind; dropped a %s event",
-                self._call_event_buffer,
-                event.event_type,
-            )
-
 
 
 class _DialTimeout(RelayError, TimeoutError):

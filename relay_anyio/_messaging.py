@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 
 from ._constants import EVENT_MESSAGING_STATE, MESSAGE_TERMINAL_STATES
 from ._errors import RelayError
 from ._events import MessageStateEvent, RelayEvent, make_event
+from ._listeners import Callbacks, Dispatcher
 from ._sync import LazyEvent
 
 __all__ = ["Message", "MessageExpired", "MessageListener", "MessageRegistry"]
@@ -47,12 +48,6 @@ class MessageExpired(RelayError):
         self.message_id = message_id
 
 
-class _Dispatcher(Protocol):
-    def _run_client_listeners(
-        self, listeners: tuple[MessageListener, ...], event: RelayEvent
-    ) -> None: ...
-
-
 def _text(params: Mapping[str, Any], key: str, default: str = "") -> str:
     value = params.get(key)
     return value if isinstance(value, str) else default
@@ -68,7 +63,7 @@ class Message:
 
     def __init__(
         self,
-        dispatcher: _Dispatcher,
+        dispatcher: Dispatcher,
         params: Mapping[str, Any],
         *,
         state: str,
@@ -91,7 +86,7 @@ class Message:
         self.result: RelayEvent | None = None
         self._error: RelayError | None = None
         self._done = LazyEvent()
-        self._listeners: list[MessageListener] = []
+        self._listeners: Callbacks = ()
         self._on_completed = on_completed
 
     def __repr__(self) -> str:
@@ -103,7 +98,7 @@ class Message:
 
     def on(self, listener: MessageListener) -> None:
         """Call ``listener(event)`` on every state change (plain or async function)."""
-        self._listeners.append(listener)
+        self._listeners = (*self._listeners, listener)
 
     async def wait(self, timeout: float | None = None) -> RelayEvent:
         """Wait for the terminal state event (delivered, undelivered or failed).
@@ -131,15 +126,15 @@ class Message:
         segments = params.get("segments")
         if isinstance(segments, int) and segments:
             self.segments = segments
-        callbacks = list(self._listeners)
+        callbacks = self._listeners
         terminal = state in MESSAGE_TERMINAL_STATES
         if terminal:
             self.result = event
             self._done.set()
             if self._on_completed is not None:
-                callbacks.append(self._on_completed)
+                callbacks = (*callbacks, self._on_completed)
         if callbacks:
-            self._dispatcher._run_client_listeners(tuple(callbacks), event)
+            self._dispatcher.dispatch(callbacks, event)
         return terminal
 
     def _expire(self, error: RelayError) -> None:
@@ -151,8 +146,7 @@ class Message:
 class MessageRegistry:
     """Outbound messages by id, early events, and expiry (see the module docstring)."""
 
-    def __init__(self, dispatcher: _Dispatcher, ttl: float) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._tracked: OrderedDict[str, tuple[Message, float]] = OrderedDict()
         self._early: OrderedDict[str, list[MessageStateEvent]] = OrderedDict()

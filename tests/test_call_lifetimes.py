@@ -187,7 +187,7 @@ async def test_listeners_are_dropped_when_the_call_ends(
         call.on(EVENT_CALL_STATE, call_events.append)
         await fake.remote_hangup()
         await call.wait_for_ended(timeout=2)
-        assert call._listeners == {}
+        assert not call._listeners
         with pytest.raises(CallEnded):
             call.on(EVENT_CALL_PLAY, call_events.append)
         # A late event for the ended call reaches no call listener.
@@ -649,7 +649,7 @@ async def test_listeners_see_the_call_to_its_end_after_the_handler_returned(
         await eventually(lambda: async_seen[-1:] == ["ended"])
         with pytest.raises(CallEnded):
             call.on(EVENT_CALL_PLAY, log_async)
-        assert call._listeners == {}
+        assert not call._listeners
     assert seen == ["answered", "ending", "ended"]
     assert async_seen == ["answered", "playing", "finished", "ending", "ended"]
 

@@ -331,7 +331,7 @@ async def run_flood_scenario(
     """
     report = FloodReport(events=events)
     counter = _CountErrors("consumer too slow")
-    call_logger = logging.getLogger("relay_anyio.call")
+    call_logger = logging.getLogger("relay_anyio.listeners")
     call_logger.addHandler(counter)
     level = call_logger.level
     if not call_logger.isEnabledFor(logging.ERROR):

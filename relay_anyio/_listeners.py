@@ -1,0 +1,231 @@
+"""The one listener mechanism: calls, client-level listeners and messages use it.
+
+Two pieces. :class:`ListenerSet` keeps listeners by event type as tuples that are
+replaced on change, so the reader iterates them without copying. :class:`Dispatcher`
+runs callbacks for one owner: plain functions inline, as the event is routed (a task
+switch per event would cost more than most listeners), until one returns an
+awaitable; from then on everything goes through the owner's listener task, fed by a
+bounded memory object stream, so a plain listener never overtakes an async one and a
+slow listener delays only its owner.
+
+When that stream is full the owner's overflow policy decides: ``"fail"`` (a call)
+drops the owner's listeners and remembers an :class:`EventOverflow` that adding a
+listener raises from then on; ``"drop"`` (the client, messages) logs and drops that
+one event. Either way the reader, the connection and every other owner carry on.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._errors import EventOverflow
+from ._events import RelayEvent
+
+__all__ = ["Callbacks", "Dispatcher", "EventListener", "ListenerSet", "OverflowPolicy"]
+
+logger = logging.getLogger("relay_anyio.listeners")
+
+EventListener = Callable[[RelayEvent], Any]
+Callbacks = tuple[EventListener, ...]
+OverflowPolicy = Literal["fail", "drop"]
+_Item = tuple[Callbacks, RelayEvent]
+
+
+class ListenerSet:
+    """Listeners by event type; iteration order is registration order."""
+
+    __slots__ = ("_by_type",)
+
+    def __init__(self) -> None:
+        self._by_type: dict[str, Callbacks] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_type)
+
+    def get(self, event_type: str) -> Callbacks:
+        """The listeners of ``event_type`` (an empty tuple when there are none)."""
+        return self._by_type.get(event_type, ())
+
+    def add(self, event_type: str, listener: EventListener) -> None:
+        self._by_type[event_type] = (*self._by_type.get(event_type, ()), listener)
+
+    def remove(self, event_type: str, listener: EventListener | None = None) -> None:
+        """Remove one listener (its first registration), or all of ``event_type``."""
+        if listener is None:
+            self._by_type.pop(event_type, None)
+            return
+        listeners = self._by_type.get(event_type, ())
+        if listener in listeners:
+            index = listeners.index(listener)
+            rest = listeners[:index] + listeners[index + 1 :]
+            if rest:
+                self._by_type[event_type] = rest
+            else:
+                del self._by_type[event_type]
+
+    def clear(self) -> None:
+        self._by_type.clear()
+
+    def as_dict(self) -> dict[str, Callbacks]:
+        """A copy, by event type (for tests and reprs)."""
+        return dict(self._by_type)
+
+
+class Dispatcher:
+    """Runs the callbacks of one owner in event order (see the module docstring).
+
+    ``task_group`` is where the listener task starts, the first time a callback
+    returns an awaitable; the owner sets it when it has a scope and clears it when
+    that scope is gone.
+    """
+
+    __slots__ = (
+        "_on_fail",
+        "_send",
+        "buffer",
+        "closed",
+        "failed",
+        "owner",
+        "policy",
+        "task_group",
+    )
+
+    def __init__(
+        self,
+        owner: str,
+        buffer: int,
+        policy: OverflowPolicy,
+        *,
+        on_fail: Callable[[], object] | None = None,
+    ) -> None:
+        self.owner: str = owner
+        self.buffer: int = buffer
+        self.policy: OverflowPolicy = policy
+        self.task_group: TaskGroup | None = None
+        #: Set once a ``"fail"`` owner overflowed: nothing runs for it any more.
+        self.failed: EventOverflow | None = None
+        self.closed: bool = False
+        self._on_fail = on_fail
+        self._send: MemoryObjectSendStream[_Item] | None = None
+
+    def dispatch(self, callbacks: Callbacks, event: RelayEvent) -> None:
+        """Run ``callbacks`` on ``event`` now, or queue them; never blocks (the reader)."""
+        if self._send is None:
+            callbacks = _run_plain(callbacks, event, self.owner)
+            if not callbacks:
+                return
+            if not self._start():
+                for callback in callbacks:
+                    _discard(callback)
+                return
+        assert self._send is not None
+        try:
+            self._send.send_nowait((callbacks, event))
+        except anyio.WouldBlock:
+            self._overflow(event)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            for callback in callbacks:
+                _discard(callback)
+            logger.debug("dropped a %s event for %s: it stopped listening", event.event_type,
+                         self.owner)
+
+    def close(self) -> None:
+        """The owner's scope ends: its listener task runs what is queued, then ends.
+
+        For good: a callback that would need the task after this is dropped.
+        """
+        self.closed = True
+        if self._send is not None:
+            self._send.close()
+
+    def _start(self) -> bool:
+        if self.failed is not None:
+            return False
+        if self.task_group is None or self.closed:
+            logger.warning("dropped callbacks for %s: its scope has ended", self.owner)
+            return False
+        send, receive = anyio.create_memory_object_stream[_Item](self.buffer)
+        self._send = send
+        self.task_group.start_soon(run_queued, receive, self.owner,
+                                   name=f"relay listeners of {self.owner}")
+        return True
+
+    def _overflow(self, event: RelayEvent) -> None:
+        if self.policy == "drop":
+            logger.error(
+                "listeners of %s are more than %d events behind; dropped a %s event",
+                self.owner,
+                self.buffer,
+                event.event_type,
+            )
+            return
+        error = EventOverflow(f"listeners of {self.owner}", self.buffer)
+        logger.error("%s; its listeners are dropped", error.message)
+        self.failed = error
+        assert self._send is not None
+        self._send.close()
+        if self._on_fail is not None:
+            self._on_fail()
+
+
+async def run_queued(receive: MemoryObjectReceiveStream[_Item], owner: str) -> None:
+    """A listener task: run queued callbacks in order until the queue closes.
+
+    An exception is logged with ``owner`` and the next callback still runs.
+    """
+    async with receive:
+        async for callbacks, event in receive:
+            for callback in callbacks:
+                try:
+                    result = callback(event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    logger.exception(
+                        "listener %r failed on %s for %s", callback, event.event_type, owner
+                    )
+
+
+def _run_plain(callbacks: Callbacks, event: RelayEvent, owner: str) -> Callbacks:
+    """Run callbacks now, in order, until one returns an awaitable; return the rest.
+
+    What is returned (that awaitable, then the callbacks after it) must run on the
+    owner's listener task, and every later event must go there too.
+    """
+    for index, callback in enumerate(callbacks):
+        try:
+            result = callback(event)
+        except Exception:
+            logger.exception("listener %r failed on %s for %s", callback, event.event_type, owner)
+            continue
+        if result is not None and inspect.isawaitable(result):
+            return (_Returning(result), *callbacks[index + 1 :])
+    return ()
+
+
+class _Returning:
+    """A callback standing for an awaitable a plain listener returned: awaits it."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self.awaitable = awaitable
+
+    def __call__(self, event: RelayEvent) -> Awaitable[Any]:
+        return self.awaitable
+
+    def __repr__(self) -> str:
+        return repr(self.awaitable)
+
+
+def _discard(callback: EventListener) -> None:
+    """Close a coroutine nobody will await (no 'never awaited' warning)."""
+    if isinstance(callback, _Returning) and inspect.iscoroutine(callback.awaitable):
+        callback.awaitable.close()
