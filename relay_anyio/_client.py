@@ -33,7 +33,7 @@ from ._constants import (
     EVENT_MESSAGING_RECEIVE,
     EVENT_MESSAGING_STATE,
 )
-from ._errors import ConnectionLost, RelayError
+from ._errors import ConnectionLost, DialTimeout, RelayError
 from ._events import RelayEvent, make_event
 from ._messaging import Message, MessageListener, MessageRegistry
 from ._session import ConnectionState, Session, SessionOptions
@@ -376,9 +376,9 @@ class RelayClient:
         """Place a call (outer list: tried in series; inner list: rung in parallel).
 
         Returns the answered leg. Raises :class:`RelayError` if every leg fails, and
-        ``TimeoutError`` (a RelayError too) after ``timeout`` seconds (default
-        ``dial_timeout``, 120). On a timeout or cancellation the legs still ringing are
-        ended and a leg answered late is hung up: no call is left orphaned.
+        :class:`DialTimeout` (a ``TimeoutError`` too) after ``timeout`` seconds
+        (default ``dial_timeout``, 120). On a timeout or cancellation the legs still
+        ringing are ended and a leg answered late is hung up: no call is left orphaned.
         """
         if self._tg is None:
             raise RuntimeError("dial() needs a connected client: use 'async with client:'")
@@ -401,7 +401,7 @@ class RelayClient:
                 await self._session.request("calling.dial", params)
                 await dial.done.wait()
             if scope.cancelled_caught:
-                raise _DialTimeout(tag, limit)
+                raise DialTimeout(tag, limit)
             if dial.error is not None:
                 raise dial.error
             assert dial.winner is not None
@@ -729,9 +729,3 @@ class RelayClient:
                 self._call_event_buffer,
                 event.event_type,
             )
-
-
-
-class _DialTimeout(RelayError, TimeoutError):
-    def __init__(self, tag: str, timeout: float) -> None:
-        super().__init__(-1, f"Dial timed out waiting for answer after {timeout:g} s (tag={tag})")

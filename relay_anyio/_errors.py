@@ -15,7 +15,9 @@ __all__ = [
     "AuthenticationError",
     "CallEnded",
     "ConnectionLost",
+    "DialTimeout",
     "EventOverflow",
+    "MessageExpired",
     "ProtocolError",
     "RelayError",
     "RequestTimeout",
@@ -123,3 +125,30 @@ class EventOverflow(RelayError):
     def __init__(self, what: str, limit: int) -> None:
         super().__init__(-1, f"{what}: more than {limit} events buffered; consumer too slow")
         self.limit = limit
+
+
+class DialTimeout(RelayError, TimeoutError):
+    """``client.dial()`` got no answered leg within its ``timeout``.
+
+    Also a ``TimeoutError``. ``tag`` is the dial's tag and ``timeout`` the limit in
+    seconds; the legs still ringing were ended and a leg answered late is hung up.
+    """
+
+    def __init__(self, tag: str, timeout: float) -> None:
+        super().__init__(-1, f"Dial timed out waiting for answer after {timeout:g} s (tag={tag})")
+        self.tag = tag
+        self.timeout = timeout
+
+
+class MessageExpired(RelayError):
+    """A message stayed without a terminal state longer than the client's ``message_ttl``.
+
+    ``message_id`` names the message, ``ttl`` is the ``message_ttl`` in seconds.
+    """
+
+    def __init__(self, message_id: str, ttl: float) -> None:
+        super().__init__(
+            -1, f"Message {message_id} reached no final state within {ttl:g} s; no longer tracked"
+        )
+        self.message_id = message_id
+        self.ttl = ttl

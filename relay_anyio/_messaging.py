@@ -21,11 +21,11 @@ from typing import Any, Protocol
 import anyio
 
 from ._constants import EVENT_MESSAGING_STATE, MESSAGE_TERMINAL_STATES
-from ._errors import RelayError
+from ._errors import MessageExpired, RelayError
 from ._events import MessageStateEvent, RelayEvent, make_event
 from ._sync import LazyEvent
 
-__all__ = ["Message", "MessageExpired", "MessageListener", "MessageRegistry"]
+__all__ = ["Message", "MessageListener", "MessageRegistry"]
 
 logger = logging.getLogger("relay_anyio.messaging")
 
@@ -35,16 +35,6 @@ MessageListener = Callable[[RelayEvent], Any]
 #: and how many events each may hold: a message has at most a handful of states.
 EARLY_EVENT_IDS = 1000
 EARLY_EVENTS_PER_ID = 16
-
-
-class MessageExpired(RelayError):
-    """A message stayed without a terminal state longer than the client's ``message_ttl``."""
-
-    def __init__(self, message_id: str, ttl: float) -> None:
-        super().__init__(
-            -1, f"Message {message_id} reached no final state within {ttl:g} s; no longer tracked"
-        )
-        self.message_id = message_id
 
 
 class _Dispatcher(Protocol):
