@@ -5,6 +5,9 @@ Everything relay_anyio raises on purpose is a :class:`RelayError` (or a plain
 ``except RelayError`` covers the protocol, the network and the server. Backend
 exceptions (``OSError``, ``ssl.SSLError``, wsproto's errors, trio's and asyncio's
 closed-resource errors) are translated at the transport boundary and never leak.
+
+Every one of them pickles with its attributes (for ``multiprocessing``,
+``anyio.to_process``, or a log shipped elsewhere): see :meth:`RelayError.__reduce__`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,17 @@ class RelayError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (class, ``args``, attributes), rebuilt without calling ``__init__``.
+
+        The default would call ``cls(*self.args)``, but ``args`` is always
+        ``(code, message)`` while the subclasses' constructors take other arguments
+        (``RequestTimeout(method, timeout)``...). Restoring the attributes directly
+        works for every subclass, present and future, that chains to this
+        ``__init__``.
+        """
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
 
 class AuthenticationError(RelayError):
     """``signalwire.connect`` was rejected: the credentials need fixing."""
@@ -61,6 +75,7 @@ class RequestTimeout(RelayError, TimeoutError):
     def __init__(self, method: str, timeout: float) -> None:
         super().__init__(-1, f"Request timeout for {method} after {timeout:g} s")
         self.method = method
+        self.timeout = timeout
 
 
 class ConnectionLost(RelayError):
@@ -152,3 +167,13 @@ class MessageExpired(RelayError):
         )
         self.message_id = message_id
         self.ttl = ttl
+
+
+def _rebuild(cls: type[RelayError], args: tuple[Any, ...], state: dict[str, Any]) -> RelayError:
+    """Unpickle a :class:`RelayError` (see its ``__reduce__``)."""
+    error = cls.__new__(cls, *args)
+    # What RelayError.__init__ does with (code, message): sets ``args`` (and, for the
+    # TimeoutError subclasses, OSError's errno and strerror).
+    super(RelayError, error).__init__(*args)
+    error.__dict__.update(state)
+    return error
