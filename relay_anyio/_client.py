@@ -132,10 +132,10 @@ class RelayClient:
                     "(optionally with ':port'), not a URL"
                 )
             url = f"wss://{host}"
-            if ssl_context is None:
-                ssl_context = build_ssl_context()
         elif not url.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
+        if ssl_context is None and url.startswith("wss://"):
+            ssl_context = build_ssl_context()  # honours SIGNALWIRE_RELAY_CA_FILE
         self.host: str = url.split("://", 1)[1].split("/", 1)[0]
         self.url = url
         if max_active_calls is None:
