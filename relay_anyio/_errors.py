@@ -68,8 +68,9 @@ class AuthenticationError(RelayError):
 class RequestTimeout(RelayError, TimeoutError):
     """No response arrived within the request timeout.
 
-    Also a ``TimeoutError``, so ``except asyncio.TimeoutError`` written for the
-    official client keeps working.
+    ``method`` is the request's method and ``timeout`` the limit in seconds. The
+    official client raises a plain ``RelayError(-1, "Request timeout for ...")`` here,
+    which ``except RelayError`` still catches; this one is also a ``TimeoutError``.
     """
 
     def __init__(self, method: str, timeout: float) -> None:
