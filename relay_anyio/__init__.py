@@ -78,7 +78,9 @@ from ._errors import (
     AuthenticationError,
     CallEnded,
     ConnectionLost,
+    DialTimeout,
     EventOverflow,
+    MessageExpired,
     ProtocolError,
     RelayError,
     RequestTimeout,
@@ -117,7 +119,7 @@ from ._events import (
     TranscribeEvent,
     parse_event,
 )
-from ._messaging import Message, MessageExpired
+from ._messaging import Message
 from ._session import ConnectionState
 from ._version import __version__
 
@@ -194,6 +196,7 @@ __all__ = [
     "Device",
     "DialCallInfo",
     "DialEvent",
+    "DialTimeout",
     "EchoEvent",
     "EventOverflow",
     "FaxAction",

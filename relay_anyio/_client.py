@@ -32,7 +32,7 @@ from ._constants import (
     EVENT_MESSAGING_RECEIVE,
     EVENT_MESSAGING_STATE,
 )
-from ._errors import ConnectionLost, RelayError
+from ._errors import ConnectionLost, DialTimeout, RelayError
 from ._events import make_event
 from ._listeners import Dispatcher, EventListener, ListenerSet
 from ._messaging import Message, MessageListener, MessageRegistry
@@ -138,10 +138,10 @@ class RelayClient:
                     "(optionally with ':port'), not a URL"
                 )
             url = f"wss://{host}"
-            if ssl_context is None:
-                ssl_context = build_ssl_context()
         elif not url.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
+        if ssl_context is None and url.startswith("wss://"):
+            ssl_context = build_ssl_context()  # honours SIGNALWIRE_RELAY_CA_FILE
         self.host: str = url.split("://", 1)[1].split("/", 1)[0]
         self.url = url
         if max_active_calls is None:
@@ -388,9 +388,9 @@ class RelayClient:
         """Place a call (outer list: tried in series; inner list: rung in parallel).
 
         Returns the answered leg. Raises :class:`RelayError` if every leg fails, and
-        ``TimeoutError`` (a RelayError too) after ``timeout`` seconds (default
-        ``dial_timeout``, 120). On a timeout or cancellation the legs still ringing are
-        ended and a leg answered late is hung up: no call is left orphaned.
+        :class:`DialTimeout` (a ``TimeoutError`` too) after ``timeout`` seconds
+        (default ``dial_timeout``, 120). On a timeout or cancellation the legs still
+        ringing are ended and a leg answered late is hung up: no call is left orphaned.
         """
         if self._tg is None:
             raise RuntimeError("dial() needs a connected client: use 'async with client:'")
@@ -413,7 +413,7 @@ class RelayClient:
                 await self._session.request("calling.dial", params)
                 await dial.done.wait()
             if scope.cancelled_caught:
-                raise _DialTimeout(tag, limit)
+                raise DialTimeout(tag, limit)
             if dial.error is not None:
                 raise dial.error
             assert dial.winner is not None
@@ -739,8 +739,3 @@ class RelayClient:
             await handler(message)
         except Exception:
             logger.exception("on_message handler failed for message %s", message.message_id)
-
-
-class _DialTimeout(RelayError, TimeoutError):
-    def __init__(self, tag: str, timeout: float) -> None:
-        super().__init__(-1, f"Dial timed out waiting for answer after {timeout:g} s (tag={tag})")

@@ -5,6 +5,9 @@ Everything relay_anyio raises on purpose is a :class:`RelayError` (or a plain
 ``except RelayError`` covers the protocol, the network and the server. Backend
 exceptions (``OSError``, ``ssl.SSLError``, wsproto's errors, trio's and asyncio's
 closed-resource errors) are translated at the transport boundary and never leak.
+
+Every one of them pickles with its attributes (for ``multiprocessing``,
+``anyio.to_process``, or a log shipped elsewhere): see :meth:`RelayError.__reduce__`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ __all__ = [
     "AuthenticationError",
     "CallEnded",
     "ConnectionLost",
+    "DialTimeout",
     "EventOverflow",
+    "MessageExpired",
     "ProtocolError",
     "RelayError",
     "RequestTimeout",
@@ -44,6 +49,17 @@ class RelayError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (class, ``args``, attributes), rebuilt without calling ``__init__``.
+
+        The default would call ``cls(*self.args)``, but ``args`` is always
+        ``(code, message)`` while the subclasses' constructors take other arguments
+        (``RequestTimeout(method, timeout)``...). Restoring the attributes directly
+        works for every subclass, present and future, that chains to this
+        ``__init__``.
+        """
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
 
 class AuthenticationError(RelayError):
     """``signalwire.connect`` was rejected: the credentials need fixing."""
@@ -52,13 +68,15 @@ class AuthenticationError(RelayError):
 class RequestTimeout(RelayError, TimeoutError):
     """No response arrived within the request timeout.
 
-    Also a ``TimeoutError``, so ``except asyncio.TimeoutError`` written for the
-    official client keeps working.
+    ``method`` is the request's method and ``timeout`` the limit in seconds. The
+    official client raises a plain ``RelayError(-1, "Request timeout for ...")`` here,
+    which ``except RelayError`` still catches; this one is also a ``TimeoutError``.
     """
 
     def __init__(self, method: str, timeout: float) -> None:
         super().__init__(-1, f"Request timeout for {method} after {timeout:g} s")
         self.method = method
+        self.timeout = timeout
 
 
 class ConnectionLost(RelayError):
@@ -123,3 +141,40 @@ class EventOverflow(RelayError):
     def __init__(self, what: str, limit: int) -> None:
         super().__init__(-1, f"{what}: more than {limit} events buffered; consumer too slow")
         self.limit = limit
+
+
+class DialTimeout(RelayError, TimeoutError):
+    """``client.dial()`` got no answered leg within its ``timeout``.
+
+    Also a ``TimeoutError``. ``tag`` is the dial's tag and ``timeout`` the limit in
+    seconds; the legs still ringing were ended and a leg answered late is hung up.
+    """
+
+    def __init__(self, tag: str, timeout: float) -> None:
+        super().__init__(-1, f"Dial timed out waiting for answer after {timeout:g} s (tag={tag})")
+        self.tag = tag
+        self.timeout = timeout
+
+
+class MessageExpired(RelayError):
+    """A message stayed without a terminal state longer than the client's ``message_ttl``.
+
+    ``message_id`` names the message, ``ttl`` is the ``message_ttl`` in seconds.
+    """
+
+    def __init__(self, message_id: str, ttl: float) -> None:
+        super().__init__(
+            -1, f"Message {message_id} reached no final state within {ttl:g} s; no longer tracked"
+        )
+        self.message_id = message_id
+        self.ttl = ttl
+
+
+def _rebuild(cls: type[RelayError], args: tuple[Any, ...], state: dict[str, Any]) -> RelayError:
+    """Unpickle a :class:`RelayError` (see its ``__reduce__``)."""
+    error = cls.__new__(cls, *args)
+    # What RelayError.__init__ does with (code, message): sets ``args`` (and, for the
+    # TimeoutError subclasses, OSError's errno and strerror).
+    super(RelayError, error).__init__(*args)
+    error.__dict__.update(state)
+    return error

@@ -21,12 +21,12 @@ from typing import Any
 import anyio
 
 from ._constants import EVENT_MESSAGING_STATE, MESSAGE_TERMINAL_STATES
-from ._errors import RelayError
+from ._errors import MessageExpired, RelayError
 from ._events import MessageStateEvent, RelayEvent, make_event
 from ._listeners import Callbacks, Dispatcher
 from ._sync import LazyEvent
 
-__all__ = ["Message", "MessageExpired", "MessageListener", "MessageRegistry"]
+__all__ = ["Message", "MessageListener", "MessageRegistry"]
 
 logger = logging.getLogger("relay_anyio.messaging")
 
@@ -38,14 +38,6 @@ EARLY_EVENT_IDS = 1000
 EARLY_EVENTS_PER_ID = 16
 
 
-class MessageExpired(RelayError):
-    """A message stayed without a terminal state longer than the client's ``message_ttl``."""
-
-    def __init__(self, message_id: str, ttl: float) -> None:
-        super().__init__(
-            -1, f"Message {message_id} reached no final state within {ttl:g} s; no longer tracked"
-        )
-        self.message_id = message_id
 
 
 def _text(params: Mapping[str, Any], key: str, default: str = "") -> str:

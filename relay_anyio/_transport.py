@@ -13,7 +13,6 @@ Both pass the same contract tests (``tests/test_transport_contract.py``).
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from ._websocket import (
     CA_FILE_ENV,
     DEFAULT_MAX_MESSAGE_SIZE,
     WebSocket,
+    build_ssl_context,
     check_verifying_context,
     connect_websocket,
     split_url,
@@ -69,24 +69,6 @@ class MessageTransport(Protocol):
     async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
 
     async def abort(self) -> None: ...
-
-
-def build_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
-    """The default client context, plus ``SIGNALWIRE_RELAY_CA_FILE`` if set.
-
-    As in the official client, the extra bundle is trusted *in addition to* the
-    system store, and hostname checking stays on.
-    """
-    ctx = ssl.create_default_context()
-    ca_file = ca_file if ca_file is not None else os.environ.get(CA_FILE_ENV) or None
-    if ca_file:
-        try:
-            ctx.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(
-                f"{CA_FILE_ENV}={ca_file!r} is not a readable PEM CA bundle: {exc}"
-            ) from None
-    return ctx
 
 
 class _WsprotoTransport:

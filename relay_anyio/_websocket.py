@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 import ssl
 from collections.abc import Generator, Sequence
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "WebSocket",
     "accept_websocket",
+    "build_ssl_context",
     "check_verifying_context",
     "connect_websocket",
     "open_websocket",
@@ -70,6 +72,29 @@ logger = logging.getLogger("relay_anyio.websocket")
 
 #: Environment variable naming an extra PEM CA bundle to trust (reference §1).
 CA_FILE_ENV = "SIGNALWIRE_RELAY_CA_FILE"
+
+
+def build_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The default verifying client context, plus ``SIGNALWIRE_RELAY_CA_FILE`` if set.
+
+    The one place the default context is built: every ``wss://`` connection opened
+    without an explicit ``ssl_context`` (the client with ``host=``/``SIGNALWIRE_SPACE``
+    or ``url=``, either transport, :func:`connect_websocket` on its own) uses it. As
+    in the official client, the extra bundle is trusted *in addition to* the system
+    store, and hostname checking stays on. An unreadable bundle is a ``ValueError``
+    naming the variable.
+    """
+    ctx = ssl.create_default_context()
+    ca_file = ca_file if ca_file is not None else os.environ.get(CA_FILE_ENV) or None
+    if ca_file:
+        try:
+            ctx.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"{CA_FILE_ENV}={ca_file!r} is not a readable PEM CA bundle: {exc}"
+            ) from None
+    return ctx
+
 
 _READ_SIZE = 65536
 _CLOSE_TIMEOUT = 2.0
@@ -495,7 +520,7 @@ async def connect_websocket(
     host_header = host if port == (443 if tls else 80) else f"{host}:{port}"
     ctx: ssl.SSLContext | None = None
     if tls:
-        ctx = ssl_context or ssl.create_default_context()
+        ctx = ssl_context or build_ssl_context()
         check_verifying_context(ctx)
     phase = "TCP connect" if ctx is None else "TCP connect and TLS handshake"
     with anyio.move_on_after(open_timeout if open_timeout is not None else math.inf) as scope:

@@ -20,6 +20,7 @@ from relay_anyio import (
     EVENT_CALL_STATE,
     Call,
     ConnectionLost,
+    DialTimeout,
     RelayError,
     RelayEvent,
 )
@@ -182,10 +183,12 @@ async def test_giving_up_ends_the_ringing_legs(relay_server: FakeRelayServer, ho
     async with make_client(relay_server) as client:
         started = anyio.current_time()
         if how == "timeout":
-            with pytest.raises(TimeoutError) as info:
-                await client.dial([[phone("+15551111111"), phone("+15552222222")]], tag="t-give",
-                                  timeout=0.05)
-            assert isinstance(info.value, RelayError)
+            with pytest.raises(DialTimeout) as info:
+                await client.dial(
+                    [[phone("+15551111111"), phone("+15552222222")]], tag="t-give", timeout=0.05
+                )
+            assert isinstance(info.value, RelayError) and isinstance(info.value, TimeoutError)
+            assert (info.value.tag, info.value.timeout) == ("t-give", 0.05)
             assert "Dial timed out" in info.value.message and "tag=t-give" in info.value.message
         else:
             with anyio.move_on_after(0.05):

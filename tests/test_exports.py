@@ -60,6 +60,7 @@ EXPECTED_ALL = [
     "Device",
     "DialCallInfo",
     "DialEvent",
+    "DialTimeout",
     "END_REASON_ABANDONED",
     "END_REASON_BUSY",
     "END_REASON_CANCEL",

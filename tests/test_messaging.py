@@ -150,6 +150,7 @@ async def test_message_that_never_finishes_expires(relay_server: FakeRelayServer
         with anyio.fail_after(2), pytest.raises(MessageExpired) as info:
             await message.wait()
         assert message.message_id in info.value.message
+        assert (info.value.message_id, info.value.ttl) == (message.message_id, 0.2)
         assert message.state == "sent"
         assert len(client._messages) == 0
 
