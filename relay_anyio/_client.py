@@ -11,7 +11,6 @@ trio, exiting cleanly on Ctrl+C.
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import uuid
 import weakref
@@ -23,9 +22,9 @@ import anyio
 import anyio.abc
 
 from ._call import Call, CallHandler
+from ._config import ClientConfig, max_connections
 from ._constants import (
     CALL_STATE_ENDED,
-    DEFAULT_RELAY_HOST,
     EVENT_CALL_DIAL,
     EVENT_CALL_RECEIVE,
     EVENT_CALL_STATE,
@@ -36,8 +35,8 @@ from ._errors import ConnectionLost, DialTimeout, RelayError
 from ._events import make_event
 from ._listeners import Dispatcher, EventListener, ListenerSet
 from ._messaging import Message, MessageListener, MessageRegistry
-from ._session import ConnectionState, Session, SessionOptions
-from ._transport import TransportName, build_ssl_context
+from ._session import ConnectionState, Session
+from ._transport import TransportName
 
 __all__ = ["CallHandler", "RelayClient"]
 
@@ -47,7 +46,6 @@ MessageHandler = Callable[[Message], Awaitable[object]]
 ConnectionStateCallback = Callable[[ConnectionState], object]
 _H = TypeVar("_H", bound=Callable[..., Any])
 
-_FORBIDDEN_HOST_CHARS = frozenset("@/?\r\n \\")
 #: The probe that asks the server whether a call still exists after a resume: a
 #: command without effect (no binding lives in this realm) that RELAY answers 404/410
 #: for a call it no longer knows.
@@ -55,17 +53,6 @@ _PROBE_METHOD = "calling.clear_digit_bindings"
 _PROBE_REALM = "relay-anyio-probe"
 _PROBES_IN_FLIGHT = 16
 _active_clients: weakref.WeakSet[RelayClient] = weakref.WeakSet()
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        logger.warning("%s=%r is not an integer; using %d", name, raw, default)
-        return default
 
 
 class _PendingDial:
@@ -100,7 +87,7 @@ class RelayClient:
         *,
         url: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        transport: TransportName = "wsproto",
+        transport: TransportName = "native",
         request_timeout: float = 10.0,
         ping_interval: float = 30.0,
         ping_timeout: float | None = None,
@@ -111,63 +98,39 @@ class RelayClient:
         message_ttl: float = 3600.0,
         late_result_grace: float = 2.0,
     ) -> None:
-        jwt_token = jwt_token or os.environ.get("SIGNALWIRE_JWT_TOKEN") or None
-        authentication: dict[str, str]
-        if jwt_token:
-            authentication = {"jwt_token": jwt_token}
-        else:
-            project = project or os.environ.get("SIGNALWIRE_PROJECT_ID") or None
-            token = token or os.environ.get("SIGNALWIRE_API_TOKEN") or None
-            if not project:
-                raise ValueError(
-                    "project is required: pass project=... or set SIGNALWIRE_PROJECT_ID "
-                    "(or use jwt_token=... / SIGNALWIRE_JWT_TOKEN)"
-                )
-            if not token:
-                raise ValueError(
-                    "token is required: pass token=... or set SIGNALWIRE_API_TOKEN "
-                    "(or use jwt_token=... / SIGNALWIRE_JWT_TOKEN)"
-                )
-            authentication = {"project": project, "token": token}
-        self.project: str = project or ""
-        if url is None:
-            host = host or os.environ.get("SIGNALWIRE_SPACE") or DEFAULT_RELAY_HOST
-            if any(c in _FORBIDDEN_HOST_CHARS for c in host) or "://" in host:
-                raise ValueError(
-                    f"Invalid host {host!r}: must be a hostname like 'example.signalwire.com' "
-                    "(optionally with ':port'), not a URL"
-                )
-            url = f"wss://{host}"
-        elif not url.startswith(("ws://", "wss://")):
-            raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
-        if ssl_context is None and url.startswith("wss://"):
-            ssl_context = build_ssl_context()  # honours SIGNALWIRE_RELAY_CA_FILE
-        self.host: str = url.split("://", 1)[1].split("/", 1)[0]
-        self.url = url
-        if max_active_calls is None:
-            max_active_calls = _env_int("RELAY_MAX_ACTIVE_CALLS", 1000)
-        self.max_active_calls: int = max(1, int(max_active_calls))
-        self.shutdown_timeout = shutdown_timeout
-        self._call_event_buffer = call_event_buffer
-        self._late_result_grace = late_result_grace
-        options = SessionOptions(
+        self.config: ClientConfig = ClientConfig.resolve(
+            project,
+            token,
+            jwt_token,
+            host,
+            contexts,
+            max_active_calls,
             url=url,
-            authentication=authentication,
-            transport=transport,
             ssl_context=ssl_context,
+            transport=transport,
             request_timeout=request_timeout,
             ping_interval=ping_interval,
-            ping_timeout=request_timeout if ping_timeout is None else ping_timeout,
+            ping_timeout=ping_timeout,
             reconnect_min_delay=reconnect_min_delay,
             reconnect_max_delay=reconnect_max_delay,
+            call_event_buffer=call_event_buffer,
+            shutdown_timeout=shutdown_timeout,
+            message_ttl=message_ttl,
+            late_result_grace=late_result_grace,
         )
-        self._session = Session(options, self, contexts or ())
+        config = self.config
+        self.project: str = config.project
+        self.host: str = config.host
+        self.url: str = config.url
+        self.max_active_calls: int = config.max_active_calls
+        self.shutdown_timeout: float = config.shutdown_timeout
+        self._session = Session(config.session, self, config.contexts)
         self._call_handler: CallHandler | None = None
         self._message_handler: MessageHandler | None = None
         self._state_callbacks: list[ConnectionStateCallback] = []
         self._listeners = ListenerSet()
-        self._dispatcher = Dispatcher("the client", call_event_buffer, "drop")
-        self._messages = MessageRegistry(message_ttl)
+        self._dispatcher = Dispatcher("the client", config.call_event_buffer, "drop")
+        self._messages = MessageRegistry(config.message_ttl)
         self._calls: dict[str, Call] = {}
         #: Ended calls still waiting for a late action result (see Call._end).
         self._lingering: dict[str, Call] = {}
@@ -222,7 +185,7 @@ class RelayClient:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> RelayClient:
-        limit = _env_int("RELAY_MAX_CONNECTIONS", 1)
+        limit = max_connections()
         others = [c for c in _active_clients if c is not self]
         if len(others) >= limit:
             raise RuntimeError(
@@ -566,8 +529,8 @@ class RelayClient:
             "tag": text("tag"),
             "segment_id": text("segment_id"),
             "project_id": text("project_id", self.project),
-            "event_buffer": self._call_event_buffer,
-            "late_result_grace": self._late_result_grace,
+            "event_buffer": self.config.call_event_buffer,
+            "late_result_grace": self.config.late_result_grace,
         }
         fields.update(overrides)
         return Call(self._session.request, self._call_finished, **fields)

@@ -31,9 +31,7 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-import math
 import random
-import ssl
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -45,6 +43,7 @@ import anyio.lowlevel
 import attrs
 
 from . import _json as json_codec
+from ._config import SessionOptions
 from ._constants import EVENT_AUTHORIZATION_STATE, PROTOCOL_VERSION
 from ._errors import (
     AuthenticationError,
@@ -56,9 +55,7 @@ from ._errors import (
 )
 from ._redact import redact_frame
 from ._sync import LazyEvent
-from ._transport import TRANSPORTS, MessageTransport, TransportName, open_transport
-from ._version import __version__
-from ._websocket import check_verifying_context, split_url
+from ._transport import MessageTransport, open_transport
 
 __all__ = [
     "Backoff",
@@ -72,7 +69,6 @@ __all__ = [
 logger = logging.getLogger("relay_anyio.session")
 frame_logger = logging.getLogger("relay_anyio.frames")
 
-AGENT = f"relay-anyio/{__version__}"
 _dumps = json_codec.dumps
 _loads = json_codec.loads
 _SEEN_WINDOW = 10_000
@@ -85,93 +81,6 @@ class ConnectionState(enum.Enum):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     CLOSED = "closed"
-
-
-def _seconds(*, positive: bool) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    """An attrs validator for a duration; the message names the RelayClient argument."""
-
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if value is None and attribute.name == "open_timeout":
-            return
-        ok = (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and (value > 0 if positive else value >= 0)
-        )
-        if not ok:
-            need = "a positive" if positive else "a non-negative"
-            raise ValueError(f"{attribute.name} must be {need} number of seconds, got {value!r}")
-
-    return check
-
-
-def _check_url(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    split_url(value)  # raises ValueError naming the URL
-
-
-def _check_transport(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in TRANSPORTS:
-        raise ValueError(f"unknown transport {value!r}: use 'wsproto' or 'trio-websocket'")
-
-
-def _check_authentication(
-    instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, str]
-) -> None:
-    if not value or not all(isinstance(v, str) and v for v in value.values()):
-        raise ValueError("authentication needs a project and token, or a JWT")
-
-
-def _masked(authentication: Mapping[str, str]) -> str:
-    return "{" + ", ".join(f"{key!r}: '***'" for key in authentication) + "}"
-
-
-def _check_tls(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        check_verifying_context(value)  # raises ValueError
-
-
-@attrs.frozen
-class SessionOptions:
-    """Everything a session needs to open, authenticate and keep a connection.
-
-    Validated on construction, so a bad value fails where it is written (the
-    RelayClient constructor) with a message naming it, not later in the reconnect
-    loop as a timeout that fires at once or a ping loop that never sleeps.
-    """
-
-    url: str = attrs.field(validator=_check_url)
-    #: Credentials; masked in the repr, which ends up in logs and tracebacks.
-    authentication: Mapping[str, str] = attrs.field(
-        validator=_check_authentication, repr=_masked
-    )
-    agent: str = AGENT
-    transport: TransportName = attrs.field(default="wsproto", validator=_check_transport)
-    ssl_context: ssl.SSLContext | None = attrs.field(default=None, validator=_check_tls)
-    request_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
-    #: Bound on TCP connect + TLS + WebSocket handshake; None: ``request_timeout``.
-    open_timeout: float | None = attrs.field(default=None, validator=_seconds(positive=True))
-    ping_interval: float = attrs.field(default=30.0, validator=_seconds(positive=True))
-    ping_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
-    reconnect_min_delay: float = attrs.field(default=1.0, validator=_seconds(positive=False))
-    reconnect_max_delay: float = attrs.field(default=30.0, validator=_seconds(positive=False))
-    #: Rejected reconnects retried (with backoff) once a session had been
-    #: established; a rejection of the very first connect is final at once.
-    auth_retries: int = 3
-    #: Host names that did not resolve, in a row, before the first success.
-    max_unresolved: int = 3
-    disconnect_grace: float = attrs.field(default=5.0, validator=_seconds(positive=False))
-
-    def __attrs_post_init__(self) -> None:
-        if self.reconnect_max_delay < self.reconnect_min_delay:
-            raise ValueError(
-                f"reconnect_max_delay ({self.reconnect_max_delay!r}) must not be less than "
-                f"reconnect_min_delay ({self.reconnect_min_delay!r})"
-            )
-        if self.auth_retries < 0:
-            raise ValueError(f"auth_retries must not be negative, got {self.auth_retries}")
-        if self.max_unresolved < 1:
-            raise ValueError(f"max_unresolved must be at least 1, got {self.max_unresolved}")
 
 
 @attrs.define

@@ -3,8 +3,9 @@
 The session only needs something that receives batches of text frames and sends text
 frames (:class:`MessageTransport`). Two implementations exist:
 
-* ``"wsproto"`` (default): :mod:`relay_anyio._websocket` over an anyio byte stream, one
-  code path for trio and asyncio.
+* ``"native"`` (default): :mod:`relay_anyio._websocket` over an anyio byte stream, one
+  code path for trio and asyncio (``"wsproto"`` is its old, deprecated name: the
+  engine is the package's own codec, not the wsproto library).
 * ``"trio-websocket"``: the library trio services usually use, available under trio
   only (install the ``trio`` extra).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import warnings
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -40,11 +42,32 @@ __all__ = [
     "MessageTransport",
     "TransportName",
     "build_ssl_context",
+    "canonical_transport",
     "open_transport",
 ]
 
-TransportName = Literal["wsproto", "trio-websocket"]
-TRANSPORTS: tuple[TransportName, ...] = ("wsproto", "trio-websocket")
+TransportName = Literal["native", "trio-websocket", "wsproto"]
+TRANSPORTS: tuple[TransportName, ...] = ("native", "trio-websocket")
+
+
+def canonical_transport(name: str) -> TransportName:
+    """The transport ``name`` stands for; ``ValueError`` for an unknown one.
+
+    The one place transport names are checked (the client's configuration and
+    :func:`open_transport` both ask here). ``"wsproto"`` still means ``"native"``,
+    with a ``DeprecationWarning``.
+    """
+    if name == "wsproto":
+        warnings.warn(
+            "transport='wsproto' is deprecated: the default engine is the package's own "
+            "codec, transport='native'",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return "native"
+    if name not in TRANSPORTS:
+        raise ValueError(f"unknown transport {name!r}: use 'native' or 'trio-websocket'")
+    return name
 #: Bound on TCP connect + TLS + WebSocket handshake (the official client's 10 s).
 DEFAULT_OPEN_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 2.0
@@ -71,7 +94,7 @@ class MessageTransport(Protocol):
     async def abort(self) -> None: ...
 
 
-class _WsprotoTransport:
+class _NativeTransport:
     def __init__(
         self, url: str, ssl_context: ssl.SSLContext | None, max_size: int, open_timeout: float
     ) -> None:
@@ -384,7 +407,7 @@ class TransportContext(Protocol):
 def open_transport(
     url: str,
     *,
-    transport: TransportName = "wsproto",
+    transport: TransportName = "native",
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     open_timeout: float = DEFAULT_OPEN_TIMEOUT,
@@ -396,14 +419,13 @@ def open_transport(
     :class:`TransportError` on entry (``fatal`` when retrying cannot help).
     """
     tls = split_url(url)[0]
-    if transport not in TRANSPORTS:
-        raise ValueError(f"unknown transport {transport!r}: use 'wsproto' or 'trio-websocket'")
+    transport = canonical_transport(transport)
     if tls:
         if ssl_context is None:
             ssl_context = build_ssl_context()
         check_verifying_context(ssl_context)
     else:
         ssl_context = None
-    if transport == "wsproto":
-        return _WsprotoTransport(url, ssl_context, max_message_size, open_timeout)
+    if transport == "native":
+        return _NativeTransport(url, ssl_context, max_message_size, open_timeout)
     return _TrioWebSocketTransport(url, ssl_context, max_message_size, open_timeout)

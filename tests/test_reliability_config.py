@@ -57,9 +57,19 @@ def _unverified() -> ssl.SSLContext:
         ),
     ],
     ids=[
-        "no-credentials", "no-token", "no-project", "host-is-a-url", "host-with-at",
-        "http-url", "bad-port", "unknown-transport", "zero-timeout", "negative-ping",
-        "nan-ping-timeout", "max-below-min", "unverified-tls",
+        "no-credentials",
+        "no-token",
+        "no-project",
+        "host-is-a-url",
+        "host-with-at",
+        "http-url",
+        "bad-port",
+        "unknown-transport",
+        "zero-timeout",
+        "negative-ping",
+        "nan-ping-timeout",
+        "max-below-min",
+        "unverified-tls",
     ],
 )
 def test_bad_configuration_fails_in_the_constructor(
@@ -88,7 +98,8 @@ async def test_bad_credentials_fail_fast_and_say_what_to_check(
     relay_server: FakeRelayServer, auth: str
 ) -> None:
     kwargs: dict[str, Any] = (
-        {"project": "test-project", "token": "wrong"} if auth == "project-token"
+        {"project": "test-project", "token": "wrong"}
+        if auth == "project-token"
         else {"jwt_token": "wrong.jwt.token"}
     )
     # Backoff as in production: a retry would show as a second of delay (and a
@@ -125,10 +136,42 @@ async def test_trio_websocket_under_asyncio_fails_at_once(anyio_backend_name: st
         pytest.skip("the point is running it under asyncio")
     async with FakeRelayServer() as server:
         client = RelayClient(
-            project="test-project", token="test-token", url=server.url,
-            transport="trio-websocket", **FAST,
+            project="test-project",
+            token="test-token",
+            url=server.url,
+            transport="trio-websocket",
+            **FAST,
         )
         with anyio.fail_after(2), pytest.raises(ValueError, match="only runs under trio"):
             async with client:
                 pytest.fail("must not connect")
         assert server.connections == 0
+
+
+def test_the_wsproto_transport_name_is_a_deprecated_alias_of_native() -> None:
+    with pytest.warns(DeprecationWarning, match="transport='native'"):
+        client = RelayClient(project="p", token="t", transport="wsproto")
+    assert client.config.session.transport == "native"
+    with pytest.raises(ValueError, match="use 'native' or 'trio-websocket'"):
+        RelayClient(project="p", token="t", transport="websockets")  # type: ignore[arg-type]
+
+
+def test_the_configuration_is_resolved_once_from_arguments_and_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "env-project")
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", "env-token")
+    monkeypatch.setenv("SIGNALWIRE_SPACE", "example.signalwire.com")
+    monkeypatch.setenv("RELAY_MAX_ACTIVE_CALLS", "7")
+    client = RelayClient(contexts=["a", "b", "a"], token="arg-token")
+    config = client.config
+    assert (config.project, config.host, config.url) == (
+        "env-project",
+        "example.signalwire.com",
+        "wss://example.signalwire.com",
+    )
+    assert config.session.authentication == {"project": "env-project", "token": "arg-token"}
+    assert config.contexts == ("a", "b")
+    assert config.max_active_calls == 7
+    assert config.session.ssl_context is not None  # wss: the one default context
+    assert "arg-token" not in repr(config)

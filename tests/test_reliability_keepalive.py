@@ -111,7 +111,7 @@ class StalledRelayPeer:
         # ...and from now on nothing is read or written; the socket stays open.
 
 
-@pytest.fixture(params=["wsproto", "trio-websocket"])
+@pytest.fixture(params=["native", "trio-websocket"])
 def transport(request: pytest.FixtureRequest, anyio_backend_name: str) -> TransportName:
     name: TransportName = request.param
     if name == "trio-websocket" and anyio_backend_name != "trio":

@@ -30,7 +30,7 @@ Trust = Literal["the server's CA", "unset", "another CA"]
 TRUSTS: list[Trust] = ["the server's CA", "unset", "another CA"]
 
 
-@pytest.fixture(params=["wsproto", "trio-websocket"])
+@pytest.fixture(params=["native", "trio-websocket"])
 def transport(request: pytest.FixtureRequest, anyio_backend_name: str) -> TransportName:
     name: TransportName = request.param
     if name == "trio-websocket" and anyio_backend_name != "trio":

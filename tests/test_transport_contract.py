@@ -1,7 +1,7 @@
 """One contract, two transports: what the session may rely on from ``open_transport``.
 
 Every test runs against :class:`FakeRelayServer` over real loopback sockets, plain and
-TLS, with ``transport="wsproto"`` (our sans-I/O engine) on asyncio and trio and with
+TLS, with ``transport="native"`` (our sans-I/O engine) on asyncio and trio and with
 ``transport="trio-websocket"`` on trio (skipped on asyncio, where it cannot run).
 """
 
@@ -43,7 +43,7 @@ MIB = 1024 * 1024
 PROJECT_AUTH = {"project": "test-project", "token": "test-token"}
 
 
-@pytest.fixture(params=["wsproto", "trio-websocket"])
+@pytest.fixture(params=["native", "trio-websocket"])
 def transport(request: pytest.FixtureRequest, anyio_backend_name: str) -> TransportName:
     name: TransportName = request.param
     if name == "trio-websocket" and anyio_backend_name != "trio":
@@ -528,7 +528,7 @@ async def test_sends_during_a_blocked_write_queue_behind_it_in_order(
     first whole and blocks the second.)
     """
     called: list[str] = []
-    async with _open_to(blocking_peer, "wsproto") as ws:
+    async with _open_to(blocking_peer, "native") as ws:
 
         async def send(text: str) -> None:
             called.append(text)
@@ -561,7 +561,7 @@ async def test_frames_queued_behind_a_cancelled_writer_still_go_out(
     """
     first, second = "a" * (8 * MIB), "b" * (8 * MIB)
     smalls = [f"small {n}" for n in range(5)]
-    async with _open_to(blocking_peer, "wsproto") as ws:
+    async with _open_to(blocking_peer, "native") as ws:
         async with anyio.create_task_group() as tg:
             scope = anyio.CancelScope()
 

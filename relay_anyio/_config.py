@@ -1,0 +1,237 @@
+"""Configuration: arguments and environment resolved and validated in one place.
+
+:class:`ClientConfig` is what a :class:`~relay_anyio.RelayClient` runs with: the
+``SIGNALWIRE_*`` / ``RELAY_*`` environment variables read once, the URL, the TLS
+context (one default, honouring ``SIGNALWIRE_RELAY_CA_FILE``) and the transport
+checked once, every timer validated where it is written. :class:`SessionOptions` is
+its part the session needs. A bad value fails in the ``RelayClient`` constructor
+with a message naming the argument or variable to fix, not later in the reconnect
+loop as a timeout that fires at once or a ping loop that never sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._constants import DEFAULT_RELAY_HOST
+from ._transport import TransportName, canonical_transport
+from ._version import __version__
+from ._websocket import build_ssl_context, check_verifying_context, split_url
+
+__all__ = ["AGENT", "ClientConfig", "SessionOptions", "max_connections"]
+
+logger = logging.getLogger("relay_anyio.config")
+
+AGENT = f"relay-anyio/{__version__}"
+_FORBIDDEN_HOST_CHARS = frozenset("@/?\r\n \\")
+
+
+def _seconds(*, positive: bool) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """An attrs validator for a duration; the message names the RelayClient argument."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and attribute.name == "open_timeout":
+            return
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > 0 if positive else value >= 0)
+        )
+        if not ok:
+            need = "a positive" if positive else "a non-negative"
+            raise ValueError(f"{attribute.name} must be {need} number of seconds, got {value!r}")
+
+    return check
+
+
+def _check_url(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    split_url(value)  # raises ValueError naming the URL
+
+
+def _check_authentication(
+    instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, str]
+) -> None:
+    if not value or not all(isinstance(v, str) and v for v in value.values()):
+        raise ValueError("authentication needs a project and token, or a JWT")
+
+
+def _masked(authentication: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{key!r}: '***'" for key in authentication) + "}"
+
+
+def _check_tls(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        check_verifying_context(value)  # raises ValueError
+
+
+@attrs.frozen
+class SessionOptions:
+    """Everything a session needs to open, authenticate and keep a connection.
+
+    Validated on construction, so a bad value fails where it is written (the
+    RelayClient constructor) with a message naming it, not later in the reconnect
+    loop as a timeout that fires at once or a ping loop that never sleeps.
+    """
+
+    url: str = attrs.field(validator=_check_url)
+    #: Credentials; masked in the repr, which ends up in logs and tracebacks.
+    authentication: Mapping[str, str] = attrs.field(
+        validator=_check_authentication, repr=_masked
+    )
+    agent: str = AGENT
+    transport: TransportName = attrs.field(default="native", converter=canonical_transport)
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, validator=_check_tls)
+    request_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
+    #: Bound on TCP connect + TLS + WebSocket handshake; None: ``request_timeout``.
+    open_timeout: float | None = attrs.field(default=None, validator=_seconds(positive=True))
+    ping_interval: float = attrs.field(default=30.0, validator=_seconds(positive=True))
+    ping_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
+    reconnect_min_delay: float = attrs.field(default=1.0, validator=_seconds(positive=False))
+    reconnect_max_delay: float = attrs.field(default=30.0, validator=_seconds(positive=False))
+    #: Rejected reconnects retried (with backoff) once a session had been
+    #: established; a rejection of the very first connect is final at once.
+    auth_retries: int = 3
+    #: Host names that did not resolve, in a row, before the first success.
+    max_unresolved: int = 3
+    disconnect_grace: float = attrs.field(default=5.0, validator=_seconds(positive=False))
+
+    def __attrs_post_init__(self) -> None:
+        if self.reconnect_max_delay < self.reconnect_min_delay:
+            raise ValueError(
+                f"reconnect_max_delay ({self.reconnect_max_delay!r}) must not be less than "
+                f"reconnect_min_delay ({self.reconnect_min_delay!r})"
+            )
+        if self.auth_retries < 0:
+            raise ValueError(f"auth_retries must not be negative, got {self.auth_retries}")
+        if self.max_unresolved < 1:
+            raise ValueError(f"max_unresolved must be at least 1, got {self.max_unresolved}")
+
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        logger.warning("%s=%r is not an integer; using %d", name, raw, default)
+        return default
+
+
+def max_connections() -> int:
+    """``RELAY_MAX_CONNECTIONS``: clients one process may have connected (read at connect)."""
+    return _env_int("RELAY_MAX_CONNECTIONS", 1)
+
+
+def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be a whole number of at least 1, got {value!r}")
+
+
+@attrs.frozen
+class ClientConfig:
+    """What a ``RelayClient`` runs with; build it with :meth:`resolve`."""
+
+    session: SessionOptions
+    #: The project id ("" with a JWT).
+    project: str
+    #: ``host[:port]`` of the RELAY endpoint.
+    host: str
+    contexts: tuple[str, ...] = ()
+    max_active_calls: int = attrs.field(default=1000, validator=_at_least_one)
+    call_event_buffer: int = attrs.field(default=1000, validator=_at_least_one)
+    shutdown_timeout: float = attrs.field(default=5.0, validator=_seconds(positive=False))
+    message_ttl: float = attrs.field(default=3600.0, validator=_seconds(positive=True))
+    late_result_grace: float = attrs.field(default=2.0, validator=_seconds(positive=False))
+
+    @property
+    def url(self) -> str:
+        return self.session.url
+
+    @classmethod
+    def resolve(
+        cls,
+        project: str | None = None,
+        token: str | None = None,
+        jwt_token: str | None = None,
+        host: str | None = None,
+        contexts: Iterable[str] | None = None,
+        max_active_calls: int | None = None,
+        *,
+        url: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        transport: TransportName = "native",
+        request_timeout: float = 10.0,
+        ping_interval: float = 30.0,
+        ping_timeout: float | None = None,
+        reconnect_min_delay: float = 1.0,
+        reconnect_max_delay: float = 30.0,
+        call_event_buffer: int = 1000,
+        shutdown_timeout: float = 5.0,
+        message_ttl: float = 3600.0,
+        late_result_grace: float = 2.0,
+    ) -> ClientConfig:
+        """Arguments first, then the environment, then the defaults (see RelayClient)."""
+        jwt_token = jwt_token or os.environ.get("SIGNALWIRE_JWT_TOKEN") or None
+        authentication: dict[str, str]
+        if jwt_token:
+            authentication = {"jwt_token": jwt_token}
+        else:
+            project = project or os.environ.get("SIGNALWIRE_PROJECT_ID") or None
+            token = token or os.environ.get("SIGNALWIRE_API_TOKEN") or None
+            if not project:
+                raise ValueError(
+                    "project is required: pass project=... or set SIGNALWIRE_PROJECT_ID "
+                    "(or use jwt_token=... / SIGNALWIRE_JWT_TOKEN)"
+                )
+            if not token:
+                raise ValueError(
+                    "token is required: pass token=... or set SIGNALWIRE_API_TOKEN "
+                    "(or use jwt_token=... / SIGNALWIRE_JWT_TOKEN)"
+                )
+            authentication = {"project": project, "token": token}
+        if url is None:
+            host = host or os.environ.get("SIGNALWIRE_SPACE") or DEFAULT_RELAY_HOST
+            if any(c in _FORBIDDEN_HOST_CHARS for c in host) or "://" in host:
+                raise ValueError(
+                    f"Invalid host {host!r}: must be a hostname like 'example.signalwire.com' "
+                    "(optionally with ':port'), not a URL"
+                )
+            url = f"wss://{host}"
+        elif not url.startswith(("ws://", "wss://")):
+            raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
+        if ssl_context is None and url.startswith("wss://"):
+            ssl_context = build_ssl_context()  # honours SIGNALWIRE_RELAY_CA_FILE
+        if max_active_calls is None:
+            max_active_calls = _env_int("RELAY_MAX_ACTIVE_CALLS", 1000)
+        session = SessionOptions(
+            url=url,
+            authentication=authentication,
+            transport=transport,
+            ssl_context=ssl_context,
+            request_timeout=request_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=request_timeout if ping_timeout is None else ping_timeout,
+            reconnect_min_delay=reconnect_min_delay,
+            reconnect_max_delay=reconnect_max_delay,
+        )
+        return cls(
+            session=session,
+            project=project or "",
+            host=url.split("://", 1)[1].split("/", 1)[0],
+            contexts=tuple(dict.fromkeys(contexts or ())),
+            max_active_calls=max(1, int(max_active_calls)),
+            call_event_buffer=call_event_buffer,
+            shutdown_timeout=shutdown_timeout,
+            message_ttl=message_ttl,
+            late_result_grace=late_result_grace,
+        )
