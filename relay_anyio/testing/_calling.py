@@ -73,6 +73,7 @@ from .._constants import (
     RECORD_STATE_RECORDING,
 )
 from ._messaging import messaging_send
+from ._switches import ACTION_END_CHOICES, RECORD_URL_LOCATIONS, RecordUrlLocation, choice
 
 if TYPE_CHECKING:
     from ._server import FakeRelayServer, FakeSession
@@ -431,16 +432,25 @@ class FakeCall:
     async def end(self, reason: str = END_REASON_HANGUP) -> None:
         """``ending``, then everything the call was part of winds down, then ``ended``.
 
-        The terminal event of every running action, the end of a bridge
-        (``disconnected``) and leaving conferences and queues come before ``ended``,
+        The end of a bridge (``disconnected``) and leaving conferences and queues come
+        before ``ended``. So do the terminal events of running actions by default,
         because clients (the official one among them) drop events for a call once it
-        has ended; a recording's URL would be lost.
+        has ended and a recording's URL would be lost; whether RELAY orders them so is
+        unconfirmed (reference §6.3), hence ``server.action_end_on_call_end``:
+        ``"after_ended"`` sends them after ``ended`` (``server.late_action_delay``
+        seconds after it), ``"never"`` not at all.
         """
         if self.state in (CALL_STATE_ENDING, CALL_STATE_ENDED):
             return
+        server = self.server
+        when = choice("action_end_on_call_end", server.action_end_on_call_end, ACTION_END_CHOICES)
         await self.set_state(CALL_STATE_ENDING)
-        for action in list(self.actions.values()):
-            await finish_action(self, action)
+        running = [action for action in self.actions.values() if action.active]
+        for action in running:
+            if when == "before_ended":
+                await finish_action(self, action)
+            elif when == "never":
+                action.state = "finished"  # over, silently: a late stop sends nothing
         if self.peer is not None:
             await _unbridge(self)
         for conference in list(conferences(self.server).values()):
@@ -448,6 +458,9 @@ class FakeCall:
                 await _leave_conference(self, conference)
         self.queue = None
         await self.set_state(CALL_STATE_ENDED, end_reason=reason)
+        if when == "after_ended" and running:
+            late = functools.partial(_finish_actions, self, running)
+            await server.run_after(server.late_action_delay, late)
 
     def quiet_end(self, reason: str = END_REASON_HANGUP) -> None:
         """End without telling any session (a leg no client controls, e.g. a bridge peer)."""
@@ -480,6 +493,12 @@ class FakeCall:
 _DEFAULT_DETECT_EVENTS: Final = {"machine": "HUMAN", "fax": "CED", "digit": "1"}
 
 
+async def _finish_actions(call: FakeCall, actions: list[FakeAction]) -> None:
+    """The terminal events of ``actions`` still running, in order (after ``ended``)."""
+    for action in actions:
+        await finish_action(call, action)
+
+
 async def finish_action(call: FakeCall, action: FakeAction) -> None:
     """Send the terminal event of a still-running action (stop, timer, call end)."""
     if action.active:
@@ -492,7 +511,10 @@ async def finish_action(call: FakeCall, action: FakeAction) -> None:
 def _terminal_payload(call: FakeCall, action: FakeAction) -> JSONObject:
     kind = action.event_type
     if kind == EVENT_CALL_RECORD:
-        return _record_finished(action)
+        location = choice(
+            "record_url_location", call.server.record_url_location, RECORD_URL_LOCATIONS
+        )
+        return _record_finished(action, location)
     if kind == EVENT_CALL_COLLECT:
         return _collect_payload({"type": "no_input"})
     if kind == EVENT_CALL_TAP:
@@ -507,15 +529,22 @@ def _terminal_payload(call: FakeCall, action: FakeAction) -> JSONObject:
     return {"state": PLAY_STATE_FINISHED}
 
 
-def _record_finished(action: FakeAction) -> JSONObject:
+def _record_finished(action: FakeAction, location: RecordUrlLocation) -> JSONObject:
+    """A finished recording: ``url``, ``duration`` and ``size`` where ``location`` says.
+
+    The reference (§12.7) has them at the top level of the params or inside
+    ``record``, and tells clients to read ``record.*`` first, then the top level:
+    ``"both"`` puts them in both places, ``"top"`` and ``"record"`` only in one.
+    """
     duration = round(max(0.0, anyio.current_time() - action.started_at), 3)
     url = _recording_url(action)
     size = int(duration * _RECORDING_BYTES_PER_SECOND)
     record = action.params.get("record")
     audio = record.get("audio", {}) if isinstance(record, dict) else {}
     facts = {"url": url, "duration": duration, "size": size}
-    # The reference says clients read ``record.*`` first, then the top level: send both.
-    return {"state": "finished", **facts, "record": {"audio": audio, **facts}}
+    top = facts if location in ("both", "top") else {}
+    inner = facts if location in ("both", "record") else {}
+    return {"state": "finished", **top, "record": {"audio": audio, **inner}}
 
 
 def _recording_url(action: FakeAction) -> str:
@@ -735,7 +764,8 @@ async def _record(ctx: HandlerContext, params: JSONObject) -> JSONObject:
         ctx.then(functools.partial(call.emit_action, action, {"state": "no_input"}))
     if (duration := ctx.server.record_duration) is not None:
         ctx.then(functools.partial(finish_action, call, action), duration)
-    return _accepted("Recording", call, action, url=_recording_url(action))
+    extra = {"url": _recording_url(action)} if ctx.server.record_result_url else {}
+    return _accepted("Recording", call, action, **extra)
 
 
 # -- input ---------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ from ._calling import (
     ResultCodeError,
     calling_default,
 )
+from ._switches import ActionEnd, RecordUrlLocation
 
 if TYPE_CHECKING:
     import trustme
@@ -128,7 +129,8 @@ class FakeSession:
     Keyed by its ``protocol`` string. Events are tracked here rather than on a
     connection because an event that was sent but not acknowledged, or produced while
     no connection was attached, must be delivered again on the next connection that
-    resumes the session, with the same id and in the original order.
+    resumes the session, with the same id and in the original order (unless
+    ``FakeRelayServer.redeliver_on_resume`` is False: then the resume drops them).
     """
 
     protocol: str
@@ -141,6 +143,9 @@ class FakeSession:
     #: :attr:`FakeRelayServer.stamp_events`).
     stamp: Callable[[], int | None] | None = attrs.field(default=None, kw_only=True, repr=False)
     _unacked: dict[str, JSONObject] = attrs.field(factory=dict, init=False, repr=False)
+    #: Ids of events dropped unacknowledged (``redeliver_on_resume = False``): a late
+    #: ack of one is no violation.
+    _dropped: set[str] = attrs.field(factory=set, init=False, repr=False)
     _connection: _Connection | None = attrs.field(default=None, init=False, repr=False)
 
     @property
@@ -189,6 +194,12 @@ class FakeSession:
     def _ack(self, event_id: str) -> bool:
         """Mark an event acknowledged; False if it is unknown or was acked already."""
         return self._unacked.pop(event_id, None) is not None
+
+    def _drop_unacked(self) -> list[JSONObject]:
+        """Forget every unacknowledged event (a server that does not replay them)."""
+        dropped, self._unacked = list(self._unacked.values()), {}
+        self._dropped.update(frame["id"] for frame in dropped)
+        return dropped
 
     def _attach(self, connection: _Connection) -> _Connection | None:
         """Make ``connection`` the session's; return the one it replaces, if any."""
@@ -313,9 +324,32 @@ class FakeRelayServer:
     collect reports; 0 = at once, in the same deterministic order as the handler's
     other events), ``record_duration`` (seconds before a recording ends by itself, as
     silence or a length limit would end it; None = only on stop or call end),
-    ``disconnect_close_delay`` (None = never close after
-    ``signalwire.disconnect``), ``ping_interval`` (server pings; None = off; read when
-    a connection authenticates).
+    ``ping_interval`` (server pings; None = off; read when a connection
+    authenticates).
+
+    Switches for unconfirmed behaviour: where the protocol reference only guesses
+    what RELAY does, each plausible behaviour is one value of a plain attribute, so
+    a client's tests can run against all of them (defaults first; each is read when
+    the behaviour happens, so it may be set at any time):
+
+    * ``redeliver_on_resume`` (§6.2, §8.2), ``True``: a resumed session gets every
+      event still unacknowledged (sent on the lost connection or produced while it
+      was away) again, same ids, in order. ``False``: those events are dropped, as
+      by a server that does not replay; :attr:`dropped_on_resume` lists them.
+    * ``action_end_on_call_end`` (§6.3), ``"before_ended"``: when a call ends, the
+      terminal event of each running action (a record's ``finished`` with its URL,
+      a play's ``finished``, a collect's ``no_input``...) comes between ``ending``
+      and ``ended``. ``"after_ended"``: after ``ended``, ``late_action_delay``
+      seconds later (default 0.0: right after it). ``"never"``: not at all.
+    * ``record_url_location`` (§12.7), ``"both"``: a finished recording carries
+      ``url``, ``duration`` and ``size`` at the top level of the event params and
+      inside ``record``. ``"top"``: only at the top level. ``"record"``: only inside
+      ``record`` (next to ``audio``).
+    * ``record_result_url`` (§11.2, §11.7), ``True``: the ``calling.record`` result
+      already carries the recording's ``url``; ``False``: it does not.
+    * ``disconnect_close_delay`` (§7), ``0.05``: seconds after
+      ``signalwire.disconnect`` (:meth:`send_disconnect`) the server closes the
+      socket; ``None``: it never closes it (read when the disconnect is sent).
     """
 
     #: The key :attr:`stamp_events` adds to the inner params of every event.
@@ -345,6 +379,14 @@ class FakeRelayServer:
         self.collect_delay: float = 0.0
         self.record_duration: float | None = None
         self.disconnect_close_delay: float | None = 0.05
+        # Switches for unconfirmed behaviour: see the class docstring.
+        self.redeliver_on_resume: bool = True
+        self.action_end_on_call_end: ActionEnd = "before_ended"
+        self.late_action_delay: float = 0.0
+        self.record_url_location: RecordUrlLocation = "both"
+        self.record_result_url: bool = True
+        #: Events a resume dropped instead of redelivering (``redeliver_on_resume``).
+        self.dropped_on_resume: list[JSONObject] = []
         #: Every frame received and sent, in order.
         self.journal: list[JournalEntry] = []
         #: Every call the server knows, by ``call_id``: offers and dial legs.
@@ -1059,15 +1101,18 @@ class FakeRelayServer:
             self._violation(conn, f"answered {response_id!r} with an error")
         key = response_id if isinstance(response_id, str) else ""
         method = self._server_requests.pop(key, None)
+        session = conn.session
         if method == METHOD_SIGNALWIRE_PING:
             self.ping_replies.append(frame)
         elif method is not None:
             pass  # the reply to signalwire.disconnect: the journal has it
-        elif conn.session is not None and conn.session._ack(key):
+        elif session is not None and session._ack(key):
             self.acked_count += 1
             if self.keep_journal:
                 self.acked_event_ids.append(key)
             self.notify()
+        elif session is not None and key in session._dropped:
+            pass  # a late ack of an event a resume dropped: nothing left to do
         else:
             self.unknown_acks.append(response_id)
             self._violation(conn, f"acknowledged unknown or already acked id {response_id!r}")
@@ -1095,6 +1140,8 @@ class FakeRelayServer:
             if previous is not None:
                 logger.debug("connection %d takes session over", conn.number)
                 await previous.abort()
+            if restored and not self.redeliver_on_resume:
+                self.dropped_on_resume.extend(session._drop_unacked())
             session.authorization_state = _authorization_blob()
             state = {"authorization_state": session.authorization_state}
             session.queue_event(EVENT_AUTHORIZATION_STATE, state)

@@ -1,0 +1,280 @@
+"""The fake server's switches for unconfirmed behaviour, each in every setting.
+
+Like ``test_fake_server.py`` these drive the server with a hand-written client, frame
+by frame, so they pin what a client under test sees with each setting, whatever the
+SDK does with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from relay_anyio._errors import ConnectionLost
+from relay_anyio.testing import FakeRelayServer
+
+from .test_fake_server import RawClient, answered_call, raw_client
+from .test_fake_server import relay_server as relay_server
+
+pytestmark = pytest.mark.anyio
+
+JSONObject = dict[str, Any]
+
+
+async def no_more_frames(client: RawClient) -> None:
+    """Nothing is pending for ``client``: the next frame is the answer to a ping.
+
+    The server answers a connection's frames in order, after the events their
+    handling produced, so anything it meant to send comes before the pong.
+    """
+    pong = await client.call("signalwire.ping")
+    assert pong["result"] == {}, pong
+
+
+# -- redeliver_on_resume -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("redeliver", [True, False])
+async def test_redeliver_on_resume(relay_server: FakeRelayServer, redeliver: bool) -> None:
+    relay_server.redeliver_on_resume = redeliver
+    with anyio.fail_after(5):
+        async with raw_client(relay_server) as first:
+            result = (await first.connect(contexts=["default"]))["result"]
+            auth_event = await first.recv()  # neither of these is acked
+            call = await relay_server.offer_call()
+            offer = await first.recv()
+        await relay_server.wait_until(lambda: relay_server.active_connections == 0)
+        await call.remote_hangup()  # produced while away: queued on the session
+        unacked = relay_server.unacked_events()
+        assert [f["id"] for f in unacked[:2]] == [auth_event["id"], offer["id"]]
+        assert len(unacked) == 4
+
+        async with raw_client(relay_server) as second:
+            resumed = await second.connect(protocol=result["protocol"])
+            assert resumed["result"]["session_restored"] is True
+            if redeliver:
+                replay = [await second.recv() for _ in range(4)]
+                assert replay == unacked
+                assert relay_server.dropped_on_resume == []
+                for frame in replay:
+                    await second.ack(frame)
+            else:
+                assert relay_server.dropped_on_resume == unacked
+                # A late ack of a dropped event is harmless (no violation).
+                await second.ack(offer)
+            await second.event("signalwire.authorization.state")
+            await no_more_frames(second)
+            assert relay_server.unacked_events() == []
+            # The session lives on either way: new events flow.
+            await relay_server.offer_call()
+            assert (await second.event("calling.call.receive"))["call_state"] == "created"
+        assert relay_server.unknown_acks == []
+
+
+async def test_redeliver_on_resume_applies_to_a_taken_over_half_open_link(
+    relay_server: FakeRelayServer,
+) -> None:
+    relay_server.redeliver_on_resume = False
+    with anyio.fail_after(5):
+        async with raw_client(relay_server) as first:
+            result = await first.authenticate(contexts=["default"])
+            await relay_server.wait_until(lambda: not relay_server.unacked_events())
+            relay_server.stop_reading()
+            await relay_server.offer_call()  # never written: the link is half-open
+            async with raw_client(relay_server) as second:
+                await second.connect(protocol=result["protocol"])
+                await second.event("signalwire.authorization.state")
+                await no_more_frames(second)
+            frames = relay_server.dropped_on_resume
+            assert [f["params"]["event_type"] for f in frames] == ["calling.call.receive"]
+
+
+# -- action_end_on_call_end / late_action_delay --------------------------------------------
+
+
+async def _start_play_and_record(
+    server: FakeRelayServer, client: RawClient, ids: JSONObject
+) -> None:
+    server.play_duration = 60  # both run until the call ends
+    await client.call("calling.play", ids | {"control_id": "p", "play": []})
+    assert (await client.event("calling.call.play"))["state"] == "playing"
+    record = {"record": {"audio": {"format": "wav"}}}
+    await client.call("calling.record", ids | {"control_id": "r"} | record)
+    assert (await client.event("calling.call.record"))["state"] == "recording"
+
+
+def _describe(params: JSONObject) -> tuple[str, str]:
+    if "call_state" in params:
+        return ("state", params["call_state"])
+    return (params["control_id"], params["state"])
+
+
+@pytest.mark.parametrize("by", ["calling.end", "remote"])
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (
+            "before_ended",
+            [("state", "ending"), ("p", "finished"), ("r", "finished"), ("state", "ended")],
+        ),
+        (
+            "after_ended",
+            [("state", "ending"), ("state", "ended"), ("p", "finished"), ("r", "finished")],
+        ),
+        ("never", [("state", "ending"), ("state", "ended")]),
+    ],
+)
+async def test_action_end_on_call_end(
+    relay_server: FakeRelayServer, when: str, expected: list[tuple[str, str]], by: str
+) -> None:
+    relay_server.action_end_on_call_end = when  # type: ignore[assignment]
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (client, ids):
+            await _start_play_and_record(relay_server, client, ids)
+            if by == "remote":
+                await relay_server.calls[ids["call_id"]].remote_hangup()
+            else:
+                await client.call("calling.end", ids | {"reason": "hangup"})
+            events = [await client.event() for _ in expected]
+            assert [_describe(e) for e in events] == expected
+            await no_more_frames(client)
+            if when != "never":
+                [record] = [e for e in events if e.get("control_id") == "r"]
+                assert record["url"].endswith("/r.wav")
+            # The call is gone: a late stop is refused and produces nothing.
+            stop = await client.call("calling.record.stop", ids | {"control_id": "r"})
+            assert stop["result"]["code"] == "410"
+            await no_more_frames(client)
+            call = relay_server.calls[ids["call_id"]]
+            assert not any(action.active for action in call.actions.values())
+
+
+async def test_late_action_delay(relay_server: FakeRelayServer) -> None:
+    relay_server.action_end_on_call_end = "after_ended"
+    relay_server.late_action_delay = 0.1
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (client, ids):
+            await _start_play_and_record(relay_server, client, ids)
+            await relay_server.calls[ids["call_id"]].remote_hangup()
+            assert (await client.event())["call_state"] == "ending"
+            assert (await client.event())["call_state"] == "ended"
+            # Not yet: the server's next frame is the pong, the late events follow it.
+            await no_more_frames(client)
+            assert (await client.event("calling.call.play"))["state"] == "finished"
+            assert (await client.event("calling.call.record"))["state"] == "finished"
+    times = {
+        (f["params"]["event_type"], f["params"]["params"].get("call_state")): e.time
+        for e in relay_server.journal
+        if e.direction == "out" and isinstance(f := e.frame, dict) and "params" in f
+        if isinstance(f["params"], dict) and "event_type" in f["params"]
+    }
+    gap = times[("calling.call.record", None)] - times[("calling.call.state", "ended")]
+    assert gap >= 0.09
+
+
+async def test_a_bad_action_end_value_is_an_error(relay_server: FakeRelayServer) -> None:
+    relay_server.action_end_on_call_end = "later"  # type: ignore[assignment]
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (_client, ids):
+            with pytest.raises(ValueError, match="action_end_on_call_end"):
+                await relay_server.calls[ids["call_id"]].remote_hangup()
+
+
+# -- disconnect_close_delay ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("restart", [False, True])
+async def test_disconnect_close_delay_none_never_closes(
+    relay_server: FakeRelayServer, restart: bool
+) -> None:
+    relay_server.disconnect_close_delay = None
+    with anyio.fail_after(5):
+        async with raw_client(relay_server) as client:
+            await client.authenticate()
+            session = await relay_server.wait_for_session()
+            await relay_server.send_disconnect(restart=restart)
+            request = await client.recv()
+            assert request["method"] == "signalwire.disconnect"
+            await client.send({"jsonrpc": "2.0", "id": request["id"], "result": {}})
+            # Well past the default delay (0.05 s): no close frame, no frame at all.
+            with anyio.move_on_after(0.3) as quiet:
+                await client.recv_raw()
+            assert quiet.cancelled_caught
+            assert client.ws.close_code is None
+            assert relay_server.active_connections == 1 and relay_server.close_codes == {}
+            # The link still works both ways.
+            await no_more_frames(client)
+            await session.emit("calling.call.play", {"call_id": "c", "state": "playing"})
+            assert (await client.event("calling.call.play"))["state"] == "playing"
+        await relay_server.wait_until(lambda: relay_server.active_connections == 0)
+        assert relay_server.close_codes == {1: 1000}  # closed by the client, not the server
+        assert relay_server.unknown_acks == []
+
+
+async def test_disconnect_close_delay_zero_closes_at_once(relay_server: FakeRelayServer) -> None:
+    relay_server.disconnect_close_delay = 0
+    with anyio.fail_after(5):
+        async with raw_client(relay_server) as client:
+            await client.authenticate()
+            await relay_server.send_disconnect()
+            assert (await client.recv())["method"] == "signalwire.disconnect"
+            with pytest.raises(ConnectionLost):
+                await client.recv()
+            assert client.ws.close_code == 1000
+
+
+# -- record_url_location / record_result_url -----------------------------------------------
+
+_FACTS = {"url", "duration", "size"}
+
+
+@pytest.mark.parametrize("location", ["both", "top", "record"])
+@pytest.mark.parametrize("ended_by", ["stop", "call end"])
+async def test_record_url_location(
+    relay_server: FakeRelayServer, location: str, ended_by: str
+) -> None:
+    relay_server.record_url_location = location  # type: ignore[assignment]
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (client, ids):
+            audio = {"format": "wav", "direction": "both"}
+            started = await client.call(
+                "calling.record", ids | {"control_id": "r", "record": {"audio": audio}}
+            )
+            url = started["result"]["url"]
+            assert (await client.event("calling.call.record"))["state"] == "recording"
+            if ended_by == "stop":
+                await client.call("calling.record.stop", ids | {"control_id": "r"})
+            else:
+                await relay_server.calls[ids["call_id"]].remote_hangup()
+                assert (await client.event("calling.call.state"))["call_state"] == "ending"
+            finished = await client.event("calling.call.record")
+            assert finished["state"] == "finished"
+            top = finished.keys() & _FACTS
+            inner = finished["record"].keys() & _FACTS
+            assert (top, inner) == {
+                "both": (_FACTS, _FACTS),
+                "top": (_FACTS, set()),
+                "record": (set(), _FACTS),
+            }[location]
+            assert finished["record"]["audio"] == audio
+            for where in (finished, finished["record"]):
+                if "url" in where:
+                    assert where["url"] == url
+
+
+@pytest.mark.parametrize("in_result", [True, False])
+async def test_record_result_url(relay_server: FakeRelayServer, in_result: bool) -> None:
+    relay_server.record_result_url = in_result
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (client, ids):
+            started = await client.call(
+                "calling.record", ids | {"control_id": "r", "record": {"audio": {}}}
+            )
+            assert started["result"]["code"] == "200"
+            assert ("url" in started["result"]) is in_result
+            await client.event("calling.call.record")
+            await client.call("calling.record.stop", ids | {"control_id": "r"})
+            finished = await client.event("calling.call.record")
+            assert finished["url"].endswith("/r.mp3")  # the event has it either way
