@@ -194,6 +194,8 @@ async def test_bad_credentials_get_an_auth_error(
             assert (await client.authenticate())["session_restored"] is False
 
 
+# Deliberate: the test checks that the violation is recorded.
+@pytest.mark.relay_violations_allowed("before authenticating")
 async def test_requests_before_authentication_are_refused_and_recorded(
     relay_server: FakeRelayServer,
 ) -> None:
@@ -207,6 +209,8 @@ async def test_requests_before_authentication_are_refused_and_recorded(
             ]
 
 
+# Deliberate: a connect without version, agent and event_acks.
+@pytest.mark.relay_violations_allowed("connect without")
 async def test_missing_connect_fields_are_recorded_not_rejected(
     relay_server: FakeRelayServer,
 ) -> None:
@@ -221,6 +225,8 @@ async def test_missing_connect_fields_are_recorded_not_rejected(
 # -- acks, sessions, resume ----------------------------------------------------------------
 
 
+# Deliberate: an ack of an id the server never sent.
+@pytest.mark.relay_violations_allowed("acknowledged unknown")
 async def test_acks_are_tracked_and_unknown_ones_recorded(relay_server: FakeRelayServer) -> None:
     with anyio.fail_after(5):
         async with raw_client(relay_server) as client:
@@ -776,6 +782,8 @@ async def test_tls_with_the_test_ca(relay_server_tls: FakeRelayServer, tmp_path:
 # -- journal and serving ---------------------------------------------------------------------
 
 
+# Deliberate: frames that are not JSON objects, asserted on below.
+@pytest.mark.relay_violations_allowed("not a JSON object")
 async def test_journal_records_every_frame_in_order(relay_server: FakeRelayServer) -> None:
     with anyio.fail_after(5):
         async with raw_client(relay_server) as client:

@@ -7,6 +7,7 @@ SDK does with it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -278,3 +279,49 @@ async def test_record_result_url(relay_server: FakeRelayServer, in_result: bool)
             await client.call("calling.record.stop", ids | {"control_id": "r"})
             finished = await client.event("calling.call.record")
             assert finished["url"].endswith("/r.mp3")  # the event has it either way
+
+
+# -- replies of clients to server requests -------------------------------------------------
+
+
+async def test_method_not_found_reply_to_an_unknown_server_request_is_fine(
+    relay_server: FakeRelayServer,
+) -> None:
+    with anyio.fail_after(5):
+        async with raw_client(relay_server) as client:
+            await client.authenticate()
+            for request_id in ("u1", 7):
+                request: JSONObject = {"jsonrpc": "2.0", "id": request_id, "method": "x.new"}
+                request["params"] = {}
+                await relay_server.send_raw(json_text(request))
+                assert (await client.recv())["id"] == request_id
+                error = {"code": -32601, "message": "Method not found: x.new"}
+                await client.send({"jsonrpc": "2.0", "id": request_id, "error": error})
+            # A raw event is acked like any other.
+            event = {"event_type": "calling.call.play", "params": {"call_id": "c"}}
+            raw = {"jsonrpc": "2.0", "id": "e1", "method": "signalwire.event", "params": event}
+            await relay_server.send_raw(json_text(raw))
+            await client.ack(await client.recv())
+            await no_more_frames(client)
+        assert relay_server.violations == []
+        assert relay_server.unknown_acks == []
+
+
+@pytest.mark.relay_violations_allowed("with an error")
+async def test_an_error_reply_to_a_ping_is_a_violation(relay_server: FakeRelayServer) -> None:
+    relay_server.ping_interval = 0.01
+    with anyio.fail_after(5):
+        async with raw_client(relay_server) as client:
+            await client.authenticate()
+            ping = await client.recv()
+            relay_server.ping_interval = None
+            error = {"code": -32601, "message": "Method not found"}
+            await client.send({"jsonrpc": "2.0", "id": ping["id"], "error": error})
+            await relay_server.wait_until(lambda: bool(relay_server.violations))
+            assert relay_server.violations == [
+                f"connection 1: answered signalwire.ping {ping['id']!r} with an error"
+            ]
+
+
+def json_text(frame: JSONObject) -> str:
+    return json.dumps(frame)

@@ -105,6 +105,10 @@ _LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "::1")
 #: How often ``wait_until`` and friends re-check when the server's state is still.
 _RECHECK_INTERVAL: Final = 0.01
 _CA_FILE_NAME: Final = "fake-relay-ca.pem"
+#: Server requests every client must answer with a result (reference §2.6).
+_SERVED_BY_CLIENTS: Final = frozenset(
+    {METHOD_SIGNALWIRE_EVENT, METHOD_SIGNALWIRE_PING, METHOD_SIGNALWIRE_DISCONNECT}
+)
 
 
 @attrs.frozen
@@ -350,6 +354,10 @@ class FakeRelayServer:
     * ``disconnect_close_delay`` (§7), ``0.05``: seconds after
       ``signalwire.disconnect`` (:meth:`send_disconnect`) the server closes the
       socket; ``None``: it never closes it (read when the disconnect is sent).
+
+    :attr:`violations` lists what a conformant client never does. The pytest
+    fixtures fail a test that leaves any there unless it opts out (the
+    ``relay_violations_allowed`` marker, or ``expect_violations = True``).
     """
 
     #: The key :attr:`stamp_events` adds to the inner params of every event.
@@ -387,6 +395,9 @@ class FakeRelayServer:
         self.record_result_url: bool = True
         #: Events a resume dropped instead of redelivering (``redeliver_on_resume``).
         self.dropped_on_resume: list[JSONObject] = []
+        #: True: the violations this server records are expected (the test provokes
+        #: them); the pytest fixtures then do not fail the test for them.
+        self.expect_violations: bool = False
         #: Every frame received and sent, in order.
         self.journal: list[JournalEntry] = []
         #: Every call the server knows, by ``call_id``: offers and dial legs.
@@ -433,7 +444,9 @@ class FakeRelayServer:
         self._open: dict[int, _Connection] = {}
         self._connection_count = 0
         self._faults: dict[str, deque[_Fault]] = {}
-        self._server_requests: dict[str, str] = {}
+        #: Server requests awaiting a reply, by id: (method, whether only a result
+        #: is a right reply).
+        self._server_requests: dict[str | int, tuple[str, bool]] = {}
         self._changed = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._owner: anyio.abc.TaskGroup | None = None
@@ -790,7 +803,20 @@ class FakeRelayServer:
             target.start_soon(close_later)
 
     async def send_raw(self, data: str | bytes, *, connection: int | None = None) -> None:
-        """Send a text (str) or binary (bytes) frame exactly as given."""
+        """Send a text (str) or binary (bytes) frame exactly as given.
+
+        A request in it (a JSON object with ``method`` and an ``id``) expects a reply
+        like any server request: a result, or an error if no client must serve it
+        (a method other than ``signalwire.event``/``ping``/``disconnect``, params
+        that are not an object); other replies are recorded in :attr:`violations`.
+        """
+        frame = _parse_frame(data)
+        if isinstance(frame, dict) and "method" in frame:
+            key = _request_key(frame.get("id"))
+            method = frame["method"]
+            if key is not None:
+                served = method in _SERVED_BY_CLIENTS and isinstance(frame.get("params"), dict)
+                self._server_requests[key] = (str(method), served)
         await self._target(connection).send_raw(data)
 
     def fail_next(
@@ -1097,21 +1123,27 @@ class FakeRelayServer:
 
     def _on_response(self, conn: _Connection, frame: JSONObject) -> None:
         response_id = frame["id"]
+        key = _request_key(response_id)
+        request = self._server_requests.pop(key, None) if key is not None else None
+        if request is not None:
+            # A reply to a server request (a ping, a disconnect, a raw frame). An error
+            # is the right answer to one no client must serve: an unknown method
+            # (-32601, reference §2.6), bad params (-32602).
+            method, must_succeed = request
+            if "error" in frame and must_succeed:
+                self._violation(conn, f"answered {method} {response_id!r} with an error")
+            if method == METHOD_SIGNALWIRE_PING:
+                self.ping_replies.append(frame)
+            return
         if "error" in frame:
             self._violation(conn, f"answered {response_id!r} with an error")
-        key = response_id if isinstance(response_id, str) else ""
-        method = self._server_requests.pop(key, None)
         session = conn.session
-        if method == METHOD_SIGNALWIRE_PING:
-            self.ping_replies.append(frame)
-        elif method is not None:
-            pass  # the reply to signalwire.disconnect: the journal has it
-        elif session is not None and session._ack(key):
+        if session is not None and isinstance(key, str) and session._ack(key):
             self.acked_count += 1
             if self.keep_journal:
                 self.acked_event_ids.append(key)
             self.notify()
-        elif session is not None and key in session._dropped:
+        elif session is not None and isinstance(key, str) and key in session._dropped:
             pass  # a late ack of an event a resume dropped: nothing left to do
         else:
             self.unknown_acks.append(response_id)
@@ -1211,7 +1243,7 @@ class FakeRelayServer:
 
     async def _send_request(self, conn: _Connection, method: str, params: JSONObject) -> None:
         request_id = str(uuid.uuid4())
-        self._server_requests[request_id] = method
+        self._server_requests[request_id] = (method, True)
         await conn.send([{"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}])
 
 
@@ -1233,6 +1265,15 @@ def _error(code: int, message: str, data: Any = None) -> JSONObject:
     if data is not None:
         error["data"] = data
     return error
+
+
+def _request_key(request_id: object) -> str | int | None:
+    """A request id as a key of ``_server_requests``: a string or an int, else None."""
+    if isinstance(request_id, str) or (
+        isinstance(request_id, int) and not isinstance(request_id, bool)
+    ):
+        return request_id
+    return None
 
 
 def _parse_frame(raw: str | bytes) -> Frame:
