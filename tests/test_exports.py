@@ -149,6 +149,7 @@ EXPECTED_TESTING_ALL = [
     "FollowUp",
     "Handler",
     "HandlerContext",
+    "InvalidRequestError",
     "JournalEntry",
     "JsonRpcError",
     "MessageScript",

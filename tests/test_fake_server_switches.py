@@ -14,7 +14,8 @@ import anyio
 import pytest
 
 from relay_anyio._errors import ConnectionLost
-from relay_anyio.testing import FakeRelayServer
+from relay_anyio.testing import DEFAULT_HANDLERS, FakeRelayServer
+from relay_anyio.testing._validation import REQUIRED_KEYS
 
 from .test_fake_server import RawClient, answered_call, raw_client
 from .test_fake_server import relay_server as relay_server
@@ -279,6 +280,140 @@ async def test_record_result_url(relay_server: FakeRelayServer, in_result: bool)
             await client.call("calling.record.stop", ids | {"control_id": "r"})
             finished = await client.event("calling.call.record")
             assert finished["url"].endswith("/r.mp3")  # the event has it either way
+
+
+# -- invalid_request_reply -----------------------------------------------------------------
+
+_IDS = {"node_id": "n", "call_id": "c", "control_id": "k"}
+_COLLECT = {"digits": {"max": 1}}
+#: A value of the right type for every key of REQUIRED_KEYS.
+_FILLERS: JSONObject = _IDS | {
+    "tag": "t",
+    "devices": [[{"type": "phone", "params": {"to_number": "+1", "from_number": "+2"}}]],
+    "play": [],
+    "volume": 0,
+    "record": {"audio": {}},
+    "collect": _COLLECT,
+    "detect": {"type": "machine", "params": {}},
+    "digits": "1",
+    "tap": {"type": "audio", "params": {}},
+    "device": {"type": "rtp", "params": {"addr": "127.0.0.1", "port": 4000}},
+    "url": "wss://example.com/s",
+    "document": "https://example.com/d.pdf",
+    "payment_connector_url": "https://example.com/pay",
+    "dest": "https://example.com/swml",
+    "name": "n",
+    "conference_id": "x",
+    "queue_name": "q",
+    "bind_method": "calling.play",
+    "action": {"start": {}},
+}
+
+
+def test_required_keys_cover_every_calling_handler() -> None:
+    calling = {m for m in DEFAULT_HANDLERS if m.startswith("calling.")}
+    assert calling == set(REQUIRED_KEYS)
+    assert {key for keys in REQUIRED_KEYS.values() for key in keys} <= _FILLERS.keys()
+    assert all("call_id" in keys for m, keys in REQUIRED_KEYS.items() if m != "calling.dial")
+
+
+def _expect_refusal(response: JSONObject, reply: str, code: int, text: str) -> None:
+    if reply == "result_400":
+        assert "error" not in response, response
+        assert response["result"]["code"] == "400", response
+        assert text in response["result"]["message"]
+    else:
+        assert "result" not in response, response
+        assert response["error"]["code"] == code, response
+        assert text in response["error"]["message"]
+
+
+REPLIES = pytest.mark.parametrize("reply", ["jsonrpc_error", "result_400"])
+
+
+@REPLIES
+@pytest.mark.relay_violations_allowed("sent an invalid")
+async def test_every_required_key_is_required(relay_server: FakeRelayServer, reply: str) -> None:
+    relay_server.invalid_request_reply = reply  # type: ignore[assignment]
+    with anyio.fail_after(10):
+        async with raw_client(relay_server) as client:
+            await client.authenticate()
+            expected = []
+            for method, keys in REQUIRED_KEYS.items():
+                for key in keys:
+                    params = {k: _FILLERS[k] for k in keys if k != key}
+                    response = await client.call(method, params)
+                    _expect_refusal(response, reply, -32602, f"Invalid params: {key} required")
+                    expected.append(f"connection 1: sent an invalid {method}: {key} required")
+                params = {k: _FILLERS[k] for k in keys} | {keys[0]: None}
+                response = await client.call(method, params)  # null is missing too
+                _expect_refusal(response, reply, -32602, f"{keys[0]} required")
+                expected.append(f"connection 1: sent an invalid {method}: {keys[0]} required")
+            await no_more_frames(client)  # nothing took effect: no events
+            assert relay_server.violations == expected
+            assert relay_server.calls == {}
+
+
+@REPLIES
+@pytest.mark.parametrize(
+    ("method", "params", "detail"),
+    [
+        ("calling.play", {"play": "hello"}, "play must be a list"),
+        ("calling.play", {"play": [], "control_id": ""}, "control_id must be a non-empty"),
+        ("calling.record", {"record": []}, "record must be an object"),
+        ("calling.detect", {"detect": "machine"}, "detect must be an object"),
+        ("calling.collect", {}, "digits or speech required"),
+        ("calling.collect", {"digits": {"terminators": "#"}}, "digits.max required"),
+        ("calling.collect", {"speech": "yes"}, "speech must be an object"),
+        ("calling.play_and_collect", {"play": [], "collect": {}}, "collect.digits or"),
+        ("calling.play_and_collect", {"play": [], "collect": {"digits": {}}}, "collect.digits.max"),
+        # Finer checks made by the handlers take the same road.
+        ("calling.tap", {"tap": {"type": "audio"}, "device": {}}, "tap needs both type"),
+        ("calling.send_digits", {"digits": "12x"}, "digits must be"),
+    ],
+)
+async def test_malformed_payloads_are_refused(
+    relay_server: FakeRelayServer, reply: str, method: str, params: JSONObject, detail: str
+) -> None:
+    relay_server.invalid_request_reply = reply  # type: ignore[assignment]
+    relay_server.expect_violations = True
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (client, ids):
+            response = await client.call(method, ids | {"control_id": "k"} | params)
+            _expect_refusal(response, reply, -32602, detail)
+            await no_more_frames(client)
+            assert relay_server.calls[ids["call_id"]].actions == {}
+            [violation] = relay_server.violations
+            assert violation.startswith(f"connection 1: sent an invalid {method}: ")
+            assert detail in violation
+
+
+@REPLIES
+@pytest.mark.parametrize(
+    "method",
+    ["calling.play_and_collect.pause", "calling.begin", "calling.accept", "blade.whatever"],
+)
+@pytest.mark.relay_violations_allowed("sent unknown method")
+async def test_unknown_methods_are_refused(
+    relay_server: FakeRelayServer, reply: str, method: str
+) -> None:
+    relay_server.invalid_request_reply = reply  # type: ignore[assignment]
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (client, ids):
+            response = await client.call(method, ids | {"control_id": "k"})
+            _expect_refusal(response, reply, -32601, f"Method not found: {method}")
+            await no_more_frames(client)
+            assert relay_server.violations == [f"connection 1: sent unknown method {method!r}"]
+
+
+async def test_a_conformant_request_is_no_violation(relay_server: FakeRelayServer) -> None:
+    relay_server.invalid_request_reply = "result_400"
+    with anyio.fail_after(5):
+        async with answered_call(relay_server) as (client, ids):
+            collect = {"control_id": "k", "play": [], "collect": {"speech": {}}}
+            response = await client.call("calling.play_and_collect", ids | collect)
+            assert response["result"]["code"] == "200"
+            assert relay_server.violations == []
 
 
 # -- replies of clients to server requests -------------------------------------------------

@@ -74,6 +74,7 @@ from .._constants import (
 )
 from ._messaging import messaging_send
 from ._switches import ACTION_END_CHOICES, RECORD_URL_LOCATIONS, RecordUrlLocation, choice
+from ._validation import InvalidRequestError
 
 if TYPE_CHECKING:
     from ._server import FakeRelayServer, FakeSession
@@ -150,8 +151,9 @@ class JsonRpcError(Exception):
         self.data = data
 
 
-def _invalid_params(message: str) -> JsonRpcError:
-    return JsonRpcError(-32602, f"Invalid params: {message}")
+def _invalid_params(message: str) -> InvalidRequestError:
+    """A malformed request: refused as ``server.invalid_request_reply`` says, and recorded."""
+    return InvalidRequestError(message)
 
 
 @attrs.frozen
@@ -690,7 +692,11 @@ async def _pass(ctx: HandlerContext, params: JSONObject) -> JSONObject:
 
 
 async def calling_default(ctx: HandlerContext, params: JSONObject) -> JSONObject:
-    """Any other ``calling.*`` method: accepted (404/410 still apply to its call)."""
+    """Accept any command (404/410 still apply to its call): for ``set_handler``.
+
+    The server refuses methods it has no handler for (see ``invalid_request_reply``);
+    ``server.set_handler("calling.new_verb", calling_default)`` makes it accept one.
+    """
     if "call_id" in params:
         _ = ctx.call
     return ok()
@@ -1381,8 +1387,8 @@ class _Dial:
 
 
 #: The behaviour of every method the fake knows, by method name. Copied per server, so
-#: ``server.set_handler`` never leaks into other tests. Other ``calling.*`` methods fall
-#: back to :func:`calling_default`; anything else gets JSON-RPC -32601.
+#: ``server.set_handler`` never leaks into other tests. Any other method is refused as
+#: unknown (``server.invalid_request_reply`` says how) and recorded as a violation.
 DEFAULT_HANDLERS: Final[dict[str, Handler]] = {
     METHOD_SIGNALWIRE_PING: _ping,
     METHOD_SIGNALWIRE_RECEIVE: _receive,

@@ -63,9 +63,15 @@ from ._calling import (
     HandlerContext,
     JsonRpcError,
     ResultCodeError,
-    calling_default,
 )
-from ._switches import ActionEnd, RecordUrlLocation
+from ._switches import (
+    INVALID_REQUEST_REPLIES,
+    ActionEnd,
+    InvalidRequestReply,
+    RecordUrlLocation,
+    choice,
+)
+from ._validation import InvalidRequestError, check_request, refusal
 
 if TYPE_CHECKING:
     import trustme
@@ -351,6 +357,14 @@ class FakeRelayServer:
       ``record`` (next to ``audio``).
     * ``record_result_url`` (§11.2, §11.7), ``True``: the ``calling.record`` result
       already carries the recording's ``url``; ``False``: it does not.
+    * ``invalid_request_reply`` (§17.5), ``"jsonrpc_error"``: an unknown method, or a
+      ``calling.*`` request missing a key the reference requires (``node_id`` and
+      ``call_id`` of every call command, ``control_id`` of every action and its
+      controls, the keys §11.2 marks "(req)"), gets a JSON-RPC error, ``-32601
+      "Method not found: ..."`` or ``-32602 "Invalid params: ..."``.
+      ``"result_400"``: a result ``{"code": "400", "message": <the same text>}``.
+      Never a 200; either way the request has no effect and is recorded in
+      :attr:`violations`.
     * ``disconnect_close_delay`` (§7), ``0.05``: seconds after
       ``signalwire.disconnect`` (:meth:`send_disconnect`) the server closes the
       socket; ``None``: it never closes it (read when the disconnect is sent).
@@ -393,6 +407,7 @@ class FakeRelayServer:
         self.late_action_delay: float = 0.0
         self.record_url_location: RecordUrlLocation = "both"
         self.record_result_url: bool = True
+        self.invalid_request_reply: InvalidRequestReply = "jsonrpc_error"
         #: Events a resume dropped instead of redelivering (``redeliver_on_resume``).
         self.dropped_on_resume: list[JSONObject] = []
         #: True: the violations this server records are expected (the test provokes
@@ -1088,14 +1103,15 @@ class FakeRelayServer:
             return
         self._note_call_request(frame, params)
         handler = self._handlers.get(method)
-        if handler is None and method.startswith("calling."):
-            handler = calling_default
-        if handler is None:
-            await conn.send(_response(frame, error=_error(-32601, f"Method not found: {method}")))
-            return
         ctx = HandlerContext(self, session, conn.number, frame)
         try:
+            if handler is None:
+                raise InvalidRequestError(method, unknown_method=True)
+            check_request(method, params)
             result = await handler(ctx, params)
+        except InvalidRequestError as exc:
+            await self._refuse(conn, frame, exc)
+            return
         except ResultCodeError as exc:
             await conn.send(_response(frame, result=exc.result))
             return
@@ -1114,6 +1130,17 @@ class FakeRelayServer:
             else:
                 await conn.send(_response(frame, result=result))
             await ctx.run_follow_ups()
+
+    async def _refuse(self, conn: _Connection, frame: JSONObject, exc: InvalidRequestError) -> None:
+        """Answer a request no server would accept, as ``invalid_request_reply`` says."""
+        method = frame["method"]
+        if exc.unknown_method:
+            self._violation(conn, f"sent unknown method {method!r}")
+        else:
+            self._violation(conn, f"sent an invalid {method}: {exc.detail}")
+        reply = choice("invalid_request_reply", self.invalid_request_reply, INVALID_REQUEST_REPLIES)
+        key, body = refusal(exc, reply)
+        await conn.send(_response(frame, **{key: body}))
 
     def _note_call_request(self, frame: JSONObject, params: JSONObject) -> None:
         call_id = params.get("call_id")

@@ -14,6 +14,7 @@ not into a silent third behaviour.
 | ``late_action_delay`` | seconds, ``0.0`` | §6.3 |
 | ``record_url_location`` | ``"both"``, ``"top"``, ``"record"`` | §12.7 |
 | ``record_result_url`` | ``True``, ``False`` | §11.2, §11.7 |
+| ``invalid_request_reply`` | ``"jsonrpc_error"``, ``"result_400"`` | §17.5, §2.3, §2.4 |
 | ``disconnect_close_delay`` | seconds, ``0.05``; ``None`` = never close | §7 |
 """
 
@@ -23,8 +24,10 @@ from typing import Final, Literal, TypeVar
 
 __all__ = [
     "ACTION_END_CHOICES",
+    "INVALID_REQUEST_REPLIES",
     "RECORD_URL_LOCATIONS",
     "ActionEnd",
+    "InvalidRequestReply",
     "RecordUrlLocation",
     "choice",
 ]
@@ -36,6 +39,10 @@ ACTION_END_CHOICES: Final[tuple[ActionEnd, ...]] = ("before_ended", "after_ended
 #: Where a finished ``calling.call.record`` carries ``url``/``duration``/``size``.
 RecordUrlLocation = Literal["both", "top", "record"]
 RECORD_URL_LOCATIONS: Final[tuple[RecordUrlLocation, ...]] = ("both", "top", "record")
+
+#: How the server refuses a malformed request or an unknown method.
+InvalidRequestReply = Literal["jsonrpc_error", "result_400"]
+INVALID_REQUEST_REPLIES: Final[tuple[InvalidRequestReply, ...]] = ("jsonrpc_error", "result_400")
 
 _S = TypeVar("_S", bound=str)
 
