@@ -206,6 +206,8 @@ async def test_fake_server_tls_runs_a_guide_example_through_relay_anyio_run(
 async def tls_server() -> AsyncIterator[FakeRelayServer]:
     async with FakeRelayServer(tls=True) as server:
         yield server
+    # A conformant client leaves no violation (what the plugin's fixtures check too).
+    assert server.violations == []
 
 
 def app_env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:

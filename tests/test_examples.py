@@ -318,6 +318,8 @@ async def test_error_handling_snippet(
 async def tls_server() -> AsyncIterator[FakeRelayServer]:
     async with FakeRelayServer(tls=True) as server:
         yield server
+    # A conformant client leaves no violation (what the plugin's fixtures check too).
+    assert server.violations == []
 
 
 @pytest.fixture

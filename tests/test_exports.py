@@ -150,6 +150,7 @@ EXPECTED_TESTING_ALL = [
     "FollowUp",
     "Handler",
     "HandlerContext",
+    "InvalidRequestError",
     "JournalEntry",
     "JsonRpcError",
     "MessageScript",

@@ -28,6 +28,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 async def tls_server() -> AsyncIterator[FakeRelayServer]:
     async with FakeRelayServer(tls=True) as server:
         yield server
+    # A conformant client leaves no violation (what the plugin's fixtures check too).
+    assert server.violations == []
 
 
 async def read_until(process: Process, marker: str, timeout: float = 10) -> str:

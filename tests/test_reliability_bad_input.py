@@ -192,6 +192,10 @@ async def _run_in_thread(func: Callable[[], None]) -> None:
     await anyio.to_thread.run_sync(func, abandon_on_cancel=False)
 
 
+# Deliberate: fuzzed server frames may reuse an id, and then the fake cannot tell which
+# frame a reply answers; a correct error reply to a malformed request, or a second ack,
+# may be recorded as a violation.
+@pytest.mark.relay_violations_allowed("with an error", "acknowledged unknown")
 async def test_fuzzed_frames_never_break_the_client(relay_server: FakeRelayServer) -> None:
     client = make_client(relay_server)
     handled: list[str] = []
@@ -235,9 +239,8 @@ async def test_fuzzed_frames_never_break_the_client(relay_server: FakeRelayServe
         _release(records)
     # The link carried on through everything: never closed, never reconnected.
     assert relay_server.connections == 1
-    # The only protocol "violations" the fake saw: JSON-RPC errors answering the bad
-    # requests, and acks of raw events it never registered (the client acks every
-    # event id it is given).
+    # The only protocol "violations" the fake may see: replies it cannot match to the
+    # raw frame they answer (see the marker above).
     expected = ("with an error", "acknowledged unknown")
     assert [v for v in relay_server.violations if not any(e in v for e in expected)] == []
 

@@ -192,6 +192,7 @@ async def test_cancel_during_authentication() -> None:
             await _cancelled_while_connecting(_session(server.url), 0.3)
             await server.wait_until(lambda: server.active_connections == 0)
             assert len(server.received("signalwire.connect")) == 1
+            assert server.violations == []
 
 
 # -- phases of a running client -----------------------------------------------------------
@@ -209,6 +210,7 @@ async def test_cancel_a_request_in_flight() -> None:
                 assert client._session._conn.pending == {}
                 assert (await client.execute("test.ok", {}))["code"] == "200"
             assert server.connections == 1
+            assert server.violations == []
 
 
 async def test_cancel_an_action_wait_then_a_handler_at_shutdown() -> None:
@@ -240,6 +242,7 @@ async def test_cancel_an_action_wait_then_a_handler_at_shutdown() -> None:
             await fake.wait_for_state("ended")
             # The play the handler left running ended with the call, on the server.
             assert all(not a.active for a in fake.actions.values())
+            assert server.violations == []
 
 
 async def test_cancel_a_dial_ends_its_legs() -> None:
@@ -258,6 +261,7 @@ async def test_cancel_a_dial_ends_its_legs() -> None:
                 ended = {r["params"]["call_id"] for r in server.received("calling.end")}
                 assert ended == {leg.call_id for leg in legs}
                 await eventually(lambda: client.active_calls == 0)
+            assert server.violations == []
 
 
 async def test_entering_the_client_can_be_cancelled_while_it_connects() -> None:

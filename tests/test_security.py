@@ -119,6 +119,7 @@ async def test_a_debug_log_of_a_whole_session_holds_no_secret(
         await _whole_session(server, client)
         blobs = _issued_blobs(server)
         assert server.authorization_states_seen  # the client did send them back
+        assert server.violations == []
     text = "\n".join(debug_log.lines)
     assert "signalwire.connect" in text and "recv" in text  # the frames were logged
     secrets = {"token": TOKEN, "jwt": JWT}
@@ -143,6 +144,7 @@ async def test_secrets_stay_out_of_reprs_and_errors() -> None:
         with pytest.raises(AuthenticationError) as rejected:
             async with client:
                 pass
+        assert server.violations == []  # a wrong token is no protocol violation
     assert TOKEN not in str(rejected.value) and TOKEN not in repr(rejected.value)
 
 

@@ -56,6 +56,8 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[FakeRelayServe
     async with FakeRelayServer(tls=request.param) as relay:
         relay.set_handler("test.echo", _echo)
         yield relay
+    # The raw clients of these tests speak the protocol properly too.
+    assert relay.violations == []
 
 
 async def _echo(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -369,6 +371,7 @@ async def test_relay_client_over_wss_with_an_ssl_context(transport: TransportNam
                 await server.drop_connection()
                 await eventually(lambda: server.connections == 2)
                 await client.execute("signalwire.ping", {})
+        assert server.violations == []
 
 
 async def test_relay_client_without_the_ca_is_refused_at_once(

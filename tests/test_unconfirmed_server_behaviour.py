@@ -15,7 +15,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from relay_anyio import EVENT_CALL_STATE, Call, RelayError, RelayEvent
+from relay_anyio import EVENT_CALL_STATE, Call, RelayClient, RelayError, RelayEvent
 from relay_anyio.testing import FakeRelayServer
 
 from .helpers import make_client
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def _handled_call(
-    relay_server: FakeRelayServer, client: Any, body: Any
+    relay_server: FakeRelayServer, client: RelayClient, body: Any
 ) -> tuple[Any, anyio.Event, list[Any]]:
     """Offer a call whose handler answers, then runs ``body(call, out)``."""
     out: list[Any] = []

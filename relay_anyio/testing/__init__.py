@@ -30,6 +30,7 @@ from ._server import (
     FakeSession,
     JournalEntry,
 )
+from ._validation import InvalidRequestError
 
 __all__ = [
     "AUTH_FAILED_CODE",
@@ -46,6 +47,7 @@ __all__ = [
     "FollowUp",
     "Handler",
     "HandlerContext",
+    "InvalidRequestError",
     "JournalEntry",
     "JsonRpcError",
     "MessageScript",

@@ -73,6 +73,8 @@ from .._constants import (
     RECORD_STATE_RECORDING,
 )
 from ._messaging import messaging_send
+from ._switches import ACTION_END_CHOICES, RECORD_URL_LOCATIONS, RecordUrlLocation, choice
+from ._validation import InvalidRequestError
 
 if TYPE_CHECKING:
     from ._server import FakeRelayServer, FakeSession
@@ -149,8 +151,9 @@ class JsonRpcError(Exception):
         self.data = data
 
 
-def _invalid_params(message: str) -> JsonRpcError:
-    return JsonRpcError(-32602, f"Invalid params: {message}")
+def _invalid_params(message: str) -> InvalidRequestError:
+    """A malformed request: refused as ``server.invalid_request_reply`` says, and recorded."""
+    return InvalidRequestError(message)
 
 
 @attrs.frozen
@@ -431,16 +434,25 @@ class FakeCall:
     async def end(self, reason: str = END_REASON_HANGUP) -> None:
         """``ending``, then everything the call was part of winds down, then ``ended``.
 
-        The terminal event of every running action, the end of a bridge
-        (``disconnected``) and leaving conferences and queues come before ``ended``,
+        The end of a bridge (``disconnected``) and leaving conferences and queues come
+        before ``ended``. So do the terminal events of running actions by default,
         because clients (the official one among them) drop events for a call once it
-        has ended; a recording's URL would be lost.
+        has ended and a recording's URL would be lost; whether RELAY orders them so is
+        unconfirmed (reference §6.3), hence ``server.action_end_on_call_end``:
+        ``"after_ended"`` sends them after ``ended`` (``server.late_action_delay``
+        seconds after it), ``"never"`` not at all.
         """
         if self.state in (CALL_STATE_ENDING, CALL_STATE_ENDED):
             return
+        server = self.server
+        when = choice("action_end_on_call_end", server.action_end_on_call_end, ACTION_END_CHOICES)
         await self.set_state(CALL_STATE_ENDING)
-        for action in list(self.actions.values()):
-            await finish_action(self, action)
+        running = [action for action in self.actions.values() if action.active]
+        for action in running:
+            if when == "before_ended":
+                await finish_action(self, action)
+            elif when == "never":
+                action.state = "finished"  # over, silently: a late stop sends nothing
         if self.peer is not None:
             await _unbridge(self)
         for conference in list(conferences(self.server).values()):
@@ -448,6 +460,9 @@ class FakeCall:
                 await _leave_conference(self, conference)
         self.queue = None
         await self.set_state(CALL_STATE_ENDED, end_reason=reason)
+        if when == "after_ended" and running:
+            late = functools.partial(_finish_actions, self, running)
+            await server.run_after(server.late_action_delay, late)
 
     def quiet_end(self, reason: str = END_REASON_HANGUP) -> None:
         """End without telling any session (a leg no client controls, e.g. a bridge peer)."""
@@ -480,6 +495,12 @@ class FakeCall:
 _DEFAULT_DETECT_EVENTS: Final = {"machine": "HUMAN", "fax": "CED", "digit": "1"}
 
 
+async def _finish_actions(call: FakeCall, actions: list[FakeAction]) -> None:
+    """The terminal events of ``actions`` still running, in order (after ``ended``)."""
+    for action in actions:
+        await finish_action(call, action)
+
+
 async def finish_action(call: FakeCall, action: FakeAction) -> None:
     """Send the terminal event of a still-running action (stop, timer, call end)."""
     if action.active:
@@ -492,7 +513,10 @@ async def finish_action(call: FakeCall, action: FakeAction) -> None:
 def _terminal_payload(call: FakeCall, action: FakeAction) -> JSONObject:
     kind = action.event_type
     if kind == EVENT_CALL_RECORD:
-        return _record_finished(action)
+        location = choice(
+            "record_url_location", call.server.record_url_location, RECORD_URL_LOCATIONS
+        )
+        return _record_finished(action, location)
     if kind == EVENT_CALL_COLLECT:
         return _collect_payload({"type": "no_input"})
     if kind == EVENT_CALL_TAP:
@@ -507,15 +531,22 @@ def _terminal_payload(call: FakeCall, action: FakeAction) -> JSONObject:
     return {"state": PLAY_STATE_FINISHED}
 
 
-def _record_finished(action: FakeAction) -> JSONObject:
+def _record_finished(action: FakeAction, location: RecordUrlLocation) -> JSONObject:
+    """A finished recording: ``url``, ``duration`` and ``size`` where ``location`` says.
+
+    The reference (§12.7) has them at the top level of the params or inside
+    ``record``, and tells clients to read ``record.*`` first, then the top level:
+    ``"both"`` puts them in both places, ``"top"`` and ``"record"`` only in one.
+    """
     duration = round(max(0.0, anyio.current_time() - action.started_at), 3)
     url = _recording_url(action)
     size = int(duration * _RECORDING_BYTES_PER_SECOND)
     record = action.params.get("record")
     audio = record.get("audio", {}) if isinstance(record, dict) else {}
     facts = {"url": url, "duration": duration, "size": size}
-    # The reference says clients read ``record.*`` first, then the top level: send both.
-    return {"state": "finished", **facts, "record": {"audio": audio, **facts}}
+    top = facts if location in ("both", "top") else {}
+    inner = facts if location in ("both", "record") else {}
+    return {"state": "finished", **top, "record": {"audio": audio, **inner}}
 
 
 def _recording_url(action: FakeAction) -> str:
@@ -661,7 +692,11 @@ async def _pass(ctx: HandlerContext, params: JSONObject) -> JSONObject:
 
 
 async def calling_default(ctx: HandlerContext, params: JSONObject) -> JSONObject:
-    """Any other ``calling.*`` method: accepted (404/410 still apply to its call)."""
+    """Accept any command (404/410 still apply to its call): for ``set_handler``.
+
+    The server refuses methods it has no handler for (see ``invalid_request_reply``);
+    ``server.set_handler("calling.new_verb", calling_default)`` makes it accept one.
+    """
     if "call_id" in params:
         _ = ctx.call
     return ok()
@@ -735,7 +770,8 @@ async def _record(ctx: HandlerContext, params: JSONObject) -> JSONObject:
         ctx.then(functools.partial(call.emit_action, action, {"state": "no_input"}))
     if (duration := ctx.server.record_duration) is not None:
         ctx.then(functools.partial(finish_action, call, action), duration)
-    return _accepted("Recording", call, action, url=_recording_url(action))
+    extra = {"url": _recording_url(action)} if ctx.server.record_result_url else {}
+    return _accepted("Recording", call, action, **extra)
 
 
 # -- input ---------------------------------------------------------------------------------
@@ -1351,8 +1387,8 @@ class _Dial:
 
 
 #: The behaviour of every method the fake knows, by method name. Copied per server, so
-#: ``server.set_handler`` never leaks into other tests. Other ``calling.*`` methods fall
-#: back to :func:`calling_default`; anything else gets JSON-RPC -32601.
+#: ``server.set_handler`` never leaks into other tests. Any other method is refused as
+#: unknown (``server.invalid_request_reply`` says how) and recorded as a violation.
 DEFAULT_HANDLERS: Final[dict[str, Handler]] = {
     METHOD_SIGNALWIRE_PING: _ping,
     METHOD_SIGNALWIRE_RECEIVE: _receive,

@@ -63,8 +63,15 @@ from ._calling import (
     HandlerContext,
     JsonRpcError,
     ResultCodeError,
-    calling_default,
 )
+from ._switches import (
+    INVALID_REQUEST_REPLIES,
+    ActionEnd,
+    InvalidRequestReply,
+    RecordUrlLocation,
+    choice,
+)
+from ._validation import InvalidRequestError, check_request, refusal
 
 if TYPE_CHECKING:
     import trustme
@@ -104,6 +111,10 @@ _LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "::1")
 #: How often ``wait_until`` and friends re-check when the server's state is still.
 _RECHECK_INTERVAL: Final = 0.01
 _CA_FILE_NAME: Final = "fake-relay-ca.pem"
+#: Server requests every client must answer with a result (reference §2.6).
+_SERVED_BY_CLIENTS: Final = frozenset(
+    {METHOD_SIGNALWIRE_EVENT, METHOD_SIGNALWIRE_PING, METHOD_SIGNALWIRE_DISCONNECT}
+)
 
 
 @attrs.frozen
@@ -128,7 +139,8 @@ class FakeSession:
     Keyed by its ``protocol`` string. Events are tracked here rather than on a
     connection because an event that was sent but not acknowledged, or produced while
     no connection was attached, must be delivered again on the next connection that
-    resumes the session, with the same id and in the original order.
+    resumes the session, with the same id and in the original order (unless
+    ``FakeRelayServer.redeliver_on_resume`` is False: then the resume drops them).
     """
 
     protocol: str
@@ -141,6 +153,9 @@ class FakeSession:
     #: :attr:`FakeRelayServer.stamp_events`).
     stamp: Callable[[], int | None] | None = attrs.field(default=None, kw_only=True, repr=False)
     _unacked: dict[str, JSONObject] = attrs.field(factory=dict, init=False, repr=False)
+    #: Ids of events dropped unacknowledged (``redeliver_on_resume = False``): a late
+    #: ack of one is no violation.
+    _dropped: set[str] = attrs.field(factory=set, init=False, repr=False)
     _connection: _Connection | None = attrs.field(default=None, init=False, repr=False)
 
     @property
@@ -189,6 +204,12 @@ class FakeSession:
     def _ack(self, event_id: str) -> bool:
         """Mark an event acknowledged; False if it is unknown or was acked already."""
         return self._unacked.pop(event_id, None) is not None
+
+    def _drop_unacked(self) -> list[JSONObject]:
+        """Forget every unacknowledged event (a server that does not replay them)."""
+        dropped, self._unacked = list(self._unacked.values()), {}
+        self._dropped.update(frame["id"] for frame in dropped)
+        return dropped
 
     def _attach(self, connection: _Connection) -> _Connection | None:
         """Make ``connection`` the session's; return the one it replaces, if any."""
@@ -313,9 +334,44 @@ class FakeRelayServer:
     collect reports; 0 = at once, in the same deterministic order as the handler's
     other events), ``record_duration`` (seconds before a recording ends by itself, as
     silence or a length limit would end it; None = only on stop or call end),
-    ``disconnect_close_delay`` (None = never close after
-    ``signalwire.disconnect``), ``ping_interval`` (server pings; None = off; read when
-    a connection authenticates).
+    ``ping_interval`` (server pings; None = off; read when a connection
+    authenticates).
+
+    Switches for unconfirmed behaviour: where the protocol reference only guesses
+    what RELAY does, each plausible behaviour is one value of a plain attribute, so
+    a client's tests can run against all of them (defaults first; each is read when
+    the behaviour happens, so it may be set at any time):
+
+    * ``redeliver_on_resume`` (§6.2, §8.2), ``True``: a resumed session gets every
+      event still unacknowledged (sent on the lost connection or produced while it
+      was away) again, same ids, in order. ``False``: those events are dropped, as
+      by a server that does not replay; :attr:`dropped_on_resume` lists them.
+    * ``action_end_on_call_end`` (§6.3), ``"before_ended"``: when a call ends, the
+      terminal event of each running action (a record's ``finished`` with its URL,
+      a play's ``finished``, a collect's ``no_input``...) comes between ``ending``
+      and ``ended``. ``"after_ended"``: after ``ended``, ``late_action_delay``
+      seconds later (default 0.0: right after it). ``"never"``: not at all.
+    * ``record_url_location`` (§12.7), ``"both"``: a finished recording carries
+      ``url``, ``duration`` and ``size`` at the top level of the event params and
+      inside ``record``. ``"top"``: only at the top level. ``"record"``: only inside
+      ``record`` (next to ``audio``).
+    * ``record_result_url`` (§11.2, §11.7), ``True``: the ``calling.record`` result
+      already carries the recording's ``url``; ``False``: it does not.
+    * ``invalid_request_reply`` (§17.5), ``"jsonrpc_error"``: an unknown method, or a
+      ``calling.*`` request missing a key the reference requires (``node_id`` and
+      ``call_id`` of every call command, ``control_id`` of every action and its
+      controls, the keys §11.2 marks "(req)"), gets a JSON-RPC error, ``-32601
+      "Method not found: ..."`` or ``-32602 "Invalid params: ..."``.
+      ``"result_400"``: a result ``{"code": "400", "message": <the same text>}``.
+      Never a 200; either way the request has no effect and is recorded in
+      :attr:`violations`.
+    * ``disconnect_close_delay`` (§7), ``0.05``: seconds after
+      ``signalwire.disconnect`` (:meth:`send_disconnect`) the server closes the
+      socket; ``None``: it never closes it (read when the disconnect is sent).
+
+    :attr:`violations` lists what a conformant client never does. The pytest
+    fixtures fail a test that leaves any there unless it opts out (the
+    ``relay_violations_allowed`` marker, or ``expect_violations = True``).
     """
 
     #: The key :attr:`stamp_events` adds to the inner params of every event.
@@ -348,6 +404,18 @@ class FakeRelayServer:
         #: ``error.code`` of a rejected ``signalwire.connect``: the production value
         #: is UNCONFIRMED (reference §2.3), so clients must not depend on it.
         self.auth_error_code: int = AUTH_FAILED_CODE
+        # Switches for unconfirmed behaviour: see the class docstring.
+        self.redeliver_on_resume: bool = True
+        self.action_end_on_call_end: ActionEnd = "before_ended"
+        self.late_action_delay: float = 0.0
+        self.record_url_location: RecordUrlLocation = "both"
+        self.record_result_url: bool = True
+        self.invalid_request_reply: InvalidRequestReply = "jsonrpc_error"
+        #: Events a resume dropped instead of redelivering (``redeliver_on_resume``).
+        self.dropped_on_resume: list[JSONObject] = []
+        #: True: the violations this server records are expected (the test provokes
+        #: them); the pytest fixtures then do not fail the test for them.
+        self.expect_violations: bool = False
         #: Every frame received and sent, in order.
         self.journal: list[JournalEntry] = []
         #: Every call the server knows, by ``call_id``: offers and dial legs.
@@ -394,7 +462,9 @@ class FakeRelayServer:
         self._open: dict[int, _Connection] = {}
         self._connection_count = 0
         self._faults: dict[str, deque[_Fault]] = {}
-        self._server_requests: dict[str, str] = {}
+        #: Server requests awaiting a reply, by id: (method, whether only a result
+        #: is a right reply).
+        self._server_requests: dict[str | int, tuple[str, bool]] = {}
         self._changed = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._owner: anyio.abc.TaskGroup | None = None
@@ -751,7 +821,20 @@ class FakeRelayServer:
             target.start_soon(close_later)
 
     async def send_raw(self, data: str | bytes, *, connection: int | None = None) -> None:
-        """Send a text (str) or binary (bytes) frame exactly as given."""
+        """Send a text (str) or binary (bytes) frame exactly as given.
+
+        A request in it (a JSON object with ``method`` and an ``id``) expects a reply
+        like any server request: a result, or an error if no client must serve it
+        (a method other than ``signalwire.event``/``ping``/``disconnect``, params
+        that are not an object); other replies are recorded in :attr:`violations`.
+        """
+        frame = _parse_frame(data)
+        if isinstance(frame, dict) and "method" in frame:
+            key = _request_key(frame.get("id"))
+            method = frame["method"]
+            if key is not None:
+                served = method in _SERVED_BY_CLIENTS and isinstance(frame.get("params"), dict)
+                self._server_requests[key] = (str(method), served)
         await self._target(connection).send_raw(data)
 
     def fail_next(
@@ -1023,14 +1106,15 @@ class FakeRelayServer:
             return
         self._note_call_request(frame, params)
         handler = self._handlers.get(method)
-        if handler is None and method.startswith("calling."):
-            handler = calling_default
-        if handler is None:
-            await conn.send(_response(frame, error=_error(-32601, f"Method not found: {method}")))
-            return
         ctx = HandlerContext(self, session, conn.number, frame)
         try:
+            if handler is None:
+                raise InvalidRequestError(method, unknown_method=True)
+            check_request(method, params)
             result = await handler(ctx, params)
+        except InvalidRequestError as exc:
+            await self._refuse(conn, frame, exc)
+            return
         except ResultCodeError as exc:
             await conn.send(_response(frame, result=exc.result))
             return
@@ -1050,6 +1134,17 @@ class FakeRelayServer:
                 await conn.send(_response(frame, result=result))
             await ctx.run_follow_ups()
 
+    async def _refuse(self, conn: _Connection, frame: JSONObject, exc: InvalidRequestError) -> None:
+        """Answer a request no server would accept, as ``invalid_request_reply`` says."""
+        method = frame["method"]
+        if exc.unknown_method:
+            self._violation(conn, f"sent unknown method {method!r}")
+        else:
+            self._violation(conn, f"sent an invalid {method}: {exc.detail}")
+        reply = choice("invalid_request_reply", self.invalid_request_reply, INVALID_REQUEST_REPLIES)
+        key, body = refusal(exc, reply)
+        await conn.send(_response(frame, **{key: body}))
+
     def _note_call_request(self, frame: JSONObject, params: JSONObject) -> None:
         call_id = params.get("call_id")
         call = self.calls.get(call_id) if isinstance(call_id, str) else None
@@ -1058,19 +1153,28 @@ class FakeRelayServer:
 
     def _on_response(self, conn: _Connection, frame: JSONObject) -> None:
         response_id = frame["id"]
+        key = _request_key(response_id)
+        request = self._server_requests.pop(key, None) if key is not None else None
+        if request is not None:
+            # A reply to a server request (a ping, a disconnect, a raw frame). An error
+            # is the right answer to one no client must serve: an unknown method
+            # (-32601, reference §2.6), bad params (-32602).
+            method, must_succeed = request
+            if "error" in frame and must_succeed:
+                self._violation(conn, f"answered {method} {response_id!r} with an error")
+            if method == METHOD_SIGNALWIRE_PING:
+                self.ping_replies.append(frame)
+            return
         if "error" in frame:
             self._violation(conn, f"answered {response_id!r} with an error")
-        key = response_id if isinstance(response_id, str) else ""
-        method = self._server_requests.pop(key, None)
-        if method == METHOD_SIGNALWIRE_PING:
-            self.ping_replies.append(frame)
-        elif method is not None:
-            pass  # the reply to signalwire.disconnect: the journal has it
-        elif conn.session is not None and conn.session._ack(key):
+        session = conn.session
+        if session is not None and isinstance(key, str) and session._ack(key):
             self.acked_count += 1
             if self.keep_journal:
                 self.acked_event_ids.append(key)
             self.notify()
+        elif session is not None and isinstance(key, str) and key in session._dropped:
+            pass  # a late ack of an event a resume dropped: nothing left to do
         else:
             self.unknown_acks.append(response_id)
             self._violation(conn, f"acknowledged unknown or already acked id {response_id!r}")
@@ -1098,6 +1202,8 @@ class FakeRelayServer:
             if previous is not None:
                 logger.debug("connection %d takes session over", conn.number)
                 await previous.abort()
+            if restored and not self.redeliver_on_resume:
+                self.dropped_on_resume.extend(session._drop_unacked())
             session.authorization_state = _authorization_blob()
             state = {"authorization_state": session.authorization_state}
             session.queue_event(EVENT_AUTHORIZATION_STATE, state)
@@ -1167,7 +1273,7 @@ class FakeRelayServer:
 
     async def _send_request(self, conn: _Connection, method: str, params: JSONObject) -> None:
         request_id = str(uuid.uuid4())
-        self._server_requests[request_id] = method
+        self._server_requests[request_id] = (method, True)
         await conn.send([{"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}])
 
 
@@ -1189,6 +1295,15 @@ def _error(code: int, message: str, data: Any = None) -> JSONObject:
     if data is not None:
         error["data"] = data
     return error
+
+
+def _request_key(request_id: object) -> str | int | None:
+    """A request id as a key of ``_server_requests``: a string or an int, else None."""
+    if isinstance(request_id, str) or (
+        isinstance(request_id, int) and not isinstance(request_id, bool)
+    ):
+        return request_id
+    return None
 
 
 def _parse_frame(raw: str | bytes) -> Frame:
