@@ -29,17 +29,21 @@ async def _handled_call(
     """Offer a call whose handler answers, then runs ``body(call, out)``."""
     out: list[Any] = []
     done = anyio.Event()
+    answered = anyio.Event()
 
     @client.on_call
     async def handle(call: Call) -> None:
         await call.answer()
+        await call.wait_for_answered()
+        answered.set()
         try:
             await body(call, out)
         finally:
             done.set()
 
     fake = await relay_server.offer_call()
-    await fake.wait_for_state("answered")
+    with anyio.fail_after(20):
+        await answered.wait()
     return fake, done, out
 
 
@@ -59,16 +63,20 @@ async def test_a_call_that_ended_while_the_link_was_down_ends_here_too(
 
     client._session.sleep = held_back
     states: list[str] = []
+    playing = anyio.Event()
 
     async def body(call: Call, out: list[Any]) -> None:
         call.on(EVENT_CALL_STATE, lambda e: states.append(e.params["call_state"]))
         play = await call.play_tts("hold on")
+        playing.set()
         out.append(await call.wait_for_ended())
         out.append(await play.wait())
 
     relay_server.play_duration = 60
     async with client:
         fake, done, out = await _handled_call(relay_server, client, body)
+        with anyio.fail_after(20):
+            await playing.wait()
         await relay_server.drop_connection()
         await fake.remote_hangup()  # sent while no connection is attached
         gate.set()
