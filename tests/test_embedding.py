@@ -208,7 +208,8 @@ async def test_sync_program_sends_and_calls_through_a_blocking_portal(
     assert out[0] == "SMS to +15559876543: delivered"
     call_id = out[1].split()[3]
     assert out[1] == f"call to +15559876543: {call_id} done"
-    assert relay_server.calls[call_id].state == "ended"
+    # The program returns once calling.end is answered; the server's "ended" follows.
+    await relay_server.calls[call_id].wait_for_state("ended")
     [play] = relay_server.received("calling.play")
     assert play["params"]["play"][0]["params"]["text"] == "Your order has shipped."
     # The portal's client disconnected when the program left its `with` block.
