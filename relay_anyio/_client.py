@@ -14,7 +14,8 @@ import logging
 import ssl
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -35,6 +36,7 @@ from ._errors import ConnectionLost, DialTimeout, RelayError
 from ._events import make_event
 from ._listeners import Dispatcher, EventListener, ListenerSet
 from ._messaging import Message, MessageListener, MessageRegistry
+from ._scopes import owned_task_group
 from ._session import ConnectionState, Session
 from ._transport import TransportName
 
@@ -140,6 +142,7 @@ class RelayClient:
         self._tg: anyio.abc.TaskGroup | None = None
         self._fatal: RelayError | None = None
         self._session_scope: anyio.CancelScope | None = None
+        self._stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
         return f"<RelayClient {self.host} {self._session.state.value}>"
@@ -185,6 +188,29 @@ class RelayClient:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> RelayClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return False
+        return bool(await stack.__aexit__(exc_type, exc, tb))
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        """The client's scope: its task group, the session, the handlers' scopes.
+
+        Leaving it hangs up the calls whose handlers still run (shielded, bounded),
+        then cancels everything. The caller's own exception leaves unchanged (not
+        wrapped in an exception group); a fatal session error (credentials rejected
+        for good) cancels the body and is raised in its place.
+        """
         limit = max_connections()
         others = [c for c in _active_clients if c is not self]
         if len(others) >= limit:
@@ -194,64 +220,52 @@ class RelayClient:
             )
         _active_clients.add(self)
         self._fatal = None
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
-        # Client-level listeners and messages: a listener task per entry of the client.
-        self._dispatcher = Dispatcher(
-            "the client", self._dispatcher.buffer, "drop"
-        )
-        self._dispatcher.task_group = tg
         try:
-            await tg.start(self._run_session)
-            tg.start_soon(self._messages.run_expiry, name="relay message expiry")
-        except BaseException as exc:
-            tg.cancel_scope.cancel()
-            if self._session_scope is not None:
-                self._session_scope.cancel()
-            self._tg = None
-            _active_clients.discard(self)
-            await tg.__aexit__(None, None, None)
-            if isinstance(exc, RelayError):
-                raise exc from None
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        tg = self._tg
-        if tg is None:
-            return False
-        try:
-            await self._hang_up_handled_calls()
+            async with owned_task_group() as tg:
+                self._tg = tg
+                # Client-level listeners and messages: a listener task per entry.
+                self._dispatcher = Dispatcher("the client", self._dispatcher.buffer, "drop")
+                self._dispatcher.task_group = tg
+                try:
+                    await tg.start(self._run_session)
+                except BaseException:
+                    self._cancel(tg)
+                    raise
+                tg.start_soon(self._messages.run_expiry, name="relay message expiry")
+                try:
+                    yield
+                finally:
+                    try:
+                        await self._hang_up_handled_calls()
+                    finally:
+                        self._cancel(tg)
         finally:
-            tg.cancel_scope.cancel()
-            if self._session_scope is not None:
-                self._session_scope.cancel()
             self._tg = None
             _active_clients.discard(self)
-            self._session.close()
-            self._dispatcher.close()
-            for call in [*self._calls.values(), *self._lingering.values()]:
-                call._dispatcher.close()
-        if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
-            await tg.__aexit__(None, None, None)
-            return False  # the caller's own exception propagates unchanged
-        suppressed = await tg.__aexit__(exc_type, exc, tb)
         if self._fatal is not None:
             raise self._fatal
-        return bool(suppressed)
+
+    def _cancel(self, tg: anyio.abc.TaskGroup) -> None:
+        """End everything the client runs; nothing more goes out."""
+        tg.cancel_scope.cancel()
+        if self._session_scope is not None:
+            self._session_scope.cancel()
+        self._session.close()
+        self._dispatcher.close()
+        for call in [*self._calls.values(), *self._lingering.values()]:
+            call._dispatcher.close()
 
     async def connect(self) -> None:
         """Connect without ``async with`` (the official client's API); pair with disconnect()."""
-        await self.__aenter__()
+        stack = AsyncExitStack()
+        await stack.enter_async_context(self._running())
+        self._stack = stack
 
     async def disconnect(self) -> None:
-        await self.__aexit__(None, None, None)
+        """Close what ``connect()`` opened: hang up handled calls, end every task."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
     def run(self, *, backend: Literal["asyncio", "trio"] = "asyncio") -> None:
         """Connect and serve until interrupted (Ctrl+C shuts down cleanly)."""

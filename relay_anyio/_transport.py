@@ -17,7 +17,8 @@ from __future__ import annotations
 import socket
 import ssl
 import warnings
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -25,6 +26,7 @@ import anyio
 import anyio.abc
 
 from ._errors import ConnectionLost, TransportError
+from ._scopes import owned_task_group
 from ._websocket import (
     CA_FILE_ENV,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -269,23 +271,45 @@ class _TrioWebSocketTransport:
         self._ssl_context = ssl_context if tls else None
         self._max_size = max_size
         self._open_timeout = open_timeout
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._adapter: _TrioWebSocketAdapter | None = None
+        self._stack: AsyncExitStack | None = None
 
     async def __aenter__(self) -> _TrioWebSocketAdapter:
         if _backend_name() != "trio":
             raise ValueError('transport="trio-websocket" only runs under trio')
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        try:
-            self._adapter = _TrioWebSocketAdapter(await self._open(task_group))
-        except BaseException:
-            task_group.cancel_scope.cancel()
-            self._task_group = None
-            await task_group.__aexit__(None, None, None)
-            raise
-        return self._adapter
+        stack = AsyncExitStack()
+        adapter = await stack.enter_async_context(self._opened())
+        self._stack = stack
+        return adapter
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return False
+        return bool(await stack.__aexit__(exc_type, exc, tb))
+
+    @asynccontextmanager
+    async def _opened(self) -> AsyncIterator[_TrioWebSocketAdapter]:
+        async with owned_task_group() as task_group:
+            try:
+                adapter = _TrioWebSocketAdapter(await self._open(task_group))
+            except BaseException:
+                task_group.cancel_scope.cancel()
+                raise
+            try:
+                yield adapter
+            finally:
+                try:
+                    # Also closes the socket, which trio-websocket leaves open when
+                    # the server closed first (a client "waits for the server's TCP
+                    # close"), and so ends its reader task.
+                    await adapter.aclose()
+                finally:
+                    task_group.cancel_scope.cancel()
 
     async def _open(self, task_group: anyio.abc.TaskGroup) -> Any:
         import trio
@@ -342,28 +366,6 @@ class _TrioWebSocketTransport:
                 with anyio.CancelScope(shield=True):
                     await anyio.aclose_forcefully(stream)
             raise
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        task_group, self._task_group = self._task_group, None
-        if task_group is None:
-            return False
-        try:
-            if self._adapter is not None:
-                # Also closes the socket, which trio-websocket leaves open when the
-                # server closed first (a client "waits for the server's TCP close"),
-                # and so ends its reader task.
-                await self._adapter.aclose()
-        finally:
-            task_group.cancel_scope.cancel()
-        if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
-            await task_group.__aexit__(None, None, None)
-            return False  # the body's own exception propagates unchanged
-        return bool(await task_group.__aexit__(exc_type, exc, tb))
 
 
 def _open_error(where: str, phase: str, exc: BaseException) -> TransportError:

@@ -29,7 +29,8 @@ import ssl
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
@@ -52,6 +53,7 @@ from .._constants import (
     METHOD_SIGNALWIRE_PING,
 )
 from .._errors import ConnectionLost, ProtocolError
+from .._scopes import owned_task_group
 from .._websocket import WebSocket, accept_websocket
 from ._calling import (
     DEFAULT_HANDLERS,
@@ -467,7 +469,7 @@ class FakeRelayServer:
         self._server_requests: dict[str | int, tuple[str, bool]] = {}
         self._changed = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._owner: anyio.abc.TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None
         self._port: int | None = None
         self._ca: trustme.CA | None = None
         self._server_ssl: ssl.SSLContext | None = None
@@ -477,15 +479,9 @@ class FakeRelayServer:
     # -- lifecycle -------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        owner = anyio.create_task_group()
-        await owner.__aenter__()
-        try:
-            await owner.start(self.serve)
-        except BaseException as exc:
-            owner.cancel_scope.cancel()
-            await owner.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        self._owner = owner
+        stack = AsyncExitStack()
+        await stack.enter_async_context(self._serving())
+        self._stack = stack
         return self
 
     async def __aexit__(
@@ -493,12 +489,21 @@ class FakeRelayServer:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
-        owner, self._owner = self._owner, None
-        if owner is None:
-            return None
-        owner.cancel_scope.cancel()
-        return await owner.__aexit__(exc_type, exc, tb)
+    ) -> None:
+        # Never swallows the body's exception: the group absorbs only its own
+        # cancellation, which never reaches the body.
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    @asynccontextmanager
+    async def _serving(self) -> AsyncIterator[None]:
+        async with owned_task_group() as owner:
+            await owner.start(self.serve)
+            try:
+                yield
+            finally:
+                owner.cancel_scope.cancel()
 
     async def serve(
         self, *, task_status: TaskStatus[FakeRelayServer] = anyio.TASK_STATUS_IGNORED
