@@ -2,7 +2,7 @@
 
 An action is resolved by the reader, synchronously, when its terminal event arrives
 (routed by ``control_id``), or when its call ends, so ``wait()`` never hangs on a dead
-call. ``wait(timeout)`` is a cancel scope around an :class:`anyio.Event`: a timeout
+call. ``wait(timeout)`` is a cancel scope around an ``anyio.Event``: a timeout
 (or any cancellation) ends that wait only, and the action stays usable.
 
 ``async with await call.record(...) as rec:`` scopes an action: leaving the block for
@@ -64,7 +64,7 @@ CALL_ENDED_STATE = "call_ended"
 
 
 class ActionHost(Protocol):
-    """What an action needs of the call it runs on (a :class:`~relay_anyio.Call`)."""
+    """What an action needs of the call it runs on (a ``Call``)."""
 
     call_id: str
     node_id: str
@@ -127,7 +127,7 @@ class Action:
 
     @property
     def completed(self) -> bool:
-        """Alias of :attr:`is_done` (the official client's attribute)."""
+        """Alias of ``is_done`` (the official client's attribute)."""
         return self._done.is_set()
 
     @property
@@ -211,7 +211,7 @@ class Action:
         """Wait for the terminal event and return it.
 
         Raises ``TimeoutError`` after ``timeout`` seconds; the action is not affected
-        and a later ``wait()`` still works. Raises :class:`ConnectionLost` if the
+        and a later ``wait()`` still works. Raises ``ConnectionLost`` if the
         session the action ran in was replaced by a fresh one (its outcome is lost).
         """
         if not self._done.is_set():

@@ -5,9 +5,9 @@ inside the client's; that group lives until the call ends (or the client closes)
 until the handler returns, so listeners see the call to its end. When the handler
 returns, the actions it left running are stopped. The reader updates the call
 synchronously for every event (state, actions, ``wait_for`` waiters) and hands its
-listeners to the call's :class:`~relay_anyio._listeners.Dispatcher`. When the call
+listeners to the call's ``Dispatcher``. When the call
 ends, every pending wait finishes at once (actions with their terminal event or a
-"call ended" result; ``wait_for`` with :class:`CallEnded`), and the listeners get the
+"call ended" result; ``wait_for`` with ``CallEnded``), and the listeners get the
 ended event and are dropped. A recording is the exception: its result (the URL) may
 come after ``ended``, so its wait gets a short grace first (``late_result_grace``).
 
@@ -282,7 +282,7 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
         state event, whether or not the handler has returned (the call's scope lives
         until the call ends or the client closes); then it is dropped.
 
-        Raises :class:`CallEnded` on an ended call and :class:`EventOverflow` once
+        Raises ``CallEnded`` on an ended call and ``EventOverflow`` once
         this call's listeners fell too far behind and were dropped: in each case a
         new listener would never run.
         """
@@ -306,7 +306,7 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
     ) -> RelayEvent:
         """Wait for the next event of ``event_type`` (matching ``predicate``) on this call.
 
-        Raises :class:`CallEnded` if the call ends first, ``TimeoutError`` after
+        Raises ``CallEnded`` if the call ends first, ``TimeoutError`` after
         ``timeout`` seconds.
         """
         if self._ended.is_set():
@@ -331,7 +331,7 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
         return self._state_events.get(CALL_STATE_ENDED) or self._synthetic_state_event()
 
     async def wait_for_answered(self, timeout: float | None = None) -> RelayEvent:
-        """Wait until answered. Raises :class:`CallEnded` if it ends unanswered."""
+        """Wait until answered. Raises ``CallEnded`` if it ends unanswered."""
         return await self._wait_for_state(CALL_STATE_ANSWERED, timeout, strict=True)
 
     async def wait_for_ringing(self, timeout: float | None = None) -> RelayEvent:

@@ -75,7 +75,7 @@ class RelayClient:
     (``SIGNALWIRE_PROJECT_ID`` + ``SIGNALWIRE_API_TOKEN``, or ``SIGNALWIRE_JWT_TOKEN``);
     the host from ``host`` or ``SIGNALWIRE_SPACE`` (default ``relay.signalwire.com``),
     always over ``wss``. ``url="ws://..."`` is for local testing against
-    :class:`relay_anyio.testing.FakeRelayServer`.
+    ``relay_anyio.testing.FakeRelayServer``.
     """
 
     def __init__(
@@ -364,8 +364,8 @@ class RelayClient:
     ) -> Call:
         """Place a call (outer list: tried in series; inner list: rung in parallel).
 
-        Returns the answered leg. Raises :class:`RelayError` if every leg fails, and
-        :class:`DialTimeout` (a ``TimeoutError`` too) after ``timeout`` seconds
+        Returns the answered leg. Raises ``RelayError`` if every leg fails, and
+        ``DialTimeout`` (a ``TimeoutError`` too) after ``timeout`` seconds
         (default ``dial_timeout``, 120). On a timeout or cancellation the legs still
         ringing are ended and a leg answered late is hung up: no call is left orphaned.
         """

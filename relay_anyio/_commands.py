@@ -1,9 +1,9 @@
 """The command core of a call, and the commands that are not media operations.
 
-:class:`CommandCore` is what every command goes through: ``_command`` for a plain
+``CommandCore`` is what every command goes through: ``_command`` for a plain
 RPC (404/410, the call is gone, give ``{}`` as in the official client; every other
 error raises) and ``_start`` for one that returns an action handle. The command
-mixins (:class:`ControlCommands` here, ``MediaCommands`` and ``ServiceCommands``)
+mixins (``ControlCommands`` here, ``MediaCommands`` and ``ServiceCommands``)
 only build params. Most methods take ``**kwargs`` that go out as extra params
 verbatim, as in the official client, for keys this package does not name.
 """

@@ -1,9 +1,9 @@
 """Configuration: arguments and environment resolved and validated in one place.
 
-:class:`ClientConfig` is what a :class:`~relay_anyio.RelayClient` runs with: the
+``ClientConfig`` is what a ``RelayClient`` runs with: the
 ``SIGNALWIRE_*`` / ``RELAY_*`` environment variables read once, the URL, the TLS
 context (one default, honouring ``SIGNALWIRE_RELAY_CA_FILE``) and the transport
-checked once, every timer validated where it is written. :class:`SessionOptions` is
+checked once, every timer validated where it is written. ``SessionOptions`` is
 its part the session needs. A bad value fails in the ``RelayClient`` constructor
 with a message naming the argument or variable to fix, not later in the reconnect
 loop as a timeout that fires at once or a ping loop that never sleeps.
@@ -139,7 +139,7 @@ def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: int) ->
 
 @attrs.frozen
 class ClientConfig:
-    """What a ``RelayClient`` runs with; build it with :meth:`resolve`."""
+    """What a ``RelayClient`` runs with; build it with ``resolve``."""
 
     session: SessionOptions
     #: The project id ("" with a JWT).

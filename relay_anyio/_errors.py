@@ -1,13 +1,13 @@
 """The exception tree.
 
-Everything relay_anyio raises on purpose is a :class:`RelayError` (or a plain
+Everything relay_anyio raises on purpose is a ``RelayError`` (or a plain
 ``ValueError``/``TypeError`` for bad arguments, raised before anything is sent), so one
 ``except RelayError`` covers the protocol, the network and the server. Backend
 exceptions (``OSError``, ``ssl.SSLError``, wsproto's errors, trio's and asyncio's
 closed-resource errors) are translated at the transport boundary and never leak.
 
 Every one of them pickles with its attributes (for ``multiprocessing``,
-``anyio.to_process``, or a log shipped elsewhere): see :meth:`RelayError.__reduce__`.
+``anyio.to_process``, or a log shipped elsewhere): see ``RelayError.__reduce__``.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ class MessageExpired(RelayError):
 
 
 def _rebuild(cls: type[RelayError], args: tuple[Any, ...], state: dict[str, Any]) -> RelayError:
-    """Unpickle a :class:`RelayError` (see its ``__reduce__``)."""
+    """Unpickle a ``RelayError`` (see its ``__reduce__``)."""
     error = cls.__new__(cls, *args)
     # What RelayError.__init__ does with (code, message): sets ``args`` (and, for the
     # TimeoutError subclasses, OSError's errno and strerror).

@@ -8,7 +8,7 @@ Why lazy
     timestamp. Building one costs a single attrs ``__init__`` and no copying or
     validation. Every typed attribute (``call_id``, ``state``, ``digits``...) is a
     read-only property that looks at ``raw_params`` only when asked, and nested value
-    objects (:class:`Device`, :class:`PeerInfo`...) are structured with cattrs on first
+    objects (``Device``, ``PeerInfo``...) are structured with cattrs on first
     access and cached. Most events are routed on one or two keys and never have most of
     their attributes read, so paying per attribute read is far cheaper than paying per
     event.
@@ -27,7 +27,7 @@ Why ``params`` is a superset for collect and record events
     recordings, but on the wire the digits sit one level deeper
     (``result.params.digits``) and the recording URL usually sits at the top level, so
     with the official SDK those documented lookups return ``""``. Here
-    :attr:`CollectEvent.params` and :attr:`RecordEvent.params` add the missing keys to a
+    ``CollectEvent.params`` and ``RecordEvent.params`` add the missing keys to a
     copy (wire keys always win, ``raw_params`` is never modified), which makes the
     guide's code work while every wire-shaped lookup keeps working too. Other events
     return ``raw_params`` itself from ``params``.
@@ -231,7 +231,7 @@ class DialCallInfo:
 #: Converter for everything in this module: the nested value objects above (lenient:
 #: unknown keys are ignored, missing or mistyped keys give the field default) and the
 #: event classes (``EVENT_CONVERTER.structure(payload, RelayEvent)`` dispatches on
-#: ``event_type`` exactly like :func:`parse_event`).
+#: ``event_type`` exactly like ``parse_event``).
 EVENT_CONVERTER: Final = cattrs.Converter()
 
 _STRUCTURE_ERRORS: Final = (
@@ -334,7 +334,7 @@ class RelayEvent:
     def from_payload(cls, payload: dict[str, Any]) -> Self:
         """Build this class from the outer params object, without dispatching on type.
 
-        Mirrors the official classmethod of the same name; prefer :func:`parse_event`,
+        Mirrors the official classmethod of the same name; prefer ``parse_event``,
         which picks the class from ``event_type``.
         """
         if not isinstance(payload, dict):
@@ -445,8 +445,8 @@ class CallReceiveEvent(RelayEvent):
 class DialEvent(RelayEvent):
     """``calling.call.dial``: outcome of ``calling.dial``.
 
-    It has no top-level ``call_id`` (so :attr:`call_id` is ``""``); the winning leg is
-    in ``call``, see :attr:`winner_call_id`.
+    It has no top-level ``call_id`` (so ``call_id`` is ``""``); the winning leg is
+    in ``call``, see ``winner_call_id``.
     """
 
     @property
@@ -511,7 +511,7 @@ class CollectEvent(_StatefulEvent):
     """``calling.call.collect``: input gathered by ``collect`` / ``play_and_collect``.
 
     On the wire the input sits at ``result.params`` (``digits``, ``terminator``, or
-    ``text``/``confidence`` for speech). :attr:`params` and :attr:`result` additionally
+    ``text``/``confidence`` for speech). ``params`` and ``result`` additionally
     expose those keys directly under ``result``, as the client guide documents.
     """
 
@@ -599,7 +599,7 @@ class RecordEvent(_StatefulEvent):
     """``calling.call.record``; ``state`` is recording/paused/finished/no_input.
 
     ``url``, ``duration`` and ``size`` may arrive inside ``record`` or at the top level;
-    the properties read ``record`` first, and :attr:`params` exposes both places.
+    the properties read ``record`` first, and ``params`` exposes both places.
     """
 
     @cached_property
@@ -926,7 +926,7 @@ class MessageStateEvent(_MessageEvent):
 # -- Dispatch ----------------------------------------------------------------------------
 
 #: ``event_type`` -> class. Types not listed (including ``signalwire.authorization.state``)
-#: become a plain :class:`RelayEvent`.
+#: become a plain ``RelayEvent``.
 EVENT_CLASSES: Final[dict[str, type[RelayEvent]]] = {
     EVENT_CALL_STATE: CallStateEvent,
     EVENT_CALL_RECEIVE: CallReceiveEvent,
@@ -968,7 +968,7 @@ def parse_event(payload: dict[str, Any]) -> RelayEvent:
 
     ``payload`` is ``{"event_type": ..., "params": {...}, "timestamp": ...}``. Malformed
     parts degrade instead of raising: a non-string type gives ``""`` (and a plain
-    :class:`RelayEvent`), non-dict params give ``{}``, a missing timestamp gives the
+    ``RelayEvent``), non-dict params give ``{}``, a missing timestamp gives the
     inner one or ``0.0``.
     """
     if not isinstance(payload, dict):

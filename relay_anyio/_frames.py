@@ -36,7 +36,7 @@ _OPCODES = frozenset((0, 1, 2, 8, 9, 10))
 
 
 class FrameError(Exception):
-    """The peer broke RFC 6455: the connection fails with close code :attr:`code`."""
+    """The peer broke RFC 6455: the connection fails with close code ``code``."""
 
     code = 1002
 
@@ -93,11 +93,11 @@ def _parse_close(payload: bytes) -> tuple[int, str]:
 class FrameCodec:
     """The data phase of one WebSocket connection, client or server side.
 
-    :meth:`receive` takes bytes as the socket delivers them and returns the messages
+    ``receive`` takes bytes as the socket delivers them and returns the messages
     they complete (``str`` for text, ``bytes`` for binary); then write
-    :meth:`data_to_send` (pongs, the echo of the peer's close, a failure's close
-    frame). After the peer's close (:attr:`close_received`) or a violation
-    (:attr:`error`) nothing more is parsed. Encode data frames only while :attr:`open`.
+    ``data_to_send`` (pongs, the echo of the peer's close, a failure's close
+    frame). After the peer's close (``close_received``) or a violation
+    (``error``) nothing more is parsed. Encode data frames only while ``open``.
     """
 
     def __init__(self, client: bool, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
@@ -126,7 +126,7 @@ class FrameCodec:
         return self.close_sent is None and self.close_received is None
 
     def data_to_send(self) -> bytes:
-        """The control frames that :meth:`receive` queued; they are sent only once."""
+        """The control frames that ``receive`` queued; they are sent only once."""
         data = b"".join(self._outgoing)
         self._outgoing.clear()
         return data
@@ -137,7 +137,7 @@ class FrameCodec:
         """Parse the next bytes of the stream; return the messages they complete.
 
         The messages before a close frame or a violation are returned too; the caller
-        checks :attr:`close_received` and :attr:`error` afterwards.
+        checks ``close_received`` and ``error`` afterwards.
         """
         messages: list[str | bytes] = []
         if self._stopped:

@@ -1,7 +1,7 @@
 """The one listener mechanism: calls, client-level listeners and messages use it.
 
-Two pieces. :class:`ListenerSet` keeps listeners by event type as tuples that are
-replaced on change, so the reader iterates them without copying. :class:`Dispatcher`
+Two pieces. ``ListenerSet`` keeps listeners by event type as tuples that are
+replaced on change, so the reader iterates them without copying. ``Dispatcher``
 runs callbacks for one owner: plain functions inline, as the event is routed (a task
 switch per event would cost more than most listeners), until one returns an
 awaitable; from then on everything goes through the owner's listener task, fed by a
@@ -9,7 +9,7 @@ bounded memory object stream, so a plain listener never overtakes an async one a
 slow listener delays only its owner.
 
 When that stream is full the owner's overflow policy decides: ``"fail"`` (a call)
-drops the owner's listeners and remembers an :class:`EventOverflow` that adding a
+drops the owner's listeners and remembers an ``EventOverflow`` that adding a
 listener raises from then on; ``"drop"`` (the client, messages) logs and drops that
 one event. Either way the reader, the connection and every other owner carry on.
 """

@@ -7,7 +7,7 @@ undelivered, failed). Two things the official client gets wrong are handled here
   soon as it has the id). They are held, for a bounded number of ids, until the
   response names the message, then applied in order: nothing is lost.
 * A message that never reaches a terminal state is not tracked forever: after
-  ``message_ttl`` seconds it is forgotten and its waiters get :class:`MessageExpired`.
+  ``message_ttl`` seconds it is forgotten and its waiters get ``MessageExpired``.
   Memory stays bounded however the carrier behaves.
 """
 
@@ -96,7 +96,7 @@ class Message:
         """Wait for the terminal state event (delivered, undelivered or failed).
 
         Raises ``TimeoutError`` after ``timeout`` (the message stays tracked) and
-        :class:`MessageExpired` if the client gave up tracking it.
+        ``MessageExpired`` if the client gave up tracking it.
         """
         if not self._done.is_set():
             await self._done.wait(timeout)

@@ -4,8 +4,8 @@ Why. A RELAY round trip is small frames over TLS, so the byte stream's cost per
 ``receive``/``send`` counts. On asyncio, anyio's path (``anyio.connect_tcp`` +
 ``TLSStream``) runs the TLS record loop in Python over a MemoryBIO on every call,
 toggles ``pause_reading``/``resume_reading`` (``epoll_ctl`` syscalls) around every
-blocking receive and adds a loop iteration after every send. :class:`_AsyncioStream`
-is one :class:`asyncio.Protocol` on ``loop.create_connection`` (asyncio's own TLS),
+blocking receive and adds a loop iteration after every send. ``_AsyncioStream``
+is one ``asyncio.Protocol`` on ``loop.create_connection`` (asyncio's own TLS),
 always reading into a buffer that wakes the one receiver.
 
 Measured with ``python benchmarks/streams.py`` (TLS over loopback to a server in
@@ -92,7 +92,7 @@ class _AsyncioStream(anyio.abc.SocketStream, asyncio.Protocol):
     """An anyio socket stream that is its own asyncio protocol.
 
     The transport reads all the time into a deque of chunks, pausing only for flow
-    control (:data:`HIGH_WATER`). ``send`` writes at once and waits only while the
+    control (``HIGH_WATER``). ``send`` writes at once and waits only while the
     transport asks to pause writing, so it costs no loop iteration otherwise.
     """
 
@@ -246,7 +246,7 @@ class _AsyncioStream(anyio.abc.SocketStream, asyncio.Protocol):
     async def aclose(self) -> None:
         """Flush, send close_notify (TLS) and close; drop the connection if cancelled.
 
-        Waits at most :data:`CLOSE_GRACE` for that. Under ``anyio.aclose_forcefully``
+        Waits at most ``CLOSE_GRACE`` for that. Under ``anyio.aclose_forcefully``
         (a cancelled scope) the close_notify still goes out if the socket takes it.
         """
         if self._closed:

@@ -3,7 +3,7 @@
 anyio's task group wraps an exception of its body in an exception group, even when
 no child task failed. A transport or a client entered by user code must not do that
 to the user's own exception (``except MyError`` around ``async with client:`` has to
-keep working), so :func:`owned_task_group` re-raises the body's exception as it was,
+keep working), so ``owned_task_group`` re-raises the body's exception as it was,
 after cancelling and joining the children. Cancellation is left to the group, which
 absorbs its own and passes on anyone else's.
 """

@@ -11,13 +11,13 @@ Structure (see ``docs/concepts.md``)::
 
 The reader never awaits user code: it resolves request waiters, acknowledges events
 (all acks of one socket read in one write, before any of those events is routed) and
-hands events to :class:`SessionListener`, whose methods are synchronous and must not
+hands events to ``SessionListener``, whose methods are synchronous and must not
 block. It also applies the connect result before reading the next frame, so the
 server's first events land in the right session.
 
 Requests wait (bounded by their timeout) until a connection is authenticated, so
 nothing but ``signalwire.connect`` goes out before authentication succeeds. A request
-in flight when the link dies fails with :class:`ConnectionLost`; one that had not
+in flight when the link dies fails with ``ConnectionLost``; one that had not
 gone out waits for the next connection. A lost connection is detached at once, so a
 caller retrying on ConnectionLost never finds it again.
 
@@ -75,7 +75,7 @@ _SEEN_WINDOW = 10_000
 
 
 class ConnectionState(enum.Enum):
-    """Where the client's link to RELAY stands; see :meth:`RelayClient.on_connection_state`."""
+    """Where the client's link to RELAY stands; see ``RelayClient.on_connection_state``."""
 
     CONNECTING = "connecting"
     CONNECTED = "connected"
@@ -189,9 +189,9 @@ class _Connection:
     ) -> Any:
         """Send a request and wait for its response; returns ``result`` or raises.
 
-        Raises :class:`_NotSent` if the link is already known to be lost (the request
+        Raises ``_NotSent`` if the link is already known to be lost (the request
         never left, so the session may send it on the next connection),
-        :class:`ConnectionLost` if the link dies while it is in flight, and
+        ``ConnectionLost`` if the link dies while it is in flight, and
         ``TimeoutError`` after ``timeout`` seconds without a response.
         """
         if self.lost is not None:
@@ -286,8 +286,8 @@ class Session:
 
         Waits for an authenticated connection first; ``timeout`` (default: the
         session's request timeout) bounds the whole wait. A timeout fails this request
-        only (:class:`RequestTimeout`); a link that dies while the request is in flight
-        fails it with :class:`ConnectionLost` (it may or may not have taken effect).
+        only (``RequestTimeout``); a link that dies while the request is in flight
+        fails it with ``ConnectionLost`` (it may or may not have taken effect).
         A request that had not gone out yet waits for the next connection instead.
         """
         limit = self.options.request_timeout if timeout is None else timeout
@@ -333,14 +333,14 @@ class Session:
         """Connect, serve, reconnect, until cancelled or a fatal error.
 
         ``task_status.started()`` fires after the first successful authentication.
-        Raises :class:`AuthenticationError` at once when the first connect is
+        Raises ``AuthenticationError`` at once when the first connect is
         rejected (the server's answer is definitive: retrying the same credentials
         cannot help), and once a session was established, when a reconnect is still
         rejected after ``auth_retries`` retries (auth services fail transiently). A
-        fatal :class:`TransportError` after ``max_unresolved`` host names in a row
+        fatal ``TransportError`` after ``max_unresolved`` host names in a row
         that do not resolve before any success, and one at once for what retrying
         cannot fix (a certificate that does not verify). Everything else (refused,
-        reset, timed out) is retried forever with :class:`Backoff`.
+        reset, timed out) is retried forever with ``Backoff``.
         """
         opts = self.options
         backoff = self.backoff

@@ -1,9 +1,9 @@
 """Opening a message transport to RELAY: URL, TLS trust, and the choice of library.
 
 The session only needs something that receives batches of text frames and sends text
-frames (:class:`MessageTransport`). Two implementations exist:
+frames (``MessageTransport``). Two implementations exist:
 
-* ``"native"`` (default): :mod:`relay_anyio._websocket` over an anyio byte stream, one
+* ``"native"`` (default): ``relay_anyio._websocket`` over an anyio byte stream, one
   code path for trio and asyncio (``"wsproto"`` is its old, deprecated name: the
   engine is the package's own codec, not the wsproto library).
 * ``"trio-websocket"``: the library trio services usually use, available under trio
@@ -56,7 +56,7 @@ def canonical_transport(name: str) -> TransportName:
     """The transport ``name`` stands for; ``ValueError`` for an unknown one.
 
     The one place transport names are checked (the client's configuration and
-    :func:`open_transport` both ask here). ``"wsproto"`` still means ``"native"``,
+    ``open_transport`` both ask here). ``"wsproto"`` still means ``"native"``,
     with a ``DeprecationWarning``.
     """
     if name == "wsproto":
@@ -80,8 +80,8 @@ class MessageTransport(Protocol):
 
     The contract (``tests/test_transport_contract.py``): messages come back in order
     and those sent before a close arrive before it; a close or a dead link is
-    :class:`ConnectionLost` (with ``close_code``) from both ``receive_batch`` and the
-    sends; nothing but :class:`RelayError` subclasses escapes; ``aclose`` and
+    ``ConnectionLost`` (with ``close_code``) from both ``receive_batch`` and the
+    sends; nothing but ``RelayError`` subclasses escapes; ``aclose`` and
     ``abort`` are idempotent and end a send blocked on a peer that stopped reading.
     """
 
@@ -121,9 +121,9 @@ class _NativeTransport:
 
 
 class _TrioWebSocketAdapter:
-    """trio-websocket's connection seen through :class:`MessageTransport`.
+    """trio-websocket's connection seen through ``MessageTransport``.
 
-    Writes are shielded for the reason given in :class:`relay_anyio._websocket.WebSocket`
+    Writes are shielded for the reason given in ``relay_anyio._websocket.WebSocket``
     (trio-websocket writes with a cancellable ``send_all``), but only once our own send
     lock is held: waiting for the lock stays cancellable, so a keepalive ping stuck
     behind a write blocked on a dead peer still times out. ``abort`` closes the
@@ -211,7 +211,7 @@ async def _close_stream(conn: Any) -> None:
     trio-websocket has no public "drop the socket": closing its trio stream is it (its
     reader then reports code 1006 to ``get_message`` and ``send_message``); closing
     its message channel ends a reader blocked on a full queue. Together they end the
-    reader task, which is shielded (see :class:`_ReaderNursery`).
+    reader task, which is shielded (see ``_ReaderNursery``).
     """
     conn._recv_channel.close()
     with anyio.CancelScope(shield=True):
@@ -228,7 +228,7 @@ class _ReaderNursery:
 
     The reader is shielded: it must outlive a cancellation of the session long enough
     to read the server's reply to our close frame. It ends when the transport closes
-    its stream and channel (:func:`_close_stream`), which every exit path does.
+    its stream and channel (``_close_stream``), which every exit path does.
     """
 
     def __init__(self, task_group: anyio.abc.TaskGroup, handshake: anyio.CancelScope) -> None:
@@ -418,7 +418,7 @@ def open_transport(
 
     Configuration errors (a bad URL, an unknown transport, a TLS context that does
     not verify) raise ``ValueError`` here, before any I/O; failures to open raise
-    :class:`TransportError` on entry (``fatal`` when retrying cannot help).
+    ``TransportError`` on entry (``fatal`` when retrying cannot help).
     """
     tls = split_url(url)[0]
     transport = canonical_transport(transport)

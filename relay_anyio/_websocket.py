@@ -1,14 +1,14 @@
 """WebSocket over any anyio byte stream, both roles: a handshake engine and a frame codec.
 
 This is the only module that knows the WebSocket engine, so it can be swapped here
-without touching the session. It serves the client (:func:`open_websocket`,
-:func:`connect_websocket`) and the fake server (:func:`accept_websocket`), over TCP,
+without touching the session. It serves the client (``open_websocket``,
+``connect_websocket``) and the fake server (``accept_websocket``), over TCP,
 TLS or an in-memory stream.
 
 Engine. The opening handshake runs on the sans-I/O protocol of ``websockets``
 (``ClientProtocol`` / ``ServerProtocol``), stopped right after it by
-:class:`_HandshakeOnly`; the bytes that followed it, and everything after, go to our
-own codec, :mod:`relay_anyio._frames`. Measured with ``python benchmarks/ws_engines.py``
+``_HandshakeOnly``; the bytes that followed it, and everything after, go to our
+own codec, ``relay_anyio._frames``. Measured with ``python benchmarks/ws_engines.py``
 (client side, 316-byte JSON event frames in 64 KiB reads, 79-byte masked acks; median
 of 5 runs on the 2-core dev machine, 2026-11-24):
 
@@ -79,7 +79,7 @@ def build_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
 
     The one place the default context is built: every ``wss://`` connection opened
     without an explicit ``ssl_context`` (the client with ``host=``/``SIGNALWIRE_SPACE``
-    or ``url=``, either transport, :func:`connect_websocket` on its own) uses it. As
+    or ``url=``, either transport, ``connect_websocket`` on its own) uses it. As
     in the official client, the extra bundle is trusted *in addition to* the system
     store, and hostname checking stays on. An unreadable bundle is a ``ValueError``
     naming the variable.
@@ -214,9 +214,9 @@ class WebSocket:
         """Wait for at least one complete message; return all messages of that read.
 
         Text messages come back as ``str``, binary ones as ``bytes``. Pings are
-        answered here. Raises :class:`ConnectionLost` once the connection is closed
+        answered here. Raises ``ConnectionLost`` once the connection is closed
         (by either side, with or without a close handshake) and
-        :class:`ProtocolError` if the peer breaks RFC 6455 or the size limit.
+        ``ProtocolError`` if the peer breaks RFC 6455 or the size limit.
         Messages that arrived before a close are returned before it is reported.
         """
         if self._pending:
@@ -411,7 +411,7 @@ async def open_websocket(
 
     ``host`` is sent as the ``Host`` header (``name`` or ``name:port``). A peer that
     answers with something other than an HTTP 101 fails at once with a
-    :class:`TransportError` (4xx other than 408/429 are fatal: retrying cannot help).
+    ``TransportError`` (4xx other than 408/429 are fatal: retrying cannot help).
     """
     proto = _ClientHandshake(parse_uri(f"ws://{host}{resource}"), logger=_CLIENT_ENGINE_LOGGER)
     try:
@@ -512,7 +512,7 @@ async def connect_websocket(
 
     Certificate and hostname verification are never disabled for ``wss``: a context
     without them is refused (``ValueError``), and a verification failure is a fatal
-    :class:`TransportError` (no plaintext fallback, no retry); other network failures
+    ``TransportError`` (no plaintext fallback, no retry); other network failures
     are retryable ones. ``open_timeout`` bounds the three phases together, so a peer
     that accepts and then stalls cannot hang the reconnect loop.
     """

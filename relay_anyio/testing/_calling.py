@@ -1,7 +1,7 @@
 """What the fake server does when a client sends a method: the handler registry.
 
 Every method the fake understands beyond the session layer (connect, acks, pings sent
-by the server) is an entry of :data:`DEFAULT_HANDLERS`: an async function
+by the server) is an entry of ``DEFAULT_HANDLERS``: an async function
 ``(ctx, params) -> result``. A registry of plain functions, rather than one big
 ``match``, is what lets each test swap a single behaviour
 (``server.set_handler("calling.answer", my_handler)``) and lets later work add methods
@@ -10,7 +10,7 @@ without touching the server core.
 The events a handler produces must reach the client *after* its response, as they do
 from RELAY (a client that registers a waiter only once the response arrives must not
 miss them). Handlers therefore never send events themselves: they queue follow-ups
-with :meth:`HandlerContext.then`, which the server runs once the response is written.
+with ``HandlerContext.then``, which the server runs once the response is written.
 A follow-up with no delay runs inline, so the event order of a handler is fixed and
 tests are deterministic on both backends; a delayed one runs in the server's task
 group and keeps going while the client is disconnected (its events are queued on the
@@ -109,7 +109,7 @@ FollowUp = Callable[[], Awaitable[object]]
 #: A method handler: gets the request context and ``params``, returns the ``result``.
 Handler = Callable[["HandlerContext", JSONObject], Awaitable[JSONObject]]
 
-#: Outcomes :meth:`FakeRelayServer.script_dial` accepts, with the ``end_reason`` a leg
+#: Outcomes ``FakeRelayServer.script_dial`` accepts, with the ``end_reason`` a leg
 #: with that outcome ends with (``answer`` legs that lose the race end with ``cancel``).
 DIAL_OUTCOMES: Final[dict[str, str]] = {
     "answer": END_REASON_CANCEL,
@@ -199,7 +199,7 @@ def conferences(server: FakeRelayServer) -> dict[str, FakeConference]:
 
 @attrs.define(eq=False)
 class FakeAction:
-    """One operation (play, record, collect, detect...) running on a :class:`FakeCall`.
+    """One operation (play, record, collect, detect...) running on a ``FakeCall``.
 
     ``kind`` is the method that started it; ``event_type`` the event that carries its
     state. Kept after it finishes so late ``stop``/``pause`` requests still find it.
@@ -591,7 +591,7 @@ class HandlerContext:
     def call(self) -> FakeCall:
         """The call named by ``params.call_id``/``node_id``.
 
-        Raises :class:`ResultCodeError` 404 for an unknown call (or a ``node_id`` that
+        Raises ``ResultCodeError`` 404 for an unknown call (or a ``node_id`` that
         does not match) and 410 for an ended one, which the server turns into the
         result RELAY gives in those cases.
         """

@@ -1,7 +1,7 @@
 """The fake server's ``messaging.send``: scripted delivery progress.
 
 By default a message goes ``initiated`` → ``sent`` → ``delivered`` right after the
-response, as the reference's transcript shows. :func:`script_message` changes the next
+response, as the reference's transcript shows. ``script_message`` changes the next
 message's fate: a failure with a reason, a delay between states, a message that never
 reaches a final state (for expiry tests), or state events that overtake the send
 response (which RELAY may do, since it knows the id before it answers).

@@ -152,7 +152,7 @@ class FakeSession:
     #: The latest blob sent in ``signalwire.authorization.state``.
     authorization_state: str = ""
     #: Returns the next stamp for an event's params, or None for no stamp (see
-    #: :attr:`FakeRelayServer.stamp_events`).
+    #: ``FakeRelayServer.stamp_events``).
     stamp: Callable[[], int | None] | None = attrs.field(default=None, kw_only=True, repr=False)
     _unacked: dict[str, JSONObject] = attrs.field(factory=dict, init=False, repr=False)
     #: Ids of events dropped unacknowledged (``redeliver_on_resume = False``): a late
@@ -327,9 +327,9 @@ class FakeRelayServer:
 
     Use ``async with FakeRelayServer() as server:`` (it owns a task group) or
     ``await task_group.start(server.serve)``. Then point the client at
-    ``server.client_kwargs()``, drive calls with :meth:`offer_call` and
-    :meth:`script_dial`, break things with the fault primitives, and assert on
-    :attr:`journal`, :attr:`violations` and friends.
+    ``server.client_kwargs()``, drive calls with ``offer_call`` and
+    ``script_dial``, break things with the fault primitives, and assert on
+    ``journal``, ``violations`` and friends.
 
     Knobs, all plain attributes that may be changed at any time:
     ``play_duration`` and ``collect_delay`` (seconds before a play finishes and a
@@ -347,7 +347,7 @@ class FakeRelayServer:
     * ``redeliver_on_resume`` (§6.2, §8.2), ``True``: a resumed session gets every
       event still unacknowledged (sent on the lost connection or produced while it
       was away) again, same ids, in order. ``False``: those events are dropped, as
-      by a server that does not replay; :attr:`dropped_on_resume` lists them.
+      by a server that does not replay; ``dropped_on_resume`` lists them.
     * ``action_end_on_call_end`` (§6.3), ``"before_ended"``: when a call ends, the
       terminal event of each running action (a record's ``finished`` with its URL,
       a play's ``finished``, a collect's ``no_input``...) comes between ``ending``
@@ -366,17 +366,17 @@ class FakeRelayServer:
       "Method not found: ..."`` or ``-32602 "Invalid params: ..."``.
       ``"result_400"``: a result ``{"code": "400", "message": <the same text>}``.
       Never a 200; either way the request has no effect and is recorded in
-      :attr:`violations`.
+      ``violations``.
     * ``disconnect_close_delay`` (§7), ``0.05``: seconds after
-      ``signalwire.disconnect`` (:meth:`send_disconnect`) the server closes the
+      ``signalwire.disconnect`` (``send_disconnect``) the server closes the
       socket; ``None``: it never closes it (read when the disconnect is sent).
 
-    :attr:`violations` lists what a conformant client never does. The pytest
+    ``violations`` lists what a conformant client never does. The pytest
     fixtures fail a test that leaves any there unless it opts out (the
     ``relay_violations_allowed`` marker, or ``expect_violations = True``).
     """
 
-    #: The key :attr:`stamp_events` adds to the inner params of every event.
+    #: The key ``stamp_events`` adds to the inner params of every event.
     EVENT_SEQ_KEY: Final = "fake_seq"
 
     def __init__(
@@ -448,7 +448,7 @@ class FakeRelayServer:
         #: and before its response is written: events queued here with
         #: ``session.queue_event`` go out in the same write as the response.
         self.on_connect: Callable[[FakeSession, bool], None] | None = None
-        #: Connections aborted by :meth:`drop_randomly` so far.
+        #: Connections aborted by ``drop_randomly`` so far.
         self.random_drops: int = 0
         self._event_seq = 0
         self._reads = 0
@@ -615,7 +615,7 @@ class FakeRelayServer:
         return [frame for s in sessions for frame in s.unacked_events()]
 
     def notify(self) -> None:
-        """Wake :meth:`wait_until` waiters: call after changing state they may watch."""
+        """Wake ``wait_until`` waiters: call after changing state they may watch."""
         self._changed.set()
         self._changed = anyio.Event()
 
@@ -831,7 +831,7 @@ class FakeRelayServer:
         A request in it (a JSON object with ``method`` and an ``id``) expects a reply
         like any server request: a result, or an error if no client must serve it
         (a method other than ``signalwire.event``/``ping``/``disconnect``, params
-        that are not an object); other replies are recorded in :attr:`violations`.
+        that are not an object); other replies are recorded in ``violations``.
         """
         frame = _parse_frame(data)
         if isinstance(frame, dict) and "method" in frame:
@@ -910,7 +910,7 @@ class FakeRelayServer:
         reaches zero the connection is aborted at that frame: an incoming frame is
         lost unprocessed, an outgoing batch is cut there. Gaps are drawn uniformly
         from 1 to ``2 * mean_gap - 1`` frames by ``random.Random(seed)``, so a run
-        is reproducible up to scheduling. :attr:`random_drops` counts the drops.
+        is reproducible up to scheduling. ``random_drops`` counts the drops.
         """
         if count < 0 or mean_gap < 1:
             raise ValueError("count must be >= 0 and mean_gap >= 1")
@@ -922,7 +922,7 @@ class FakeRelayServer:
     def drop_after(self, frames: int) -> None:
         """Abort the live connection at the ``frames``-th frame read or written from now.
 
-        The deterministic cousin of :meth:`drop_randomly` (and it replaces any
+        The deterministic cousin of ``drop_randomly`` (and it replaces any
         pending random drops): ``drop_after(1)`` drops at the very next frame.
         """
         if frames < 1:
@@ -965,7 +965,7 @@ class FakeRelayServer:
             conn.pause()
 
     def resume_reading(self) -> None:
-        """Undo :meth:`stop_reading`: frames that arrived meanwhile are processed now."""
+        """Undo ``stop_reading``: frames that arrived meanwhile are processed now."""
         for conn in self._open.values():
             conn.resume()
 

@@ -2,7 +2,7 @@
 
 The fake server must not agree with a client by construction. Wherever
 ``shared/relay-protocol.md`` only guesses what production RELAY does, the fake offers
-each plausible behaviour behind a plain attribute of :class:`FakeRelayServer`, so a
+each plausible behaviour behind a plain attribute of ``FakeRelayServer``, so a
 client's tests can run against every one of them. This module holds their value
 types and the check that turns a misspelt value into an error at the point of use,
 not into a silent third behaviour.

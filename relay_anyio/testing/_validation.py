@@ -13,11 +13,11 @@ the shape of the refusal is a switch, ``server.invalid_request_reply``:
 
 Never a ``200``: a client must turn either into a ``RelayError``.
 
-:data:`REQUIRED_KEYS` lists, per method, the keys that must be present (and not
+``REQUIRED_KEYS`` lists, per method, the keys that must be present (and not
 ``null``): ``node_id`` and ``call_id`` for every call command (all but
 ``calling.dial``, §11.1), ``control_id`` for every operation and its sub-commands,
 then the keys §11.2 marks "(req)". Handlers check the finer shapes (a tap device's
-``addr``, DTMF characters...) and refuse through the same :class:`InvalidRequestError`.
+``addr``, DTMF characters...) and refuse through the same ``InvalidRequestError``.
 """
 
 from __future__ import annotations
@@ -133,9 +133,9 @@ class InvalidRequestError(Exception):
 
 
 def check_request(method: str, params: JSONObject) -> None:
-    """Raise :class:`InvalidRequestError` if ``params`` lacks a key ``method`` requires.
+    """Raise ``InvalidRequestError`` if ``params`` lacks a key ``method`` requires.
 
-    Methods missing from :data:`REQUIRED_KEYS` (session methods, messaging, custom
+    Methods missing from ``REQUIRED_KEYS`` (session methods, messaging, custom
     handlers) are not checked here.
     """
     required = REQUIRED_KEYS.get(method)

@@ -1,4 +1,4 @@
-"""pytest plugin ``relay_anyio``: fixtures that run a :class:`FakeRelayServer`.
+"""pytest plugin ``relay_anyio``: fixtures that run a ``FakeRelayServer``.
 
 Registered through the ``pytest11`` entry point, so installing relay-anyio is enough;
 do not also list it in ``pytest_plugins`` (pytest would register it twice).
@@ -73,7 +73,7 @@ async def relay_server(request: pytest.FixtureRequest) -> AsyncIterator[FakeRela
 async def relay_server_tls(request: pytest.FixtureRequest) -> AsyncIterator[FakeRelayServer]:
     """A running ``FakeRelayServer(tls=True)``: use ``server.client_ssl_context()``.
 
-    Fails the test at teardown on violations, like :func:`relay_server`.
+    Fails the test at teardown on violations, like ``relay_server``.
     """
     async with FakeRelayServer(tls=True) as server:
         yield server
