@@ -61,11 +61,11 @@ async def run(args: argparse.Namespace) -> list[float]:
     call_ids, controls = [], []
     async with anyio.create_task_group() as tg:
         for n in range(args.calls):
-            call = client._new_call({"call_id": f"call-{n}", "node_id": NODE,
+            call = client._router._new_call({"call_id": f"call-{n}", "node_id": NODE,
                                      "context": "bench", "call_state": "answered"})
             assert call is not None
             call._set_scope(tg)
-            client._calls[call.call_id] = call
+            client._router.calls[call.call_id] = call
             call.on(EVENT_CALL_PLAY, listener)
             call.on(EVENT_CALL_STATE, listener)
             action = PlayAction(call, f"ctl-{n}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -31,6 +31,7 @@ __all__ = ["Message", "MessageListener", "MessageRegistry"]
 logger = logging.getLogger("relay_anyio.messaging")
 
 MessageListener = Callable[[RelayEvent], Any]
+MessageHandler = Callable[["Message"], Awaitable[object]]
 
 #: Message ids whose state events may wait for their send response (oldest dropped),
 #: and how many events each may hold: a message has at most a handful of states.

@@ -640,7 +640,7 @@ async def test_listeners_see_the_call_to_its_end_after_the_handler_returned(
         with anyio.fail_after(5):
             await handler_done.wait()
         [call] = kept
-        await eventually(lambda: call not in client._handled)  # the handler has returned
+        await eventually(lambda: call not in client._router.handled)  # the handler has returned
         call.on(EVENT_CALL_PLAY, log_async)
         play = await call.play_tts("the call itself still works")
         assert (await play.wait(timeout=2)).params["state"] == "finished"

@@ -122,7 +122,7 @@ async def test_a_bridged_call_whose_handler_returned_still_gets_its_ended(
 
     async with client:
         fake = await relay_server.offer_call()
-        await eventually(lambda: kept and kept[0] not in client._handled, timeout=10)
+        await eventually(lambda: kept and kept[0] not in client._router.handled, timeout=10)
         await fake.remote_hangup()
         [call] = kept
         await call.wait_for_ended(timeout=10)
@@ -220,12 +220,12 @@ async def test_10000_calls_whose_handlers_return_before_the_end_leave_no_call_al
     async with client:
         ids = [f"call-{n}" for n in range(count)]
         for call_id in ids:
-            client.session_event("calling.call.receive", state(call_id, "created"), 0.0)
+            client._router.session_event("calling.call.receive", state(call_id, "created"), 0.0)
         await eventually(lambda: len(refs) == count, timeout=60)
-        await eventually(lambda: not client._handled, timeout=60)  # every handler returned
+        await eventually(lambda: not client._router.handled, timeout=60)  # every handler returned
         for call_id in ids:
-            client.session_event(EVENT_CALL_STATE, state(call_id, "ending"), 0.0)
-            client.session_event(EVENT_CALL_STATE, state(call_id, "ended"), 0.0)
+            client._router.session_event(EVENT_CALL_STATE, state(call_id, "ending"), 0.0)
+            client._router.session_event(EVENT_CALL_STATE, state(call_id, "ended"), 0.0)
         assert heard == 2 * count
         assert client.active_calls == 0
 

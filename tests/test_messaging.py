@@ -152,7 +152,7 @@ async def test_message_that_never_finishes_expires(relay_server: FakeRelayServer
         assert message.message_id in info.value.message
         assert (info.value.message_id, info.value.ttl) == (message.message_id, 0.2)
         assert message.state == "sent"
-        assert len(client._messages) == 0
+        assert len(client._router.messages) == 0
 
 
 async def test_wait_timeout_keeps_tracking(relay_server: FakeRelayServer) -> None:
@@ -245,7 +245,7 @@ async def test_500_concurrent_messages_get_their_own_final_state(
         async with anyio.create_task_group() as tg:
             for n in range(500):
                 tg.start_soon(send, n)
-        assert len(client._messages) == 0
+        assert len(client._router.messages) == 0
     assert finals == {
         n: (outcomes[n % 3], "" if n % 3 == 0 else f"r{n}") for n in range(500)
     }

@@ -476,7 +476,7 @@ def _call_machine(
 
             result = portal(answered)
             assert result == ("answered" if "answered" in self.fake.states else "never answered")
-            assert self.call.call_id not in client._calls
+            assert self.call.call_id not in client._router.calls
 
         def teardown(self) -> None:
             if hasattr(self, "fake") and not self.ended:
