@@ -34,7 +34,11 @@ EXAMPLES = ROOT / "examples"
 def test_worked_ivr_example_passes_its_own_tests() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_ivr.py"],
-        cwd=EXAMPLES, capture_output=True, text=True, timeout=120, check=False,
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 passed" in result.stdout
@@ -42,9 +46,20 @@ def test_worked_ivr_example_passes_its_own_tests() -> None:
 
 def test_worked_ivr_example_type_checks() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
-         "my_ivr.py", "test_my_ivr.py"],
-        cwd=EXAMPLES, capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "my_ivr.py",
+            "test_my_ivr.py",
+        ],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
         # mypy cannot see through setuptools' editable-install hook: point it at the tree.
         env={**os.environ, "MYPYPATH": str(ROOT)},
     )
@@ -83,7 +98,11 @@ async def interrupt(process: Process, signum: signal.Signals = signal.SIGINT) ->
     ],
 )
 async def test_guide_inbound_programs(
-    server: FakeRelayServer, env: dict[str, str], example: str, context: str, digits: str,
+    server: FakeRelayServer,
+    env: dict[str, str],
+    example: str,
+    context: str,
+    digits: str,
     expected: str,
 ) -> None:
     async with await anyio.open_process(
@@ -95,8 +114,11 @@ async def test_guide_inbound_programs(
             call.script_digits(digits)
         await call.wait_for_state("ended", timeout=10)
         out = await interrupt(process)
-    texts = [item["params"]["text"] for frame in server.received("calling.play")
-             for item in frame["params"]["play"]]
+    texts = [
+        item["params"]["text"]
+        for frame in server.received("calling.play")
+        for item in frame["params"]["play"]
+    ]
     assert texts[-1] == expected
     assert "Traceback" not in out
 
@@ -114,12 +136,14 @@ async def test_guide_outbound_program(server: FakeRelayServer, env: dict[str, st
     assert call.states[-1] == "ended"
 
 
-async def test_anyio_program_main(server: FakeRelayServer, env: dict[str, str],
-                                  anyio_backend_name: str) -> None:
+async def test_anyio_program_main(
+    server: FakeRelayServer, env: dict[str, str], anyio_backend_name: str
+) -> None:
     server.script_dial(["no_answer"])
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "embedding_anyio.py"), "+15551110001"],
-        env={**env, "RELAY_BACKEND": anyio_backend_name}, check=False,
+        env={**env, "RELAY_BACKEND": anyio_backend_name},
+        check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().startswith("+15551110001: not reached (Dial failed")
@@ -129,7 +153,8 @@ async def test_anyio_program_main(server: FakeRelayServer, env: dict[str, str],
 async def test_sync_program_main(server: FakeRelayServer, env: dict[str, str]) -> None:
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "sync_portal.py"), "+15559876543", "Shipped!"],
-        env=env, check=False,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
@@ -142,7 +167,8 @@ async def test_trio_service_main(
 ) -> None:
     records = tmp_path / "survey.jsonl"
     async with await anyio.open_process(
-        [sys.executable, str(EXAMPLES / "embedding_trio.py"), str(records)], env=env,
+        [sys.executable, str(EXAMPLES / "embedding_trio.py"), str(records)],
+        env=env,
         stderr=subprocess.STDOUT,
     ) as process:
         await server.wait_for_session(timeout=10)

@@ -62,7 +62,8 @@ async def test_messaging_receive_example(tls_server: FakeRelayServer, tmp_path: 
         try:
             await tls_server.wait_for_session(timeout=10)
             await tls_server.offer_message(
-                body="Check this out", media=["https://example.com/photo.jpg"],
+                body="Check this out",
+                media=["https://example.com/photo.jpg"],
                 from_number="+15553333333",
             )
             out = await read_until(process, "Media:")

@@ -104,8 +104,11 @@ class StalledRelayPeer:
                     request = json.loads(bytes(event.data))
                     if request.get("method") == "signalwire.connect":
                         result = {"protocol": "signalwire_stalled", "identity": "x"}
-                        proto.send_text(json.dumps({"jsonrpc": "2.0", "id": request["id"],
-                                                    "result": result}).encode())
+                        proto.send_text(
+                            json.dumps(
+                                {"jsonrpc": "2.0", "id": request["id"], "result": result}
+                            ).encode()
+                        )
                         self.authenticated.set()
             sock.sendall(b"".join(proto.data_to_send()))
         # ...and from now on nothing is read or written; the socket stays open.
@@ -151,6 +154,7 @@ async def test_half_open_with_full_send_buffers_detected_within_0_3_s_window(
     payload = {"data": "x" * 65536}
     with anyio.fail_after(10):
         async with client:
+
             async def flood() -> None:
                 try:
                     await client.execute("test.big", payload)
