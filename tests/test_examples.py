@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +29,7 @@ from anyio.abc import Process
 from relay_anyio import Call, RelayClient
 from relay_anyio.testing import FakeCall, FakeRelayServer
 
-from .helpers import eventually, make_client, program_env
+from .helpers import eventually, make_client, program_env, python_process
 
 pytestmark = pytest.mark.anyio
 
@@ -375,7 +376,7 @@ async def interrupt(process: Process, server: FakeRelayServer) -> str:
     process.send_signal(signal.SIGINT)
     assert process.stdout is not None
     out = b""
-    with anyio.fail_after(5):
+    with anyio.fail_after(20):  # a failure detector only: it takes well under 1 s
         async for chunk in process.stdout:
             out += chunk
         code = await process.wait()
@@ -384,14 +385,13 @@ async def interrupt(process: Process, server: FakeRelayServer) -> str:
     return out.decode()
 
 
-async def open_example(name: str, env: dict[str, str]) -> Process:
-    return await anyio.open_process(
-        [sys.executable, str(EXAMPLES / name)], env=env, stderr=subprocess.STDOUT
-    )
+def open_example(name: str, env: dict[str, str]) -> AbstractAsyncContextManager[Process]:
+    """Run ``examples/<name>`` until the block ends (then it is stopped for sure)."""
+    return python_process(str(EXAMPLES / name), env=env, stderr=subprocess.STDOUT)
 
 
 async def test_relay_hello_program(tls_server: FakeRelayServer, env: dict[str, str]) -> None:
-    async with await open_example("relay_hello.py", env) as process:
+    async with open_example("relay_hello.py", env) as process:
         await tls_server.wait_for_session(timeout=10)
         call = await tls_server.offer_call()
         await call.wait_for_state("ended", timeout=10)
@@ -406,7 +406,7 @@ async def test_relay_hello_program(tls_server: FakeRelayServer, env: dict[str, s
 async def test_relay_inbound_program_connects_to_support(
     tls_server: FakeRelayServer, env: dict[str, str]
 ) -> None:
-    async with await open_example("relay_inbound.py", env) as process:
+    async with open_example("relay_inbound.py", env) as process:
         await tls_server.wait_for_session(timeout=10)
         call = await tls_server.offer_call("ivr", from_number="+15557654321")
         call.script_digits("2")
@@ -454,7 +454,7 @@ async def test_relay_ivr_program_voicemail_and_sales(
     tls_server: FakeRelayServer, env: dict[str, str]
 ) -> None:
     tls_server.record_duration = 0.05  # the voicemail ends on silence
-    async with await open_example("relay_ivr.py", env) as process:
+    async with open_example("relay_ivr.py", env) as process:
         await tls_server.wait_for_session(timeout=10)
         voicemail = await tls_server.offer_call("main-ivr")
         voicemail.script_digits("3")
@@ -504,7 +504,7 @@ async def test_relay_ivr_program_voicemail_and_sales(
 async def test_a_snippet_program_runs_as_written(
     tls_server: FakeRelayServer, env: dict[str, str]
 ) -> None:
-    async with await open_example("guide_event_listeners.py", env) as process:
+    async with open_example("guide_event_listeners.py", env) as process:
         await tls_server.wait_for_session(timeout=10)
         call = await tls_server.offer_call()
         await tls_server.wait_until(
