@@ -172,9 +172,9 @@ async def test_fake_server_tls_runs_a_guide_example_through_relay_anyio_run(
 ) -> None:
     """The manual-testing loop of docs/cli.md: fake server, ``run`` an app, offer calls."""
     async with await anyio.open_process(
-        [*CLI, "fake-server", "--tls", "--frames", "--ca-dir", str(tmp_path),
-         "--backend", backend],
-        env=env(), stderr=None,
+        [*CLI, "fake-server", "--tls", "--frames", "--ca-dir", str(tmp_path), "--backend", backend],
+        env=env(),
+        stderr=None,
     ) as server:
         server_out = Output(server)
         try:
@@ -183,7 +183,9 @@ async def test_fake_server_tls_runs_a_guide_example_through_relay_anyio_run(
             assert exports["SIGNALWIRE_RELAY_CA_FILE"] == str(tmp_path / "fake-relay-ca.pem")
             async with await anyio.open_process(
                 [*CLI, "run", "examples/relay_ivr.py", "--backend", backend],
-                env=env(**exports), cwd=ROOT, stderr=subprocess.STDOUT,
+                env=env(**exports),
+                cwd=ROOT,
+                stderr=subprocess.STDOUT,
             ) as app:
                 app_out = Output(app)
                 try:
@@ -224,7 +226,9 @@ async def test_run_drains_active_calls_on_sigterm(
     tls_server.record_duration = 60  # the voicemail recording runs until the caller hangs up
     async with await anyio.open_process(
         [*CLI, "run", "examples.relay_ivr", "--drain-timeout", "20", "--backend", backend],
-        env=app_env(tls_server, tmp_path), cwd=ROOT, stderr=subprocess.STDOUT,
+        env=app_env(tls_server, tmp_path),
+        cwd=ROOT,
+        stderr=subprocess.STDOUT,
     ) as app:
         out = Output(app)
         try:
@@ -268,7 +272,9 @@ async def test_run_accepts_an_app_factory_and_exits_1_on_rejected_credentials(
     environment["SIGNALWIRE_API_TOKEN"] = "wrong"
     result = await anyio.run_process(
         [*CLI, "run", f"{app}:make_client", "--backend", backend],
-        env=environment, check=False, stderr=subprocess.STDOUT,
+        env=environment,
+        check=False,
+        stderr=subprocess.STDOUT,
     )
     out = result.stdout.decode()
     assert result.returncode == 1, out

@@ -64,11 +64,15 @@ async def test_serial_dial_tries_the_groups_in_order(relay_server: FakeRelayServ
         await call.wait_for_ended(timeout=2)
     [dial] = relay_server.received("calling.dial")
     assert dial["params"] == {
-        "tag": "t-serial", "devices": [[phone("+15551111111")], [phone("+15552222222")]]
+        "tag": "t-serial",
+        "devices": [[phone("+15551111111")], [phone("+15552222222")]],
     }
     first, second = legs_of(relay_server, "t-serial")
     assert (first.device, first.states, first.end_reason) == (
-        phone("+15551111111"), ["created", "ringing", "ended"], "busy")
+        phone("+15551111111"),
+        ["created", "ringing", "ended"],
+        "busy",
+    )
     assert second.call_id == call.call_id
     assert second.states == ["created", "ringing", "answered", "ending", "ended"]
 
@@ -78,7 +82,10 @@ async def test_parallel_dial_returns_the_leg_that_answered(relay_server: FakeRel
     async with make_client(relay_server) as client:
         call = await client.dial(
             [[phone("+15551111111"), phone("+15552222222"), phone("+15553333333")]],
-            max_duration=60, region="us", max_price_per_minute=0.5, timeout=5,
+            max_duration=60,
+            region="us",
+            max_price_per_minute=0.5,
+            timeout=5,
         )
         states: list[str] = []
         call.on(EVENT_CALL_STATE, lambda e: states.append(e.params["call_state"]))
@@ -88,7 +95,10 @@ async def test_parallel_dial_returns_the_leg_that_answered(relay_server: FakeRel
     [dial] = relay_server.received("calling.dial")
     tag = dial["params"]["tag"]
     assert dial["params"] == {
-        "tag": tag, "max_duration": 60, "region": "us", "max_price_per_minute": 0.5,
+        "tag": tag,
+        "max_duration": 60,
+        "region": "us",
+        "max_price_per_minute": 0.5,
         "devices": [[phone("+15551111111"), phone("+15552222222"), phone("+15553333333")]],
     }
     assert call.tag == tag and call.device == phone("+15552222222")
@@ -141,18 +151,25 @@ async def test_concurrent_dials_never_get_each_others_call(relay_server: FakeRel
             winner = number if own == "answer" else number + "9"
             assert isinstance(result, Call), number
             assert result.device == phone(winner)
-            [dial] = [d for d in relay_server.received("calling.dial")
-                      if d["params"]["devices"][0][0]["params"]["to_number"] == number]
+            [dial] = [
+                d
+                for d in relay_server.received("calling.dial")
+                if d["params"]["devices"][0][0]["params"]["to_number"] == number
+            ]
             assert result.tag == dial["params"]["tag"]
             # The call played its own number: commands went to its own leg.
-            [play] = [f for f in relay_server.received("calling.play")
-                      if f["params"]["call_id"] == result.call_id]
+            [play] = [
+                f
+                for f in relay_server.received("calling.play")
+                if f["params"]["call_id"] == result.call_id
+            ]
             assert play["params"]["play"][0]["params"]["text"] == number
         else:
             assert isinstance(result, RelayError), number
             reasons = {"busy": "busy", "no_answer": "noAnswer", "decline": "decline"}
             assert result.message.endswith(
-                ": " + ", ".join(dict.fromkeys((reasons[own], reasons[sibling]))))
+                ": " + ", ".join(dict.fromkeys((reasons[own], reasons[sibling])))
+            )
     assert len(answered) == sum("answer" in p for p in plan.values())
     assert relay_server.violations == []
 
@@ -183,8 +200,9 @@ async def test_giving_up_ends_the_ringing_legs(relay_server: FakeRelayServer, ho
         started = anyio.current_time()
         if how == "timeout":
             with pytest.raises(TimeoutError) as info:
-                await client.dial([[phone("+15551111111"), phone("+15552222222")]], tag="t-give",
-                                  timeout=0.05)
+                await client.dial(
+                    [[phone("+15551111111"), phone("+15552222222")]], tag="t-give", timeout=0.05
+                )
             assert isinstance(info.value, RelayError)
             assert "Dial timed out" in info.value.message and "tag=t-give" in info.value.message
         else:
