@@ -7,6 +7,7 @@ both implementations are held to the same anyio semantics.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
@@ -15,6 +16,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -419,6 +421,39 @@ async def test_flow_control_bounds_what_a_non_reading_client_holds(peer: Peer) -
 
 
 # -- connecting ---------------------------------------------------------------------------
+
+
+async def test_a_cancel_just_as_tcp_connects_closes_the_socket(
+    peer: Peer, monkeypatch: pytest.MonkeyPatch, anyio_backend_name: str
+) -> None:
+    """Regression: on asyncio, ``loop.create_connection(happy_eyeballs_delay=...)``
+    dropped the connected socket, unclosed, when cancelled just as the connection was
+    made (Python 3.11's staggered race keeps the winner where nothing closes it): an
+    fd leak, seen as a ResourceWarning failing a cancellation test on a busy machine.
+    The cancellation is delivered at exactly that moment here."""
+    if anyio_backend_name != "asyncio":
+        pytest.skip("the native asyncio stream's connect (trio's is anyio.connect_tcp)")
+    loop = asyncio.get_running_loop()
+    connect = loop.sock_connect
+    sockets: list[socket.socket] = []
+    async with peer.serving(echo):
+        with anyio.CancelScope() as scope:
+
+            async def connect_then_cancel(sock: socket.socket, address: Any) -> None:
+                sockets.append(sock)
+                await connect(sock, address)
+                scope.cancel()  # the deadline lands as the connection is made
+
+            monkeypatch.setattr(loop, "sock_connect", connect_then_cancel)
+            await peer.connect()
+            pytest.fail("the connect should have been cancelled")
+        monkeypatch.undo()
+        assert scope.cancelled_caught
+        assert len(sockets) == 1
+        assert sockets[0].fileno() == -1  # closed, not left to the garbage collector
+        async with await peer.connect() as stream:  # and the next connect works
+            await stream.send(b"ok")
+            assert await receive_exactly(stream, 2) == b"ok"
 
 
 @pytest.mark.parametrize("why", ["untrusted CA", "wrong host name"])
