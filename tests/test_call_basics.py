@@ -117,13 +117,25 @@ async def test_call_properties(relay_server: FakeRelayServer) -> None:
     seen: list[tuple[str, ...]] = []
 
     async def handler(call: Call) -> None:
-        seen.append((call.direction, call.context, call.device["params"]["from_number"],
-                     call.state, call.call_id, call.node_id, call.tag))
+        seen.append(
+            (
+                call.direction,
+                call.context,
+                call.device["params"]["from_number"],
+                call.state,
+                call.call_id,
+                call.node_id,
+                call.tag,
+            )
+        )
 
     await run_one_call(relay_server, handler)
     [(direction, context, from_number, state, call_id, node_id, tag)] = seen
     assert (direction, context, from_number, state) == (
-        "inbound", "default", "+15551110000", "created"
+        "inbound",
+        "default",
+        "+15551110000",
+        "created",
     )
     assert call_id and node_id
     assert tag == ""
@@ -178,8 +190,12 @@ async def test_wait_on_a_call_that_ends_without_a_terminal_event_finishes_at_onc
         # The server says "ended" and nothing about the play.
         await fake.send_event(
             EVENT_CALL_STATE,
-            {"call_id": fake.call_id, "node_id": fake.node_id, "call_state": "ended",
-             "end_reason": "hangup"},
+            {
+                "call_id": fake.call_id,
+                "node_id": fake.node_id,
+                "call_state": "ended",
+                "end_reason": "hangup",
+            },
         )
         with anyio.fail_after(3):
             await done.wait()
@@ -330,8 +346,9 @@ async def test_wait_for_answered_raises_if_call_ends_unanswered(
     assert outcome and outcome[0].end_reason == "cancel"
 
 
-async def test_on_completed_callback(relay_server: FakeRelayServer,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+async def test_on_completed_callback(
+    relay_server: FakeRelayServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     got: list[str] = []
 
@@ -340,8 +357,9 @@ async def test_on_completed_callback(relay_server: FakeRelayServer,
             got.append(event.params.get("state", ""))
 
         await call.answer()
-        action = await call.play([{"type": "tts", "text": "Processing..."}],
-                                 on_completed=on_play_done)
+        action = await call.play(
+            [{"type": "tts", "text": "Processing..."}], on_completed=on_play_done
+        )
         await action.wait()
         await call.hangup()
 

@@ -51,9 +51,11 @@ async def test_wait_for_with_a_predicate(relay_server: FakeRelayServer) -> None:
             got: list[RelayEvent] = []
 
             async def wait_finished() -> None:
-                got.append(await call.wait_for(
-                    EVENT_CALL_PLAY, lambda e: e.params["state"] == "finished", timeout=2
-                ))
+                got.append(
+                    await call.wait_for(
+                        EVENT_CALL_PLAY, lambda e: e.params["state"] == "finished", timeout=2
+                    )
+                )
 
             tg.start_soon(wait_finished)
             await anyio.wait_all_tasks_blocked()
@@ -122,7 +124,10 @@ async def test_wait_for_ringing_ending_and_ended(relay_server: FakeRelayServer) 
         assert await call.wait_for_ending() is got["ending"]
         late_answer = await call.wait_for_ringing(timeout=0)
     assert [got[k].params["call_state"] for k in ("ringing", "ending", "ended")] == [
-        "ringing", "ending", "ended"]
+        "ringing",
+        "ending",
+        "ended",
+    ]
     assert got["ended"].params["end_reason"] == "busy"
     assert late_answer.params["call_state"] == "ringing"
     with pytest.raises(CallEnded) as info:
@@ -166,7 +171,11 @@ async def test_listener_exceptions_are_logged_and_later_events_still_delivered(
         await call.wait_for_ended(timeout=2)
         await eventually(lambda: len(delivered) == 6)
     assert delivered == [
-        "sync:answered", "async:answered", "sync:ending", "async:ending", "sync:ended",
+        "sync:answered",
+        "async:answered",
+        "sync:ending",
+        "async:ending",
+        "sync:ended",
         "async:ended",
     ]
     failures = [m for m in messages(caplog, logging.ERROR) if "failed on calling.call.state" in m]
@@ -191,8 +200,12 @@ async def test_listeners_are_dropped_when_the_call_ends(
         with pytest.raises(CallEnded):
             call.on(EVENT_CALL_PLAY, call_events.append)
         # A late event for the ended call reaches no call listener.
-        late = {"call_id": fake.call_id, "node_id": fake.node_id, "control_id": "x",
-                "state": "finished"}
+        late = {
+            "call_id": fake.call_id,
+            "node_id": fake.node_id,
+            "control_id": "x",
+            "state": "finished",
+        }
         await fake.send_event(EVENT_CALL_PLAY, late)
         await eventually(lambda: strays)
     assert [e.event_type for e in call_events] == [EVENT_CALL_STATE, EVENT_CALL_STATE]
@@ -264,9 +277,7 @@ async def test_plain_and_async_listeners_keep_the_order_of_events(
             await fake.send_event("test.other", {"call_id": fake.call_id, "n": n})
         await eventually(lambda: len(order) == 25)
     assert order == [
-        (tag, n)
-        for n in range(5)
-        for tag in ("first", "async", "last", "returned", "after")
+        (tag, n) for n in range(5) for tag in ("first", "async", "last", "returned", "after")
     ]
 
 
@@ -297,8 +308,10 @@ async def test_on_completed_sync_async_and_failing(
         await call.wait_for_ended(timeout=2)
         await eventually(lambda: len(got) == 3)
     assert sorted(got) == [("async", "finished"), ("sync", "finished"), ("sync", "finished")]
-    assert any("failed on calling.call.play" in m and repr(failing_done) in m
-               for m in messages(caplog, logging.ERROR))
+    assert any(
+        "failed on calling.call.play" in m and repr(failing_done) in m
+        for m in messages(caplog, logging.ERROR)
+    )
     assert last.is_done
 
 
@@ -361,8 +374,11 @@ async def test_action_on_an_ended_call_resolves_at_once_without_sending(
         assert action.is_done and action.call_ended
         assert action.result is not None
         assert action.result.params == {
-            "call_id": fake.call_id, "node_id": fake.node_id, "control_id": action.control_id,
-            "state": "call_ended", "end_reason": "hangup",
+            "call_id": fake.call_id,
+            "node_id": fake.node_id,
+            "control_id": action.control_id,
+            "state": "call_ended",
+            "end_reason": "hangup",
         }
     assert [e.event_type for e in completed] == ["calling.call.record", "calling.call.play"]
     assert await record.wait() is record.result
@@ -384,8 +400,9 @@ async def test_gone_on_stop_is_a_no_op_other_errors_raise(
         relay_server.fail_next("calling.play.stop", code="500", message="Internal error")
         with pytest.raises(RelayError) as server_error:
             await play.stop()
-        relay_server.fail_next("calling.play.volume", code=-32602, message="Invalid params",
-                               jsonrpc_error=True)
+        relay_server.fail_next(
+            "calling.play.volume", code=-32602, message="Invalid params", jsonrpc_error=True
+        )
         with pytest.raises(RelayError) as rpc_error:
             await play.volume(99)
         relay_server.fail_next("calling.record", code="409", message="Conflict")
@@ -583,7 +600,9 @@ async def test_a_failed_hangup_can_be_retried(relay_server: FakeRelayServer) -> 
             await call.hangup()
         assert await call.hangup() == {"code": "200", "message": "Disconnecting call"}
     assert [f["params"]["reason"] for f in relay_server.received("calling.end")] == [
-        "hangup", "hangup"]
+        "hangup",
+        "hangup",
+    ]
 
 
 async def test_a_listener_overflow_does_not_poison_the_calls_waits(

@@ -50,7 +50,10 @@ async def test_send_and_wait_for_delivery(relay_server: FakeRelayServer) -> None
 async def test_mms_with_media_tags_region_and_context(relay_server: FakeRelayServer) -> None:
     async with make_client(relay_server) as client:
         message = await client.send_message(
-            to_number=TO, from_number=FROM, media=["https://example.com/photo.jpg"], tags=["vip"],
+            to_number=TO,
+            from_number=FROM,
+            media=["https://example.com/photo.jpg"],
+            tags=["vip"],
             region="us",
             context="default",
         )
@@ -59,8 +62,12 @@ async def test_mms_with_media_tags_region_and_context(relay_server: FakeRelaySer
         assert message.tags == ["vip"]
     [request] = relay_server.received("messaging.send")
     assert request["params"] == {
-        "context": "default", "to_number": TO, "from_number": FROM, "media": ["https://example.com/photo.jpg"],
-        "tags": ["vip"], "region": "us",
+        "context": "default",
+        "to_number": TO,
+        "from_number": FROM,
+        "media": ["https://example.com/photo.jpg"],
+        "tags": ["vip"],
+        "region": "us",
     }
 
 
@@ -91,8 +98,9 @@ async def test_state_events_overtaking_the_response_are_not_lost(
         assert result.params["message_state"] == "delivered"
         assert message.state == "delivered"
     # The events came before the listener existed; the state machine still saw them all.
-    states = [e["params"]["params"]["message_state"]
-              for e in relay_server.sent_events("messaging.state")]
+    states = [
+        e["params"]["params"]["message_state"] for e in relay_server.sent_events("messaging.state")
+    ]
     assert states == ["initiated", "sent", "delivered"]
 
 
@@ -170,18 +178,25 @@ async def test_inbound_mms(relay_server: FakeRelayServer) -> None:
 
     async with client:
         sent = await relay_server.offer_message(
-            body="Check this out", media=["https://example.com/photo.jpg"],
-            from_number="+15553333333", tags=["t1"],
+            body="Check this out",
+            media=["https://example.com/photo.jpg"],
+            from_number="+15553333333",
+            tags=["t1"],
         )
         with anyio.fail_after(2):
             await done.wait()
     [message] = received
     assert message.message_id == sent["message_id"]
     assert (message.from_number, message.body, message.media) == (
-        "+15553333333", "Check this out", ["https://example.com/photo.jpg"]
+        "+15553333333",
+        "Check this out",
+        ["https://example.com/photo.jpg"],
     )
     assert (message.direction, message.state, message.segments, message.tags) == (
-        "inbound", "received", 2, ["t1"]
+        "inbound",
+        "received",
+        2,
+        ["t1"],
     )
 
 
@@ -220,8 +235,13 @@ async def test_500_concurrent_messages_get_their_own_final_state(
 
     async def handler(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
         n = int(params["body"].split()[1])
-        script_message(ctx.server, outcomes[n % 3], reason=f"r{n}",
-                       delay=random.random() * 0.01, early_events=n % 2)
+        script_message(
+            ctx.server,
+            outcomes[n % 3],
+            reason=f"r{n}",
+            delay=random.random() * 0.01,
+            early_events=n % 2,
+        )
         return await messaging_send(ctx, params)
 
     relay_server.set_handler("messaging.send", handler)
@@ -240,9 +260,7 @@ async def test_500_concurrent_messages_get_their_own_final_state(
             for n in range(500):
                 tg.start_soon(send, n)
         assert len(client._messages) == 0
-    assert finals == {
-        n: (outcomes[n % 3], "" if n % 3 == 0 else f"r{n}") for n in range(500)
-    }
+    assert finals == {n: (outcomes[n % 3], "" if n % 3 == 0 else f"r{n}") for n in range(500)}
 
 
 async def test_no_handler_logs_the_drop(
@@ -251,5 +269,6 @@ async def test_no_handler_logs_the_drop(
     caplog.set_level(logging.WARNING)
     async with make_client(relay_server):
         sent = await relay_server.offer_message(body="nobody home")
-        await relay_server.wait_until(lambda: sent["message_id"] in " ".join(messages(caplog)),
-                                      what="the drop to be logged")
+        await relay_server.wait_until(
+            lambda: sent["message_id"] in " ".join(messages(caplog)), what="the drop to be logged"
+        )

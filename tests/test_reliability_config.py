@@ -57,9 +57,19 @@ def _unverified() -> ssl.SSLContext:
         ),
     ],
     ids=[
-        "no-credentials", "no-token", "no-project", "host-is-a-url", "host-with-at",
-        "http-url", "bad-port", "unknown-transport", "zero-timeout", "negative-ping",
-        "nan-ping-timeout", "max-below-min", "unverified-tls",
+        "no-credentials",
+        "no-token",
+        "no-project",
+        "host-is-a-url",
+        "host-with-at",
+        "http-url",
+        "bad-port",
+        "unknown-transport",
+        "zero-timeout",
+        "negative-ping",
+        "nan-ping-timeout",
+        "max-below-min",
+        "unverified-tls",
     ],
 )
 def test_bad_configuration_fails_in_the_constructor(
@@ -88,7 +98,8 @@ async def test_bad_credentials_fail_fast_and_say_what_to_check(
     relay_server: FakeRelayServer, auth: str
 ) -> None:
     kwargs: dict[str, Any] = (
-        {"project": "test-project", "token": "wrong"} if auth == "project-token"
+        {"project": "test-project", "token": "wrong"}
+        if auth == "project-token"
         else {"jwt_token": "wrong.jwt.token"}
     )
     client = RelayClient(url=relay_server.url, **kwargs, **FAST)
@@ -124,8 +135,11 @@ async def test_trio_websocket_under_asyncio_fails_at_once(anyio_backend_name: st
         pytest.skip("the point is running it under asyncio")
     async with FakeRelayServer() as server:
         client = RelayClient(
-            project="test-project", token="test-token", url=server.url,
-            transport="trio-websocket", **FAST,
+            project="test-project",
+            token="test-token",
+            url=server.url,
+            transport="trio-websocket",
+            **FAST,
         )
         with anyio.fail_after(2), pytest.raises(ValueError, match="only runs under trio"):
             async with client:

@@ -77,10 +77,7 @@ async def test_command_that_took_effect_has_its_events_delivered_once_after_resu
         await relay_server.wait_until(lambda: not relay_server.unacked_events())
     assert outcome == ["lost", "ended"]
     assert [state for state, _ in seen] == ["playing", "finished"]
-    sent = [
-        f["params"]["params"][SEQ]
-        for f in relay_server.sent_events("calling.call.play")
-    ]
+    sent = [f["params"]["params"][SEQ] for f in relay_server.sent_events("calling.call.play")]
     assert sorted(set(sent)) == [seq for _, seq in seen]  # each sent event, once, in order
 
 
@@ -227,9 +224,7 @@ async def test_a_new_call_in_the_first_read_of_a_fresh_session_is_not_failed(
         call = FakeCall.register(
             relay_server, session, direction="inbound", device={}, context="default"
         )
-        session.queue_event(
-            "calling.call.receive", {**call.state_params(), "context": "default"}
-        )
+        session.queue_event("calling.call.receive", {**call.state_params(), "context": "default"})
         new_calls.append(call)
 
     async with client:
@@ -270,9 +265,18 @@ async def test_an_event_of_a_fresh_sessions_first_read_is_not_delivered_twice(
         if restored:
             return
         relay_server.on_connect = None
-        message = {"message_id": "m1", "context": "default", "direction": "inbound",
-                   "from_number": "+1", "to_number": "+2", "body": "once", "media": [],
-                   "segments": 1, "message_state": "received", "tags": []}
+        message = {
+            "message_id": "m1",
+            "context": "default",
+            "direction": "inbound",
+            "from_number": "+1",
+            "to_number": "+2",
+            "body": "once",
+            "media": [],
+            "segments": 1,
+            "message_state": "received",
+            "tags": [],
+        }
         session.queue_event("messaging.receive", message)
         # Frames from now: out response, out auth state, out message, in ack of
         # the auth state, in ack of the message <- the drop: that ack is lost.

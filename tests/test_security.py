@@ -230,9 +230,7 @@ async def test_an_untrusted_certificate_is_refused_for_good(
 ) -> None:
     monkeypatch.delenv(CA_FILE_ENV, raising=False)
     async with tls_peer(("localhost", "127.0.0.1")) as (peer, _):
-        client = RelayClient(
-            project="p", token="t", host=f"localhost:{peer.port}", **FAST
-        )
+        client = RelayClient(project="p", token="t", host=f"localhost:{peer.port}", **FAST)
         with anyio.fail_after(5), pytest.raises(TransportError) as refused:
             async with client:
                 pytest.fail("must not connect")
