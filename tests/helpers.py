@@ -62,8 +62,12 @@ def frames(server: FakeRelayServer, direction: str) -> list[dict[str, Any]]:
     ]
 
 
-async def eventually(predicate: Any, timeout: float = 2.0, interval: float = 0.005) -> None:
-    """Poll ``predicate()`` until true (for state changed by other tasks)."""
+async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.005) -> None:
+    """Poll ``predicate()`` until true (for state changed by other tasks).
+
+    ``timeout`` only bounds a test that would hang: generous, so that a busy machine
+    does not fail a wait that takes milliseconds when all is well.
+    """
     with anyio.fail_after(timeout):
         while not predicate():  # noqa: ASYNC110 - the state belongs to another component
             await anyio.sleep(interval)
