@@ -32,6 +32,7 @@ from relay_anyio.testing import (
     HandlerContext,
     JsonRpcError,
 )
+from relay_anyio.testing._calling import finish_action
 
 from .helpers import eventually, make_client, messages
 from .test_call_basics import inbound_call, run_one_call
@@ -325,9 +326,10 @@ async def test_plain_on_completed_runs_after_the_handler_returned(
         raise JsonRpcError(-32000, "cannot stop now")
 
     relay_server.set_handler("calling.play.stop", refuse_stop)
-    relay_server.play_duration = 0.1
+    relay_server.play_duration = 60  # the plays finish when the test says, below
     got: list[str] = []
     returned = anyio.Event()
+    calls: list[Call] = []
     client = make_client(relay_server)
 
     async def async_done(event: RelayEvent) -> None:
@@ -335,6 +337,7 @@ async def test_plain_on_completed_runs_after_the_handler_returned(
 
     @client.on_call
     async def handle(call: Call) -> None:
+        calls.append(call)
         await call.answer()
         await call.play_tts("a", on_completed=lambda event: got.append(event.params["state"]))
         await call.play_tts("b", on_completed=async_done)
@@ -342,9 +345,13 @@ async def test_plain_on_completed_runs_after_the_handler_returned(
 
     async with client:
         fake = await relay_server.offer_call()
-        with anyio.fail_after(3):
+        with anyio.fail_after(10):  # a failure detector only
             await returned.wait()
+        # The handler's scope is closed (its stops were refused): the plays run on.
+        await eventually(lambda: calls[0]._scope_closed)
         assert got == []
+        for action in list(fake.actions.values()):
+            await finish_action(fake, action)  # what the play timer does
         await eventually(lambda: got == ["finished"])
         await eventually(
             lambda: any("its scope has ended" in m for m in messages(caplog, logging.WARNING))
@@ -487,8 +494,11 @@ async def test_a_handler_that_raises_leaves_no_action_running(
 async def test_cancelling_an_action_start_stops_the_operation(
     relay_server: FakeRelayServer,
 ) -> None:
+    gave_up = anyio.Event()
+
     async def slow_record(ctx: HandlerContext, params: JSON) -> JSON:
-        await anyio.sleep(0.1)  # RELAY takes its time, in order: the reader waits too
+        # RELAY takes its time (until the client gave up), in order: the reader waits too.
+        await gave_up.wait()
         return await DEFAULT_HANDLERS["calling.record"](ctx, params)
 
     relay_server.set_handler("calling.record", slow_record)
@@ -498,6 +508,7 @@ async def test_cancelling_an_action_start_stops_the_operation(
         with anyio.move_on_after(0.03) as scope:
             await call.record()
         assert scope.cancelled_caught
+        gave_up.set()
         [start] = relay_server.received("calling.record")
         stop = await relay_server.wait_for_request("calling.record.stop")
         assert stop["params"]["control_id"] == start["params"]["control_id"]
@@ -567,7 +578,7 @@ async def test_client_exit_cancels_handlers_and_their_waits(
 
     async with client:
         fake = await relay_server.offer_call()
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):  # a failure detector only
             await started.wait()
     # Leaving hung the call up: its end finished the play, and the handler ran on.
     assert fake.states[-1] == "ended"
