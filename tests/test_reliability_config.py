@@ -104,10 +104,11 @@ async def test_bad_credentials_fail_fast_and_say_what_to_check(
     )
     client = RelayClient(url=relay_server.url, **kwargs, **FAST)
     started = anyio.current_time()
-    with anyio.fail_after(5), pytest.raises(AuthenticationError) as rejected:
+    with anyio.fail_after(20), pytest.raises(AuthenticationError) as rejected:
         async with client:
             pytest.fail("must not connect")
-    assert anyio.current_time() - started < 1.0  # 3 attempts, FAST backoff
+    # 3 attempts with FAST backoff take ~0.1 s: fast, with room for a busy machine.
+    assert anyio.current_time() - started < 5.0
     assert len(relay_server.received("signalwire.connect")) == 3
     message = rejected.value.message
     assert "Authentication failed" in message  # the server's words...
