@@ -65,7 +65,8 @@ async def test_nothing_but_connect_before_authentication(relay_server: FakeRelay
     async with anyio.create_task_group() as tg:
 
         async def early_request() -> None:
-            await anyio.sleep(0.05)  # issued while the handshake is in flight
+            # Issued while the handshake is in flight (its answer comes 0.2 s late).
+            await relay_server.wait_for_request("signalwire.connect")
             await client.execute("signalwire.receive", {"contexts": ["x"]})
             answered.set()
 
@@ -173,14 +174,14 @@ async def test_keepalive_detects_a_dead_link(relay_server: FakeRelayServer) -> N
     client.on_connection_state(states.append)
     async with client:
         relay_server.stop_reading()
-        await eventually(lambda: ConnectionState.RECONNECTING in states, timeout=1)
+        # (test_reliability_keepalive checks the window; this bound is generous for load)
+        await eventually(lambda: ConnectionState.RECONNECTING in states, timeout=5)
         relay_server.resume_reading()
         await eventually(
             lambda: (
                 relay_server.connections >= 2
                 and client.connection_state is ConnectionState.CONNECTED
             ),
-            timeout=2,
         )
     connects = relay_server.received("signalwire.connect")
     assert connects[-1]["params"]["protocol"] == client.relay_protocol
