@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from relay_anyio import (
+    EVENT_MESSAGING_STATE,
     MESSAGE_STATE_DELIVERED,
     Message,
     MessageExpired,
@@ -119,7 +120,7 @@ async def test_listener_and_on_completed(relay_server: FakeRelayServer) -> None:
             to_number=TO, from_number=FROM, body="hi", on_completed=on_done
         )
         message.on(lambda event: seen.append(event.params["message_state"]))
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             await done.wait()
     assert seen == ["initiated", "sent", "delivered"]
     assert completed == ["delivered"]
@@ -150,7 +151,7 @@ async def test_message_that_never_finishes_expires(relay_server: FakeRelayServer
     script_message(relay_server, "stall")
     async with make_client(relay_server, message_ttl=0.2) as client:
         message = await client.send_message(to_number=TO, from_number=FROM, body="into the void")
-        with anyio.fail_after(2), pytest.raises(MessageExpired) as info:
+        with anyio.fail_after(10), pytest.raises(MessageExpired) as info:
             await message.wait()
         assert message.message_id in info.value.message
         assert message.state == "sent"
@@ -158,12 +159,19 @@ async def test_message_that_never_finishes_expires(relay_server: FakeRelayServer
 
 
 async def test_wait_timeout_keeps_tracking(relay_server: FakeRelayServer) -> None:
-    script_message(relay_server, "delivered", delay=0.05)
+    script_message(relay_server, "stall")  # delivered when the test says, below
     async with make_client(relay_server) as client:
         message = await client.send_message(to_number=TO, from_number=FROM, body="slow")
         with pytest.raises(TimeoutError):
             await message.wait(timeout=0.01)
-        assert (await message.wait(timeout=2)).params["message_state"] == "delivered"
+        # Later, RELAY reports it delivered.
+        await relay_server.wait_until(
+            lambda: len(relay_server.sent_events(EVENT_MESSAGING_STATE)) == 2
+        )
+        sent = relay_server.sent_events(EVENT_MESSAGING_STATE)[-1]["params"]["params"]
+        [session] = relay_server.sessions
+        await session.emit(EVENT_MESSAGING_STATE, {**sent, "message_state": "delivered"})
+        assert (await message.wait(timeout=10)).params["message_state"] == "delivered"
 
 
 async def test_inbound_mms(relay_server: FakeRelayServer) -> None:
@@ -183,7 +191,7 @@ async def test_inbound_mms(relay_server: FakeRelayServer) -> None:
             from_number="+15553333333",
             tags=["t1"],
         )
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             await done.wait()
     [message] = received
     assert message.message_id == sent["message_id"]
@@ -221,7 +229,7 @@ async def test_slow_or_failing_message_handlers_delay_nothing(
     async with client:
         for body in ("slow", "boom", "fast"):
             await relay_server.offer_message(body=body)
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             await third.wait()
         release.set()
     assert bodies == ["slow", "boom", "fast"]
