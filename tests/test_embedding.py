@@ -131,9 +131,7 @@ class WebApp:
 
 
 @pytest.fixture
-async def web_app(
-    relay_server: FakeRelayServer, anyio_backend_name: str
-) -> AsyncIterator[WebApp]:
+async def web_app(relay_server: FakeRelayServer, anyio_backend_name: str) -> AsyncIterator[WebApp]:
     if anyio_backend_name != "asyncio":
         pytest.skip("a Starlette app (an asyncio web app) runs on asyncio only")
     app = embedding_starlette.create_app(**relay_server.client_kwargs(), **FAST)
@@ -164,7 +162,8 @@ async def test_web_app_places_a_call_from_an_endpoint(
     await relay_server.calls[call_id].wait_for_state("ended")
     [play] = relay_server.received("calling.play")
     assert (play["params"]["call_id"], play["params"]["play"][0]["params"]["text"]) == (
-        call_id, "Your code is 42"
+        call_id,
+        "Your code is 42",
     )
 
 
