@@ -106,8 +106,10 @@ async def test_anyio_campaign_calls_or_texts_every_number(relay_server: FakeRela
 async def test_anyio_campaign_cancelled_hangs_up_its_calls(relay_server: FakeRelayServer) -> None:
     relay_server.play_duration = 60
     async with client_for(relay_server, contexts=["campaign"]) as client:
-        with anyio.move_on_after(0.5):
-            await embedding_anyio.campaign(client, ["+15551110001"])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(embedding_anyio.campaign, client, ["+15551110001"])
+            await relay_server.wait_for_request("calling.play")  # the call is up, playing
+            tg.cancel_scope.cancel()
     [play] = relay_server.received("calling.play")
     called = relay_server.calls[play["params"]["call_id"]]
     assert (called.state, called.end_reason) == ("ended", "hangup")

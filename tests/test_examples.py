@@ -96,7 +96,7 @@ async def run_snippet(
         fake = await server.offer_call()
         if drive is not None:
             await drive(fake)
-        with anyio.fail_after(3):
+        with anyio.fail_after(10):  # a failure detector only
             await done.wait()
         # A snippet that hung up is done once the call has ended (else the client,
         # leaving, would hang up again a call whose "ended" is still on its way).
@@ -306,7 +306,7 @@ async def test_on_completed_snippet(
 
     async def hang_up_after_the_play(fake: FakeCall) -> None:
         await relay_server.wait_for_request("calling.play")
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):  # a failure detector only
             while "Play finished" not in "".join(seen):
                 seen.append(capsys.readouterr().out)
                 await anyio.sleep(0.01)
