@@ -46,8 +46,12 @@ async def test_200_concurrent_calls_each_get_their_own_events(
             mine["listened"].append((event.event_type, event.call_id))
 
         try:
-            for event_type in (EVENT_CALL_STATE, EVENT_CALL_PLAY, EVENT_CALL_COLLECT,
-                               EVENT_CALL_RECORD):
+            for event_type in (
+                EVENT_CALL_STATE,
+                EVENT_CALL_PLAY,
+                EVENT_CALL_COLLECT,
+                EVENT_CALL_RECORD,
+            ):
                 call.on(event_type, listen)
             await call.answer()
             recording = await call.record(audio={"format": "wav", "direction": "both"})
@@ -105,8 +109,11 @@ async def test_200_concurrent_calls_each_get_their_own_events(
     for fake in relay_server.calls.values():
         assert fake.states == ["created", "answered", "ending", "ended"]
         assert [r["method"] for r in fake.requests] == [
-            "calling.answer", "calling.record", "calling.play_and_collect",
-            "calling.record.stop", "calling.end",
+            "calling.answer",
+            "calling.record",
+            "calling.play_and_collect",
+            "calling.record.stop",
+            "calling.end",
         ]
     assert client.active_calls == 0
     assert relay_server.unacked_events() == []
