@@ -230,9 +230,21 @@ def _verifytypes() -> dict[str, Any]:
     # the source tree on the interpreter's sys.path, which pyright asks it for.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [pyright, "--verifytypes", "relay_anyio", "--ignoreexternal", "--outputjson",
-         "--pythonpath", sys.executable],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=240, check=False,
+        [
+            pyright,
+            "--verifytypes",
+            "relay_anyio",
+            "--ignoreexternal",
+            "--outputjson",
+            "--pythonpath",
+            sys.executable,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=240,
+        check=False,
     )
     try:
         report: dict[str, Any] = json.loads(result.stdout)
