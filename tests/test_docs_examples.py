@@ -31,19 +31,21 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
+@pytest.mark.timeout(180)  # a whole pytest run (15 s seen on a loaded machine)
 def test_worked_ivr_example_passes_its_own_tests() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_ivr.py"],
         cwd=EXAMPLES,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=150,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 passed" in result.stdout
 
 
+@pytest.mark.timeout(300)  # mypy --strict, cold cache
 def test_worked_ivr_example_type_checks() -> None:
     result = subprocess.run(
         [

@@ -1062,6 +1062,7 @@ def _declared_type(cls: type[Any], name: str) -> object:
     return typing.get_type_hints(RelayEvent)[name]  # an attrs field
 
 
+@pytest.mark.timeout(180)  # CPU-bound (13 s idle): pytest's 60 s only catches a hang
 @settings(max_examples=400, deadline=None)
 @given(
     inner=inner_params,
