@@ -681,8 +681,12 @@ class RelayClient:
             raise RelayError(-1, "messaging.send answered without a message_id", result)
         message = Message(
             self,
-            {**params, "message_id": message_id, "media": list(media or ()),
-             "tags": list(tags or ())},
+            {
+                **params,
+                "message_id": message_id,
+                "media": list(media or ()),
+                "tags": list(tags or ()),
+            },
             state="queued",
             direction="outbound",
             on_completed=on_completed,
@@ -729,7 +733,6 @@ class RelayClient:
                 self._call_event_buffer,
                 event.event_type,
             )
-
 
 
 class _DialTimeout(RelayError, TimeoutError):
