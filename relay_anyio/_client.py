@@ -229,6 +229,13 @@ class RelayClient:
         self._tg = tg
         try:
             await tg.start(self._run_session)
+            # Connected: from now on the session's scope is shielded (see _run_session).
+            # Not before start() has returned: a caller cancelled in between (say,
+            # asyncio.Runner's Ctrl+C, a task.cancel() that beats the started value)
+            # makes anyio's start() cancel the session and wait for it, which a
+            # shielded session would never let end.
+            assert self._session_scope is not None
+            self._session_scope.shield = True
             tg.start_soon(self._messages.run_expiry, name="relay message expiry")
         except BaseException as exc:
             tg.cancel_scope.cancel()
@@ -291,23 +298,25 @@ class RelayClient:
             logger.info("interrupted: client shut down")
 
     async def _run_session(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        # The session's scope is shielded once connected: when the scope around the
-        # client is cancelled, the connection must outlive the handlers long enough to
-        # stop their actions and hang up their calls (__aexit__ cancels it after that).
-        # Before that it is not, so cancelling the task entering the client stops a
-        # session that is still trying to connect.
+        # The session's scope is shielded once connected (by __aenter__, as soon as
+        # start() returns): when the scope around the client is cancelled, the
+        # connection must outlive the handlers long enough to stop their actions and
+        # hang up their calls (__aexit__ cancels it after that). Before that it is
+        # not, so cancelling the task entering the client stops the session.
         scope = self._session_scope = anyio.CancelScope()
+        connected = False
 
         class _Status:
             def started(self, value: None = None) -> None:
-                scope.shield = True
+                nonlocal connected
+                connected = True
                 task_status.started()
 
         try:
             with scope:
                 await self._session.run(task_status=_Status())
         except RelayError as exc:
-            if not scope.shield:  # never connected: __aenter__ raises it
+            if not connected:  # never connected: __aenter__ raises it
                 raise
             logger.error("RELAY client stopped: %s", exc)
             self._fatal = exc

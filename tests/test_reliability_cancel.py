@@ -10,6 +10,7 @@ accept and then do nothing more.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import socket
@@ -185,6 +186,68 @@ async def test_a_stalled_handshake_times_out_and_is_retried() -> None:
                 await eventually(lambda: stall.accepted >= 3)
                 tg.cancel_scope.cancel()
             assert session.connection_count == 0
+
+
+async def test_ctrl_c_just_as_the_session_is_ready(
+    monkeypatch: pytest.MonkeyPatch, anyio_backend_name: str
+) -> None:
+    """Ctrl+C in the instant between "connected" and ``__aenter__`` resuming: the
+    client leaves cleanly, nothing connected is left behind, and nothing hangs.
+
+    Regression (asyncio): ``asyncio.Runner`` turns Ctrl+C into ``task.cancel()`` of
+    the main task, even when what it waits for is already done; anyio's
+    ``TaskGroup.start`` then cancels the task it started and waits for it, and the
+    session's scope, shielded as the session reported ready, made that wait last for
+    ever. ``client.run()`` ignored a Ctrl+C sent just after its first event.
+    """
+    if anyio_backend_name != "asyncio":
+        pytest.skip("asyncio.Runner's Ctrl+C is a native cancel; trio raises KeyboardInterrupt")
+    async with no_leaks():
+        async with FakeRelayServer() as server:
+            client = make_client(server)
+            session = client._session
+            run = session.run
+            entering: list[asyncio.Task[Any]] = []
+            outcome: list[str] = []
+            done = anyio.Event()
+
+            async def run_then_interrupt(
+                *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+            ) -> None:
+                class InterruptAsReady:
+                    def started(self, value: None = None) -> None:
+                        task_status.started()
+                        entering[0].cancel()  # what asyncio.Runner does on SIGINT
+
+                await run(task_status=InterruptAsReady())
+
+            async def enter() -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                entering.append(task)
+                try:
+                    async with client:
+                        outcome.append("entered")
+                except asyncio.CancelledError:
+                    task.uncancel()  # as asyncio.Runner does, before KeyboardInterrupt
+                    outcome.append("interrupted")
+                done.set()
+
+            monkeypatch.setattr(session, "run", run_then_interrupt)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(enter)
+                with anyio.move_on_after(10):  # it takes milliseconds
+                    await done.wait()
+                stuck = not done.is_set()
+                if stuck:  # unstick it, or the test itself would hang
+                    scope = client._session_scope
+                    assert scope is not None
+                    scope.cancel()
+            assert not stuck, "an interrupt just as the session was ready hung the client"
+            assert outcome == ["interrupted"]
+            assert len(server.received("signalwire.connect")) == 1  # it had connected
+            assert session.state is ConnectionState.CLOSED
+            await server.wait_until(lambda: server.active_connections == 0)
 
 
 async def test_cancel_during_authentication() -> None:
