@@ -43,6 +43,7 @@ Errors are anyio's: ``EndOfStream`` once the peer's data is consumed,
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import ssl
 from collections import deque
@@ -61,6 +62,8 @@ __all__ = ["connect_stream"]
 #: a client that stops reading holds about this much (plus one read) in memory.
 HIGH_WATER = 1024 * 1024
 LOW_WATER = HIGH_WATER // 4
+#: As ``anyio.connect_tcp``: the next address is tried when one has not connected by then.
+HAPPY_EYEBALLS_DELAY = 0.25
 #: How long ``aclose()`` waits for the write buffer and the TLS close_notify to go out
 #: (and the peer to answer) before it drops the connection.
 CLOSE_GRACE = 1.0
@@ -124,15 +127,25 @@ class _AsyncioStream(anyio.abc.SocketStream, asyncio.Protocol):
         cls, host: str, port: int, ssl_context: ssl.SSLContext | None, server_hostname: str
     ) -> _AsyncioStream:
         loop = asyncio.get_running_loop()
-        _, stream = await loop.create_connection(
-            lambda: cls(loop, ssl_context is not None),
-            host,
-            port,
-            ssl=ssl_context,
-            server_hostname=server_hostname if ssl_context is not None else None,
-            happy_eyeballs_delay=0.25,  # as anyio.connect_tcp
-        )
-        return stream
+        sock = await _connect_socket(loop, host, port)
+        streams: list[_AsyncioStream] = []
+
+        def protocol() -> _AsyncioStream:
+            streams.append(cls(loop, ssl_context is not None))
+            return streams[0]
+
+        try:
+            await loop.create_connection(
+                protocol,
+                sock=sock,
+                ssl=ssl_context,
+                server_hostname=server_hostname if ssl_context is not None else None,
+            )
+        except BaseException:
+            if not streams:  # else the transport has the socket, and closes it
+                sock.close()
+            raise
+        return streams[0]
 
     # -- asyncio.Protocol: called by the transport ------------------------------------
 
@@ -294,6 +307,79 @@ class _AsyncioStream(anyio.abc.SocketStream, asyncio.Protocol):
                 }
             )
         return attributes
+
+
+async def _connect_socket(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A TCP socket connected to ``host:port``, Happy Eyeballs as ``anyio.connect_tcp``.
+
+    Not ``loop.create_connection(host, port, happy_eyeballs_delay=...)``: its race
+    (``asyncio.staggered``, Python 3.11) drops the connected socket, unclosed, when
+    the caller is cancelled just as a connection attempt succeeds. Here every socket
+    is closed unless it is returned.
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # As anyio: the first IPv6 address, then the first IPv4 one, then the rest.
+        targets: list[tuple[int, Any]] = []
+        v6_found = v4_found = False
+        for family, _, _, _, address in infos:
+            if family == socket.AF_INET6 and not v6_found:
+                v6_found = True
+                targets.insert(0, (family, address))
+            elif family == socket.AF_INET and not v4_found and v6_found:
+                v4_found = True
+                targets.insert(1, (family, address))
+            else:
+                targets.append((family, address))
+    else:
+        targets = [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
+
+    connected: socket.socket | None = None
+    errors: list[OSError] = []
+
+    async def attempt(family: int, address: Any, done: anyio.Event) -> None:
+        nonlocal connected
+        sock: socket.socket | None = None
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            errors.append(exc)
+            return
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+        finally:
+            done.set()
+        if connected is None:
+            connected = sock
+            tg.cancel_scope.cancel()  # the other attempts
+        else:
+            sock.close()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for target_family, target in targets:
+                done = anyio.Event()
+                tg.start_soon(attempt, target_family, target, done)
+                with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                    await done.wait()
+    except BaseException:
+        if connected is not None:
+            connected.close()
+        raise
+    if connected is None:
+        # What loop.create_connection raises: the one error, or all of them in one.
+        if len(errors) == 1 or len({str(exc) for exc in errors}) == 1:
+            raise errors[0]
+        raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+    return connected
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

@@ -22,6 +22,7 @@ from relay_anyio import (
     RelayEvent,
 )
 from relay_anyio.testing import FakeCall, FakeRelayServer
+from relay_anyio.testing._calling import finish_action
 
 from .helpers import make_client, messages
 
@@ -49,7 +50,7 @@ async def run_one_call(
         if hangup_after:
             await server.wait_for_request("calling.play")
             await fake.remote_hangup()
-        with anyio.fail_after(3):
+        with anyio.fail_after(10):  # a failure detector only
             await done.wait()
 
 
@@ -81,7 +82,7 @@ async def inbound_call(
 
     async with relay:
         fake = await server.offer_call(context)
-        with anyio.fail_after(3):
+        with anyio.fail_after(10):  # a failure detector only
             await offered.wait()
         try:
             yield calls[0], fake
@@ -117,13 +118,25 @@ async def test_call_properties(relay_server: FakeRelayServer) -> None:
     seen: list[tuple[str, ...]] = []
 
     async def handler(call: Call) -> None:
-        seen.append((call.direction, call.context, call.device["params"]["from_number"],
-                     call.state, call.call_id, call.node_id, call.tag))
+        seen.append(
+            (
+                call.direction,
+                call.context,
+                call.device["params"]["from_number"],
+                call.state,
+                call.call_id,
+                call.node_id,
+                call.tag,
+            )
+        )
 
     await run_one_call(relay_server, handler)
     [(direction, context, from_number, state, call_id, node_id, tag)] = seen
     assert (direction, context, from_number, state) == (
-        "inbound", "default", "+15551110000", "created"
+        "inbound",
+        "default",
+        "+15551110000",
+        "created",
     )
     assert call_id and node_id
     assert tag == ""
@@ -178,12 +191,16 @@ async def test_wait_on_a_call_that_ends_without_a_terminal_event_finishes_at_onc
         # The server says "ended" and nothing about the play.
         await fake.send_event(
             EVENT_CALL_STATE,
-            {"call_id": fake.call_id, "node_id": fake.node_id, "call_state": "ended",
-             "end_reason": "hangup"},
+            {
+                "call_id": fake.call_id,
+                "node_id": fake.node_id,
+                "call_state": "ended",
+                "end_reason": "hangup",
+            },
         )
-        with anyio.fail_after(3):
+        with anyio.fail_after(20):
             await done.wait()
-    assert outcome["waited"] < 1
+    assert outcome["waited"] < 10  # at the call's end, not the play's 60 s (generous for load)
     assert outcome["call_ended"] is True
     assert outcome["result"].params["state"] == "call_ended"
     assert outcome["result"].params["end_reason"] == "hangup"
@@ -291,7 +308,7 @@ async def test_gone_call_is_a_no_op_other_errors_raise(
 
 
 async def test_action_wait_timeout_leaves_action_usable(relay_server: FakeRelayServer) -> None:
-    relay_server.play_duration = 0.3
+    relay_server.play_duration = 60  # it finishes when this test says, below
     outcome: list[str] = []
 
     async def handler(call: Call) -> None:
@@ -299,7 +316,9 @@ async def test_action_wait_timeout_leaves_action_usable(relay_server: FakeRelayS
         action = await call.play([{"type": "tts", "text": "x"}])
         with pytest.raises(TimeoutError):
             await action.wait(timeout=0.01)
-        outcome.append((await action.wait(timeout=3)).params["state"])
+        fake = relay_server.calls[call.call_id]
+        await finish_action(fake, fake.actions[action.control_id])  # the play's time is up
+        outcome.append((await action.wait(timeout=10)).params["state"])
         outcome.append((await action.wait()).params["state"])
 
     await run_one_call(relay_server, handler)
@@ -316,22 +335,23 @@ async def test_wait_for_answered_raises_if_call_ends_unanswered(
     @client.on_call
     async def handle(call: Call) -> None:
         try:
-            await call.wait_for_answered(timeout=3)
+            await call.wait_for_answered(timeout=30)
         except CallEnded as exc:
             outcome.append(exc)
         done.set()
 
     async with client:
         fake = await relay_server.offer_call()
-        await anyio.sleep(0.02)
+        await anyio.wait_all_tasks_blocked()  # the handler waits for the answer
         await fake.remote_hangup("cancel")
-        with anyio.fail_after(3):
+        with anyio.fail_after(10):  # a failure detector only
             await done.wait()
     assert outcome and outcome[0].end_reason == "cancel"
 
 
-async def test_on_completed_callback(relay_server: FakeRelayServer,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+async def test_on_completed_callback(
+    relay_server: FakeRelayServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     got: list[str] = []
 
@@ -340,8 +360,9 @@ async def test_on_completed_callback(relay_server: FakeRelayServer,
             got.append(event.params.get("state", ""))
 
         await call.answer()
-        action = await call.play([{"type": "tts", "text": "Processing..."}],
-                                 on_completed=on_play_done)
+        action = await call.play(
+            [{"type": "tts", "text": "Processing..."}], on_completed=on_play_done
+        )
         await action.wait()
         await call.hangup()
 

@@ -32,6 +32,7 @@ from relay_anyio.testing import (
     HandlerContext,
     JsonRpcError,
 )
+from relay_anyio.testing._calling import finish_action
 
 from .helpers import eventually, make_client, messages
 from .test_call_basics import inbound_call, run_one_call
@@ -51,9 +52,11 @@ async def test_wait_for_with_a_predicate(relay_server: FakeRelayServer) -> None:
             got: list[RelayEvent] = []
 
             async def wait_finished() -> None:
-                got.append(await call.wait_for(
-                    EVENT_CALL_PLAY, lambda e: e.params["state"] == "finished", timeout=2
-                ))
+                got.append(
+                    await call.wait_for(
+                        EVENT_CALL_PLAY, lambda e: e.params["state"] == "finished", timeout=2
+                    )
+                )
 
             tg.start_soon(wait_finished)
             await anyio.wait_all_tasks_blocked()
@@ -122,7 +125,10 @@ async def test_wait_for_ringing_ending_and_ended(relay_server: FakeRelayServer) 
         assert await call.wait_for_ending() is got["ending"]
         late_answer = await call.wait_for_ringing(timeout=0)
     assert [got[k].params["call_state"] for k in ("ringing", "ending", "ended")] == [
-        "ringing", "ending", "ended"]
+        "ringing",
+        "ending",
+        "ended",
+    ]
     assert got["ended"].params["end_reason"] == "busy"
     assert late_answer.params["call_state"] == "ringing"
     with pytest.raises(CallEnded) as info:
@@ -166,7 +172,11 @@ async def test_listener_exceptions_are_logged_and_later_events_still_delivered(
         await call.wait_for_ended(timeout=2)
         await eventually(lambda: len(delivered) == 6)
     assert delivered == [
-        "sync:answered", "async:answered", "sync:ending", "async:ending", "sync:ended",
+        "sync:answered",
+        "async:answered",
+        "sync:ending",
+        "async:ending",
+        "sync:ended",
         "async:ended",
     ]
     failures = [m for m in messages(caplog, logging.ERROR) if "failed on calling.call.state" in m]
@@ -191,8 +201,12 @@ async def test_listeners_are_dropped_when_the_call_ends(
         with pytest.raises(CallEnded):
             call.on(EVENT_CALL_PLAY, call_events.append)
         # A late event for the ended call reaches no call listener.
-        late = {"call_id": fake.call_id, "node_id": fake.node_id, "control_id": "x",
-                "state": "finished"}
+        late = {
+            "call_id": fake.call_id,
+            "node_id": fake.node_id,
+            "control_id": "x",
+            "state": "finished",
+        }
         await fake.send_event(EVENT_CALL_PLAY, late)
         await eventually(lambda: strays)
     assert [e.event_type for e in call_events] == [EVENT_CALL_STATE, EVENT_CALL_STATE]
@@ -264,9 +278,7 @@ async def test_plain_and_async_listeners_keep_the_order_of_events(
             await fake.send_event("test.other", {"call_id": fake.call_id, "n": n})
         await eventually(lambda: len(order) == 25)
     assert order == [
-        (tag, n)
-        for n in range(5)
-        for tag in ("first", "async", "last", "returned", "after")
+        (tag, n) for n in range(5) for tag in ("first", "async", "last", "returned", "after")
     ]
 
 
@@ -297,8 +309,10 @@ async def test_on_completed_sync_async_and_failing(
         await call.wait_for_ended(timeout=2)
         await eventually(lambda: len(got) == 3)
     assert sorted(got) == [("async", "finished"), ("sync", "finished"), ("sync", "finished")]
-    assert any("failed on calling.call.play" in m and repr(failing_done) in m
-               for m in messages(caplog, logging.ERROR))
+    assert any(
+        "failed on calling.call.play" in m and repr(failing_done) in m
+        for m in messages(caplog, logging.ERROR)
+    )
     assert last.is_done
 
 
@@ -312,9 +326,10 @@ async def test_on_completed_runs_after_the_handler_returned(
         raise JsonRpcError(-32000, "cannot stop now")
 
     relay_server.set_handler("calling.play.stop", refuse_stop)
-    relay_server.play_duration = 0.1
+    relay_server.play_duration = 60  # the plays finish when the test says, below
     got: list[str] = []
     returned = anyio.Event()
+    calls: list[Call] = []
     client = make_client(relay_server)
 
     async def async_done(event: RelayEvent) -> None:
@@ -323,6 +338,7 @@ async def test_on_completed_runs_after_the_handler_returned(
 
     @client.on_call
     async def handle(call: Call) -> None:
+        calls.append(call)
         await call.answer()
         await call.play_tts("a", on_completed=lambda event: got.append(event.params["state"]))
         await call.play_tts("b", on_completed=async_done)
@@ -330,9 +346,13 @@ async def test_on_completed_runs_after_the_handler_returned(
 
     async with client:
         fake = await relay_server.offer_call()
-        with anyio.fail_after(3):
+        with anyio.fail_after(10):  # a failure detector only
             await returned.wait()
+        # The handler has returned (its stops were refused): the plays run on.
+        await eventually(lambda: calls[0] not in client._router.handled)
         assert got == []
+        for action in list(fake.actions.values()):
+            await finish_action(fake, action)  # what the play timer does
         await eventually(lambda: sorted(got) == ["async", "finished"])
         await fake.remote_hangup()
     assert sorted(got) == ["async", "finished"]
@@ -359,8 +379,11 @@ async def test_action_on_an_ended_call_resolves_at_once_without_sending(
         assert action.is_done and action.call_ended
         assert action.result is not None
         assert action.result.params == {
-            "call_id": fake.call_id, "node_id": fake.node_id, "control_id": action.control_id,
-            "state": "call_ended", "end_reason": "hangup",
+            "call_id": fake.call_id,
+            "node_id": fake.node_id,
+            "control_id": action.control_id,
+            "state": "call_ended",
+            "end_reason": "hangup",
         }
     assert [e.event_type for e in completed] == ["calling.call.record", "calling.call.play"]
     assert await record.wait() is record.result
@@ -382,8 +405,9 @@ async def test_gone_on_stop_is_a_no_op_other_errors_raise(
         relay_server.fail_next("calling.play.stop", code="500", message="Internal error")
         with pytest.raises(RelayError) as server_error:
             await play.stop()
-        relay_server.fail_next("calling.play.volume", code=-32602, message="Invalid params",
-                               jsonrpc_error=True)
+        relay_server.fail_next(
+            "calling.play.volume", code=-32602, message="Invalid params", jsonrpc_error=True
+        )
         with pytest.raises(RelayError) as rpc_error:
             await play.volume(99)
         relay_server.fail_next("calling.record", code="409", message="Conflict")
@@ -468,8 +492,11 @@ async def test_a_handler_that_raises_leaves_no_action_running(
 async def test_cancelling_an_action_start_stops_the_operation(
     relay_server: FakeRelayServer,
 ) -> None:
+    gave_up = anyio.Event()
+
     async def slow_record(ctx: HandlerContext, params: JSON) -> JSON:
-        await anyio.sleep(0.1)  # RELAY takes its time, in order: the reader waits too
+        # RELAY takes its time (until the client gave up), in order: the reader waits too.
+        await gave_up.wait()
         return await DEFAULT_HANDLERS["calling.record"](ctx, params)
 
     relay_server.set_handler("calling.record", slow_record)
@@ -479,6 +506,7 @@ async def test_cancelling_an_action_start_stops_the_operation(
         with anyio.move_on_after(0.03) as scope:
             await call.record()
         assert scope.cancelled_caught
+        gave_up.set()
         [start] = relay_server.received("calling.record")
         stop = await relay_server.wait_for_request("calling.record.stop")
         assert stop["params"]["control_id"] == start["params"]["control_id"]
@@ -548,7 +576,7 @@ async def test_client_exit_cancels_handlers_and_their_waits(
 
     async with client:
         fake = await relay_server.offer_call()
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):  # a failure detector only
             await started.wait()
     # Leaving hung the call up: its end finished the play, and the handler ran on.
     assert fake.states[-1] == "ended"
@@ -581,7 +609,9 @@ async def test_a_failed_hangup_can_be_retried(relay_server: FakeRelayServer) -> 
             await call.hangup()
         assert await call.hangup() == {"code": "200", "message": "Disconnecting call"}
     assert [f["params"]["reason"] for f in relay_server.received("calling.end")] == [
-        "hangup", "hangup"]
+        "hangup",
+        "hangup",
+    ]
 
 
 async def test_a_listener_overflow_does_not_poison_the_calls_waits(

@@ -118,309 +118,762 @@ def accepted(message: str, **extra: Any) -> Callable[[JSON], JSON]:
 
 CASES: list[Case] = [
     Case("answer", lambda c, s: c.answer(), "calling.answer", {}, ok("Answered")),
-    Case("answer kwargs", lambda c, s: c.answer(codecs=["PCMU", "OPUS"], max_duration=600),
-         "calling.answer", {"codecs": ["PCMU", "OPUS"], "max_duration": 600}, ok("Answered")),
+    Case(
+        "answer kwargs",
+        lambda c, s: c.answer(codecs=["PCMU", "OPUS"], max_duration=600),
+        "calling.answer",
+        {"codecs": ["PCMU", "OPUS"], "max_duration": 600},
+        ok("Answered"),
+    ),
     # -- play (flat items, as the guide writes them, go out in the wire shape)
-    Case("play", lambda c, s: c.play(
-        [{"type": "tts", "text": "Hello!"},
-         {"type": "audio", "params": {"url": "https://cdn.example.com/a.mp3"}},
-         {"type": "silence", "duration": 1.5},
-         {"type": "ringtone", "name": "us", "params": {"duration": 10}}],
-        volume=-5.5, direction="both", loop=2),
-         "calling.play",
-         {"control_id": CID,
-          "play": [{"type": "tts", "params": {"text": "Hello!"}},
-                   {"type": "audio", "params": {"url": "https://cdn.example.com/a.mp3"}},
-                   {"type": "silence", "params": {"duration": 1.5}},
-                   {"type": "ringtone", "params": {"name": "us", "duration": 10}}],
-          "volume": -5.5, "direction": "both", "loop": 2},
-         accepted("Playing"), PlayAction),
-    Case("play own control_id", lambda c, s: c.play([{"type": "tts", "text": "x"}],
-                                                     control_id="my-play", loop=0),
-         "calling.play",
-         {"control_id": "my-play", "play": [{"type": "tts", "params": {"text": "x"}}], "loop": 0},
-         lambda ctx: ok("Playing", call_id=ctx["call"].call_id, control_id="my-play"),
-         PlayAction),
-    Case("play_tts", lambda c, s: c.play_tts("Welcome!", language="en-US", gender="female",
-                                             voice="Polly.Joanna", volume=3.0),
-         "calling.play",
-         {"control_id": CID, "volume": 3.0,
-          "play": [{"type": "tts", "params": {"text": "Welcome!", "language": "en-US",
-                                              "gender": "female", "voice": "Polly.Joanna"}}]},
-         accepted("Playing"), PlayAction),
-    Case("play_audio", lambda c, s: c.play_audio("https://cdn.example.com/g.mp3", volume=1.0),
-         "calling.play",
-         {"control_id": CID, "volume": 1.0,
-          "play": [{"type": "audio", "params": {"url": "https://cdn.example.com/g.mp3"}}]},
-         accepted("Playing"), PlayAction),
-    Case("play_silence", lambda c, s: c.play_silence(2.5), "calling.play",
-         {"control_id": CID, "play": [{"type": "silence", "params": {"duration": 2.5}}]},
-         accepted("Playing"), PlayAction),
-    Case("play_ringtone", lambda c, s: c.play_ringtone("uk", duration=10, volume=-2.0),
-         "calling.play",
-         {"control_id": CID, "volume": -2.0,
-          "play": [{"type": "ringtone", "params": {"name": "uk", "duration": 10}}]},
-         accepted("Playing"), PlayAction),
+    Case(
+        "play",
+        lambda c, s: c.play(
+            [
+                {"type": "tts", "text": "Hello!"},
+                {"type": "audio", "params": {"url": "https://cdn.example.com/a.mp3"}},
+                {"type": "silence", "duration": 1.5},
+                {"type": "ringtone", "name": "us", "params": {"duration": 10}},
+            ],
+            volume=-5.5,
+            direction="both",
+            loop=2,
+        ),
+        "calling.play",
+        {
+            "control_id": CID,
+            "play": [
+                {"type": "tts", "params": {"text": "Hello!"}},
+                {"type": "audio", "params": {"url": "https://cdn.example.com/a.mp3"}},
+                {"type": "silence", "params": {"duration": 1.5}},
+                {"type": "ringtone", "params": {"name": "us", "duration": 10}},
+            ],
+            "volume": -5.5,
+            "direction": "both",
+            "loop": 2,
+        },
+        accepted("Playing"),
+        PlayAction,
+    ),
+    Case(
+        "play own control_id",
+        lambda c, s: c.play([{"type": "tts", "text": "x"}], control_id="my-play", loop=0),
+        "calling.play",
+        {"control_id": "my-play", "play": [{"type": "tts", "params": {"text": "x"}}], "loop": 0},
+        lambda ctx: ok("Playing", call_id=ctx["call"].call_id, control_id="my-play"),
+        PlayAction,
+    ),
+    Case(
+        "play_tts",
+        lambda c, s: c.play_tts(
+            "Welcome!", language="en-US", gender="female", voice="Polly.Joanna", volume=3.0
+        ),
+        "calling.play",
+        {
+            "control_id": CID,
+            "volume": 3.0,
+            "play": [
+                {
+                    "type": "tts",
+                    "params": {
+                        "text": "Welcome!",
+                        "language": "en-US",
+                        "gender": "female",
+                        "voice": "Polly.Joanna",
+                    },
+                }
+            ],
+        },
+        accepted("Playing"),
+        PlayAction,
+    ),
+    Case(
+        "play_audio",
+        lambda c, s: c.play_audio("https://cdn.example.com/g.mp3", volume=1.0),
+        "calling.play",
+        {
+            "control_id": CID,
+            "volume": 1.0,
+            "play": [{"type": "audio", "params": {"url": "https://cdn.example.com/g.mp3"}}],
+        },
+        accepted("Playing"),
+        PlayAction,
+    ),
+    Case(
+        "play_silence",
+        lambda c, s: c.play_silence(2.5),
+        "calling.play",
+        {"control_id": CID, "play": [{"type": "silence", "params": {"duration": 2.5}}]},
+        accepted("Playing"),
+        PlayAction,
+    ),
+    Case(
+        "play_ringtone",
+        lambda c, s: c.play_ringtone("uk", duration=10, volume=-2.0),
+        "calling.play",
+        {
+            "control_id": CID,
+            "volume": -2.0,
+            "play": [{"type": "ringtone", "params": {"name": "uk", "duration": 10}}],
+        },
+        accepted("Playing"),
+        PlayAction,
+    ),
     # -- record
-    Case("record", lambda c, s: c.record(audio={
-        "beep": True, "format": "wav", "stereo": True, "direction": "both",
-        "initial_timeout": 5.0, "end_silence_timeout": 1.0, "terminators": "#*",
-        "input_sensitivity": 44}),
-         "calling.record",
-         {"control_id": CID, "record": {"audio": {
-             "beep": True, "format": "wav", "stereo": True, "direction": "both",
-             "initial_timeout": 5.0, "end_silence_timeout": 1.0, "terminators": "#*",
-             "input_sensitivity": 44}}},
-         lambda ctx: ok("Recording", call_id=ctx["call"].call_id, control_id=ctx["cid"],
-                        url=f"https://fake-relay.invalid/recordings/{ctx['cid']}.wav"),
-         RecordAction),
-    Case("record defaults", lambda c, s: c.record(), "calling.record",
-         {"control_id": CID, "record": {"audio": {}}},
-         lambda ctx: ok("Recording", call_id=ctx["call"].call_id, control_id=ctx["cid"],
-                        url=f"https://fake-relay.invalid/recordings/{ctx['cid']}.mp3"),
-         RecordAction),
+    Case(
+        "record",
+        lambda c, s: c.record(
+            audio={
+                "beep": True,
+                "format": "wav",
+                "stereo": True,
+                "direction": "both",
+                "initial_timeout": 5.0,
+                "end_silence_timeout": 1.0,
+                "terminators": "#*",
+                "input_sensitivity": 44,
+            }
+        ),
+        "calling.record",
+        {
+            "control_id": CID,
+            "record": {
+                "audio": {
+                    "beep": True,
+                    "format": "wav",
+                    "stereo": True,
+                    "direction": "both",
+                    "initial_timeout": 5.0,
+                    "end_silence_timeout": 1.0,
+                    "terminators": "#*",
+                    "input_sensitivity": 44,
+                }
+            },
+        },
+        lambda ctx: ok(
+            "Recording",
+            call_id=ctx["call"].call_id,
+            control_id=ctx["cid"],
+            url=f"https://fake-relay.invalid/recordings/{ctx['cid']}.wav",
+        ),
+        RecordAction,
+    ),
+    Case(
+        "record defaults",
+        lambda c, s: c.record(),
+        "calling.record",
+        {"control_id": CID, "record": {"audio": {}}},
+        lambda ctx: ok(
+            "Recording",
+            call_id=ctx["call"].call_id,
+            control_id=ctx["cid"],
+            url=f"https://fake-relay.invalid/recordings/{ctx['cid']}.mp3",
+        ),
+        RecordAction,
+    ),
     # -- input
-    Case("play_and_collect", lambda c, s: c.play_and_collect(
-        [{"type": "tts", "text": "Enter your PIN."}], COLLECT_SPEC, volume=7.5),
-         "calling.play_and_collect",
-         {"control_id": CID, "play": [{"type": "tts", "params": {"text": "Enter your PIN."}}],
-          "collect": COLLECT_SPEC, "volume": 7.5},
-         accepted("Collecting"), CollectAction),
-    Case("prompt_tts", lambda c, s: c.prompt_tts("Press 1", {"digits": {"max": 1}},
-                                                 language="en-US", gender="male",
-                                                 voice="Polly.Matthew", volume=2.0),
-         "calling.play_and_collect",
-         {"control_id": CID, "collect": {"digits": {"max": 1}}, "volume": 2.0,
-          "play": [{"type": "tts", "params": {"text": "Press 1", "language": "en-US",
-                                              "gender": "male", "voice": "Polly.Matthew"}}]},
-         accepted("Collecting"), CollectAction),
-    Case("prompt_audio", lambda c, s: c.prompt_audio("https://cdn.example.com/menu.mp3",
-                                                     {"speech": {"language": "en-US"}}),
-         "calling.play_and_collect",
-         {"control_id": CID, "collect": {"speech": {"language": "en-US"}},
-          "play": [{"type": "audio", "params": {"url": "https://cdn.example.com/menu.mp3"}}]},
-         accepted("Collecting"), CollectAction),
-    Case("collect", lambda c, s: c.collect(
-        digits={"max": 4, "terminators": "#"}, speech={"language": "en-US", "hints": ["sales"]},
-        initial_timeout=10.0, partial_results=True, continuous=False,
-        send_start_of_input=True, start_input_timers=False),
-         "calling.collect",
-         {"control_id": CID, "digits": {"max": 4, "terminators": "#"},
-          "speech": {"language": "en-US", "hints": ["sales"]}, "initial_timeout": 10.0,
-          "partial_results": True, "continuous": False, "send_start_of_input": True,
-          "start_input_timers": False},
-         accepted("Collecting"), StandaloneCollectAction),
-    Case("collect speech only", lambda c, s: c.collect(speech={"end_silence_timeout": 2.0}),
-         "calling.collect", {"control_id": CID, "speech": {"end_silence_timeout": 2.0}},
-         accepted("Collecting"), StandaloneCollectAction),
+    Case(
+        "play_and_collect",
+        lambda c, s: c.play_and_collect(
+            [{"type": "tts", "text": "Enter your PIN."}], COLLECT_SPEC, volume=7.5
+        ),
+        "calling.play_and_collect",
+        {
+            "control_id": CID,
+            "play": [{"type": "tts", "params": {"text": "Enter your PIN."}}],
+            "collect": COLLECT_SPEC,
+            "volume": 7.5,
+        },
+        accepted("Collecting"),
+        CollectAction,
+    ),
+    Case(
+        "prompt_tts",
+        lambda c, s: c.prompt_tts(
+            "Press 1",
+            {"digits": {"max": 1}},
+            language="en-US",
+            gender="male",
+            voice="Polly.Matthew",
+            volume=2.0,
+        ),
+        "calling.play_and_collect",
+        {
+            "control_id": CID,
+            "collect": {"digits": {"max": 1}},
+            "volume": 2.0,
+            "play": [
+                {
+                    "type": "tts",
+                    "params": {
+                        "text": "Press 1",
+                        "language": "en-US",
+                        "gender": "male",
+                        "voice": "Polly.Matthew",
+                    },
+                }
+            ],
+        },
+        accepted("Collecting"),
+        CollectAction,
+    ),
+    Case(
+        "prompt_audio",
+        lambda c, s: c.prompt_audio(
+            "https://cdn.example.com/menu.mp3", {"speech": {"language": "en-US"}}
+        ),
+        "calling.play_and_collect",
+        {
+            "control_id": CID,
+            "collect": {"speech": {"language": "en-US"}},
+            "play": [{"type": "audio", "params": {"url": "https://cdn.example.com/menu.mp3"}}],
+        },
+        accepted("Collecting"),
+        CollectAction,
+    ),
+    Case(
+        "collect",
+        lambda c, s: c.collect(
+            digits={"max": 4, "terminators": "#"},
+            speech={"language": "en-US", "hints": ["sales"]},
+            initial_timeout=10.0,
+            partial_results=True,
+            continuous=False,
+            send_start_of_input=True,
+            start_input_timers=False,
+        ),
+        "calling.collect",
+        {
+            "control_id": CID,
+            "digits": {"max": 4, "terminators": "#"},
+            "speech": {"language": "en-US", "hints": ["sales"]},
+            "initial_timeout": 10.0,
+            "partial_results": True,
+            "continuous": False,
+            "send_start_of_input": True,
+            "start_input_timers": False,
+        },
+        accepted("Collecting"),
+        StandaloneCollectAction,
+    ),
+    Case(
+        "collect speech only",
+        lambda c, s: c.collect(speech={"end_silence_timeout": 2.0}),
+        "calling.collect",
+        {"control_id": CID, "speech": {"end_silence_timeout": 2.0}},
+        accepted("Collecting"),
+        StandaloneCollectAction,
+    ),
     # -- detect
-    Case("detect", lambda c, s: c.detect(
-        {"type": "machine", "params": {"end_silence_timeout": 2.0, "machine_words_threshold": 5}},
-        timeout=30.0),
-         "calling.detect",
-         {"control_id": CID, "timeout": 30.0, "detect": {
-             "type": "machine", "params": {"end_silence_timeout": 2.0,
-                                           "machine_words_threshold": 5}}},
-         accepted("Detecting"), DetectAction),
-    Case("detect_answering_machine", lambda c, s: c.detect_answering_machine(
-        initial_timeout=4.5, end_silence_timeout=1.0, machine_ready_timeout=1.0,
-        machine_voice_threshold=1.25, machine_words_threshold=6, detect_interruptions=False,
-        detect_message_end=True, timeout=20.0),
-         "calling.detect",
-         {"control_id": CID, "timeout": 20.0, "detect": {"type": "machine", "params": {
-             "initial_timeout": 4.5, "end_silence_timeout": 1.0, "machine_ready_timeout": 1.0,
-             "machine_voice_threshold": 1.25, "machine_words_threshold": 6,
-             "detect_interruptions": False, "detect_message_end": True}}},
-         accepted("Detecting"), DetectAction),
-    Case("detect_answering_machine defaults", lambda c, s: c.detect_answering_machine(),
-         "calling.detect", {"control_id": CID, "detect": {"type": "machine", "params": {}}},
-         accepted("Detecting"), DetectAction),
-    Case("detect_fax", lambda c, s: c.detect_fax(tone="CNG", timeout=10.0), "calling.detect",
-         {"control_id": CID, "timeout": 10.0, "detect": {"type": "fax", "params": {"tone": "CNG"}}},
-         accepted("Detecting"), DetectAction),
-    Case("detect_digit", lambda c, s: c.detect_digit(digits="0123456789#*"), "calling.detect",
-         {"control_id": CID, "detect": {"type": "digit", "params": {"digits": "0123456789#*"}}},
-         accepted("Detecting"), DetectAction),
+    Case(
+        "detect",
+        lambda c, s: c.detect(
+            {
+                "type": "machine",
+                "params": {"end_silence_timeout": 2.0, "machine_words_threshold": 5},
+            },
+            timeout=30.0,
+        ),
+        "calling.detect",
+        {
+            "control_id": CID,
+            "timeout": 30.0,
+            "detect": {
+                "type": "machine",
+                "params": {"end_silence_timeout": 2.0, "machine_words_threshold": 5},
+            },
+        },
+        accepted("Detecting"),
+        DetectAction,
+    ),
+    Case(
+        "detect_answering_machine",
+        lambda c, s: c.detect_answering_machine(
+            initial_timeout=4.5,
+            end_silence_timeout=1.0,
+            machine_ready_timeout=1.0,
+            machine_voice_threshold=1.25,
+            machine_words_threshold=6,
+            detect_interruptions=False,
+            detect_message_end=True,
+            timeout=20.0,
+        ),
+        "calling.detect",
+        {
+            "control_id": CID,
+            "timeout": 20.0,
+            "detect": {
+                "type": "machine",
+                "params": {
+                    "initial_timeout": 4.5,
+                    "end_silence_timeout": 1.0,
+                    "machine_ready_timeout": 1.0,
+                    "machine_voice_threshold": 1.25,
+                    "machine_words_threshold": 6,
+                    "detect_interruptions": False,
+                    "detect_message_end": True,
+                },
+            },
+        },
+        accepted("Detecting"),
+        DetectAction,
+    ),
+    Case(
+        "detect_answering_machine defaults",
+        lambda c, s: c.detect_answering_machine(),
+        "calling.detect",
+        {"control_id": CID, "detect": {"type": "machine", "params": {}}},
+        accepted("Detecting"),
+        DetectAction,
+    ),
+    Case(
+        "detect_fax",
+        lambda c, s: c.detect_fax(tone="CNG", timeout=10.0),
+        "calling.detect",
+        {"control_id": CID, "timeout": 10.0, "detect": {"type": "fax", "params": {"tone": "CNG"}}},
+        accepted("Detecting"),
+        DetectAction,
+    ),
+    Case(
+        "detect_digit",
+        lambda c, s: c.detect_digit(digits="0123456789#*"),
+        "calling.detect",
+        {"control_id": CID, "detect": {"type": "digit", "params": {"digits": "0123456789#*"}}},
+        accepted("Detecting"),
+        DetectAction,
+    ),
     # -- bridging: outer list in series, inner list in parallel
-    Case("connect serial", lambda c, s: c.connect(
-        [[PHONE_A], [PHONE_B]], ringback=[{"type": "ringtone", "name": "us"}],
-        tag="agent-bridge-1", max_duration=60, max_price_per_minute=1.5,
-        status_url="https://example.com/status"),
-         "calling.connect",
-         {"devices": [[PHONE_A], [PHONE_B]],
-          "ringback": [{"type": "ringtone", "params": {"name": "us"}}],
-          "tag": "agent-bridge-1", "max_duration": 60, "max_price_per_minute": 1.5,
-          "status_url": "https://example.com/status"},
-         lambda ctx: ok("Connecting", call_id=ctx["call"].call_id)),
-    Case("disconnect", lambda c, s: c.disconnect(), "calling.disconnect", {},
-         ok("Disconnecting")),
-    Case("connect parallel", lambda c, s: c.connect([[PHONE_A, PHONE_B]]), "calling.connect",
-         {"devices": [[PHONE_A, PHONE_B]]},
-         lambda ctx: ok("Connecting", call_id=ctx["call"].call_id)),
-    Case("disconnect again", lambda c, s: c.disconnect(), "calling.disconnect", {},
-         ok("Disconnecting")),
+    Case(
+        "connect serial",
+        lambda c, s: c.connect(
+            [[PHONE_A], [PHONE_B]],
+            ringback=[{"type": "ringtone", "name": "us"}],
+            tag="agent-bridge-1",
+            max_duration=60,
+            max_price_per_minute=1.5,
+            status_url="https://example.com/status",
+        ),
+        "calling.connect",
+        {
+            "devices": [[PHONE_A], [PHONE_B]],
+            "ringback": [{"type": "ringtone", "params": {"name": "us"}}],
+            "tag": "agent-bridge-1",
+            "max_duration": 60,
+            "max_price_per_minute": 1.5,
+            "status_url": "https://example.com/status",
+        },
+        lambda ctx: ok("Connecting", call_id=ctx["call"].call_id),
+    ),
+    Case("disconnect", lambda c, s: c.disconnect(), "calling.disconnect", {}, ok("Disconnecting")),
+    Case(
+        "connect parallel",
+        lambda c, s: c.connect([[PHONE_A, PHONE_B]]),
+        "calling.connect",
+        {"devices": [[PHONE_A, PHONE_B]]},
+        lambda ctx: ok("Connecting", call_id=ctx["call"].call_id),
+    ),
+    Case(
+        "disconnect again",
+        lambda c, s: c.disconnect(),
+        "calling.disconnect",
+        {},
+        ok("Disconnecting"),
+    ),
     # -- the rest of the surface
-    Case("send_digits", lambda c, s: c.send_digits("1234w#"), "calling.send_digits",
-         {"control_id": CID, "digits": "1234w#"}, ok("Sending Digits")),
-    Case("tap", lambda c, s: c.tap(RTP_TAP, RTP_DEVICE), "calling.tap",
-         {"control_id": CID, "tap": RTP_TAP, "device": RTP_DEVICE},
-         accepted("Tapping", source_device={
-             "type": "rtp", "params": {"addr": "127.0.0.1", "port": 49152, "codec": "PCMU"}}),
-         TapAction),
-    Case("stream", lambda c, s: c.stream(
-        "wss://stream.example.com/audio", name="my_stream", codec="PCMU", track="both_tracks",
-        status_url="https://example.com/ss", status_url_method="POST",
-        authorization_bearer_token="s3cr3t", custom_parameters={"agent": "42"}),
-         "calling.stream",
-         {"control_id": CID, "url": "wss://stream.example.com/audio", "name": "my_stream",
-          "codec": "PCMU", "track": "both_tracks", "status_url": "https://example.com/ss",
-          "status_url_method": "POST", "authorization_bearer_token": "s3cr3t",
-          "custom_parameters": {"agent": "42"}},
-         accepted("Streaming"), StreamAction),
-    Case("transcribe", lambda c, s: c.transcribe(status_url="https://example.com/tr"),
-         "calling.transcribe", {"control_id": CID, "status_url": "https://example.com/tr"},
-         accepted("Transcribing"), TranscribeAction),
-    Case("send_fax", lambda c, s: c.send_fax("https://docs.example.com/invoice.pdf",
-                                             identity="+15551112222", header_info="ACME Corp"),
-         "calling.send_fax",
-         {"control_id": CID, "document": "https://docs.example.com/invoice.pdf",
-          "identity": "+15551112222", "header_info": "ACME Corp"},
-         accepted("Sending fax"), FaxAction),
-    Case("receive_fax", lambda c, s: c.receive_fax(), "calling.receive_fax",
-         {"control_id": CID}, accepted("Receiving fax"), FaxAction),
-    Case("pay", lambda c, s: c.pay(
-        "https://pay.example.com/connector", input_method="dtmf",
-        status_url="https://example.com/pay", payment_method="credit-card", timeout="30",
-        max_attempts="3", security_code="true", postal_code="true", min_postal_code_length="5",
-        token_type="reusable", charge_amount="25.99", currency="usd", language="en-US",
-        voice="woman", description="Order 1001", valid_card_types="visa mastercard",
-        parameters=[{"name": "order", "value": "1001"}],
-        prompts=[{"for": "payment-card-number", "actions": [{"type": "Say", "phrase": "Card?"}]}]),
-         "calling.pay",
-         {"control_id": CID, "payment_connector_url": "https://pay.example.com/connector",
-          "input": "dtmf", "status_url": "https://example.com/pay",
-          "payment_method": "credit-card", "timeout": "30", "max_attempts": "3",
-          "security_code": "true", "postal_code": "true", "min_postal_code_length": "5",
-          "token_type": "reusable", "charge_amount": "25.99", "currency": "usd",
-          "language": "en-US", "voice": "woman", "description": "Order 1001",
-          "valid_card_types": "visa mastercard",
-          "parameters": [{"name": "order", "value": "1001"}],
-          "prompts": [{"for": "payment-card-number",
-                       "actions": [{"type": "Say", "phrase": "Card?"}]}]},
-         accepted("Collecting payment"), PayAction),
-    Case("refer", lambda c, s: c.refer(SIP_AGENT, status_url="https://example.com/refer"),
-         "calling.refer", {"device": SIP_AGENT, "status_url": "https://example.com/refer"},
-         ok("Starting SIP REFER")),
-    Case("transfer", lambda c, s: c.transfer("https://example.com/swml-endpoint"),
-         "calling.transfer", {"dest": "https://example.com/swml-endpoint"}, ok("Transferring")),
-    Case("join_conference", lambda c, s: c.join_conference(
-        "team-standup", muted=False, beep="onEnter", start_on_enter=True, end_on_exit=False,
-        wait_url="https://example.com/hold.mp3", max_participants=10, record="record-from-start",
-        region="us", trim="trim-silence", coach="c-1", status_callback="https://example.com/conf",
-        status_callback_event="start end join leave", status_callback_event_type="relay",
-        status_callback_method="POST", recording_status_callback="https://example.com/rec",
-        recording_status_callback_event="completed",
-        recording_status_callback_event_type="relay", recording_status_callback_method="GET",
-        stream_obj={"url": "wss://example.com/conf-audio"}),
-         "calling.join_conference",
-         {"name": "team-standup", "muted": False, "beep": "onEnter", "start_on_enter": True,
-          "end_on_exit": False, "wait_url": "https://example.com/hold.mp3",
-          "max_participants": 10, "record": "record-from-start", "region": "us",
-          "trim": "trim-silence", "coach": "c-1", "status_callback": "https://example.com/conf",
-          "status_callback_event": "start end join leave", "status_callback_event_type": "relay",
-          "status_callback_method": "POST", "recording_status_callback": "https://example.com/rec",
-          "recording_status_callback_event": "completed",
-          "recording_status_callback_event_type": "relay",
-          "recording_status_callback_method": "GET",
-          "stream": {"url": "wss://example.com/conf-audio"}},
-         lambda ctx: ok("Joining conference",
-                        conference_id=conferences(ctx["server"])["team-standup"].conference_id)),
-    Case("leave_conference",
-         lambda c, s: c.leave_conference(s["join_conference"]["conference_id"]),
-         "calling.leave_conference", {"conference_id": "<from join>"}, ok("Leaving conference")),
-    Case("join_room", lambda c, s: c.join_room("my_room", status_url="https://example.com/room"),
-         "calling.join_room", {"name": "my_room", "status_url": "https://example.com/room"},
-         ok("Joining room")),
+    Case(
+        "send_digits",
+        lambda c, s: c.send_digits("1234w#"),
+        "calling.send_digits",
+        {"control_id": CID, "digits": "1234w#"},
+        ok("Sending Digits"),
+    ),
+    Case(
+        "tap",
+        lambda c, s: c.tap(RTP_TAP, RTP_DEVICE),
+        "calling.tap",
+        {"control_id": CID, "tap": RTP_TAP, "device": RTP_DEVICE},
+        accepted(
+            "Tapping",
+            source_device={
+                "type": "rtp",
+                "params": {"addr": "127.0.0.1", "port": 49152, "codec": "PCMU"},
+            },
+        ),
+        TapAction,
+    ),
+    Case(
+        "stream",
+        lambda c, s: c.stream(
+            "wss://stream.example.com/audio",
+            name="my_stream",
+            codec="PCMU",
+            track="both_tracks",
+            status_url="https://example.com/ss",
+            status_url_method="POST",
+            authorization_bearer_token="s3cr3t",
+            custom_parameters={"agent": "42"},
+        ),
+        "calling.stream",
+        {
+            "control_id": CID,
+            "url": "wss://stream.example.com/audio",
+            "name": "my_stream",
+            "codec": "PCMU",
+            "track": "both_tracks",
+            "status_url": "https://example.com/ss",
+            "status_url_method": "POST",
+            "authorization_bearer_token": "s3cr3t",
+            "custom_parameters": {"agent": "42"},
+        },
+        accepted("Streaming"),
+        StreamAction,
+    ),
+    Case(
+        "transcribe",
+        lambda c, s: c.transcribe(status_url="https://example.com/tr"),
+        "calling.transcribe",
+        {"control_id": CID, "status_url": "https://example.com/tr"},
+        accepted("Transcribing"),
+        TranscribeAction,
+    ),
+    Case(
+        "send_fax",
+        lambda c, s: c.send_fax(
+            "https://docs.example.com/invoice.pdf", identity="+15551112222", header_info="ACME Corp"
+        ),
+        "calling.send_fax",
+        {
+            "control_id": CID,
+            "document": "https://docs.example.com/invoice.pdf",
+            "identity": "+15551112222",
+            "header_info": "ACME Corp",
+        },
+        accepted("Sending fax"),
+        FaxAction,
+    ),
+    Case(
+        "receive_fax",
+        lambda c, s: c.receive_fax(),
+        "calling.receive_fax",
+        {"control_id": CID},
+        accepted("Receiving fax"),
+        FaxAction,
+    ),
+    Case(
+        "pay",
+        lambda c, s: c.pay(
+            "https://pay.example.com/connector",
+            input_method="dtmf",
+            status_url="https://example.com/pay",
+            payment_method="credit-card",
+            timeout="30",
+            max_attempts="3",
+            security_code="true",
+            postal_code="true",
+            min_postal_code_length="5",
+            token_type="reusable",
+            charge_amount="25.99",
+            currency="usd",
+            language="en-US",
+            voice="woman",
+            description="Order 1001",
+            valid_card_types="visa mastercard",
+            parameters=[{"name": "order", "value": "1001"}],
+            prompts=[
+                {"for": "payment-card-number", "actions": [{"type": "Say", "phrase": "Card?"}]}
+            ],
+        ),
+        "calling.pay",
+        {
+            "control_id": CID,
+            "payment_connector_url": "https://pay.example.com/connector",
+            "input": "dtmf",
+            "status_url": "https://example.com/pay",
+            "payment_method": "credit-card",
+            "timeout": "30",
+            "max_attempts": "3",
+            "security_code": "true",
+            "postal_code": "true",
+            "min_postal_code_length": "5",
+            "token_type": "reusable",
+            "charge_amount": "25.99",
+            "currency": "usd",
+            "language": "en-US",
+            "voice": "woman",
+            "description": "Order 1001",
+            "valid_card_types": "visa mastercard",
+            "parameters": [{"name": "order", "value": "1001"}],
+            "prompts": [
+                {"for": "payment-card-number", "actions": [{"type": "Say", "phrase": "Card?"}]}
+            ],
+        },
+        accepted("Collecting payment"),
+        PayAction,
+    ),
+    Case(
+        "refer",
+        lambda c, s: c.refer(SIP_AGENT, status_url="https://example.com/refer"),
+        "calling.refer",
+        {"device": SIP_AGENT, "status_url": "https://example.com/refer"},
+        ok("Starting SIP REFER"),
+    ),
+    Case(
+        "transfer",
+        lambda c, s: c.transfer("https://example.com/swml-endpoint"),
+        "calling.transfer",
+        {"dest": "https://example.com/swml-endpoint"},
+        ok("Transferring"),
+    ),
+    Case(
+        "join_conference",
+        lambda c, s: c.join_conference(
+            "team-standup",
+            muted=False,
+            beep="onEnter",
+            start_on_enter=True,
+            end_on_exit=False,
+            wait_url="https://example.com/hold.mp3",
+            max_participants=10,
+            record="record-from-start",
+            region="us",
+            trim="trim-silence",
+            coach="c-1",
+            status_callback="https://example.com/conf",
+            status_callback_event="start end join leave",
+            status_callback_event_type="relay",
+            status_callback_method="POST",
+            recording_status_callback="https://example.com/rec",
+            recording_status_callback_event="completed",
+            recording_status_callback_event_type="relay",
+            recording_status_callback_method="GET",
+            stream_obj={"url": "wss://example.com/conf-audio"},
+        ),
+        "calling.join_conference",
+        {
+            "name": "team-standup",
+            "muted": False,
+            "beep": "onEnter",
+            "start_on_enter": True,
+            "end_on_exit": False,
+            "wait_url": "https://example.com/hold.mp3",
+            "max_participants": 10,
+            "record": "record-from-start",
+            "region": "us",
+            "trim": "trim-silence",
+            "coach": "c-1",
+            "status_callback": "https://example.com/conf",
+            "status_callback_event": "start end join leave",
+            "status_callback_event_type": "relay",
+            "status_callback_method": "POST",
+            "recording_status_callback": "https://example.com/rec",
+            "recording_status_callback_event": "completed",
+            "recording_status_callback_event_type": "relay",
+            "recording_status_callback_method": "GET",
+            "stream": {"url": "wss://example.com/conf-audio"},
+        },
+        lambda ctx: ok(
+            "Joining conference",
+            conference_id=conferences(ctx["server"])["team-standup"].conference_id,
+        ),
+    ),
+    Case(
+        "leave_conference",
+        lambda c, s: c.leave_conference(s["join_conference"]["conference_id"]),
+        "calling.leave_conference",
+        {"conference_id": "<from join>"},
+        ok("Leaving conference"),
+    ),
+    Case(
+        "join_room",
+        lambda c, s: c.join_room("my_room", status_url="https://example.com/room"),
+        "calling.join_room",
+        {"name": "my_room", "status_url": "https://example.com/room"},
+        ok("Joining room"),
+    ),
     Case("leave_room", lambda c, s: c.leave_room(), "calling.leave_room", {}, ok("Leaving room")),
     Case("hold", lambda c, s: c.hold(), "calling.hold", {}, ok("OK")),
     Case("unhold", lambda c, s: c.unhold(), "calling.unhold", {}, ok("OK")),
     Case("denoise", lambda c, s: c.denoise(), "calling.denoise", {}, ok("Denoiser on")),
-    Case("denoise_stop", lambda c, s: c.denoise_stop(), "calling.denoise.stop", {},
-         ok("Denoiser off")),
-    Case("echo", lambda c, s: c.echo(timeout=30.0, status_url="https://example.com/echo"),
-         "calling.echo", {"timeout": 30.0, "status_url": "https://example.com/echo"},
-         ok("Echo started")),
-    Case("bind_digit", lambda c, s: c.bind_digit(
-        "*1", "calling.play",
-        bind_params={"play": [{"type": "tts", "params": {"text": "You pressed star one"}}]},
-        realm="menu", max_triggers=3),
-         "calling.bind_digit",
-         {"digits": "*1", "bind_method": "calling.play",
-          "params": {"play": [{"type": "tts", "params": {"text": "You pressed star one"}}]},
-          "realm": "menu", "max_triggers": 3},
-         ok("Digit binding created")),
-    Case("clear_digit_bindings", lambda c, s: c.clear_digit_bindings(realm="menu"),
-         "calling.clear_digit_bindings", {"realm": "menu"}, ok("Digit bindings cleared")),
-    Case("live_transcribe", lambda c, s: c.live_transcribe({"start": {"language": "en-US"}}),
-         "calling.live_transcribe", {"action": {"start": {"language": "en-US"}}},
-         ok("Live transcription started")),
-    Case("live_translate", lambda c, s: c.live_translate(
-        {"start": {"source": "en-US", "target": "es"}}, status_url="https://example.com/lt"),
-         "calling.live_translate",
-         {"action": {"start": {"source": "en-US", "target": "es"}},
-          "status_url": "https://example.com/lt"},
-         ok("Live translation started")),
-    Case("ai", lambda c, s: c.ai(
-        agent="agent-7", prompt=AI_PROMPT, post_prompt={"text": "Summarize the call."},
-        post_prompt_url="https://example.com/post", post_prompt_auth_user="u",
-        post_prompt_auth_password="p", global_data={"customer_id": "42"},
-        pronounce=[{"replace": "SW", "with": "SignalWire"}], hints=["sales", "support"],
-        languages=[{"name": "English", "code": "en-US", "voice": "rime.spore"}],
-        SWAIG={"functions": []}, ai_params={"end_of_speech_timeout": 3000}),
-         "calling.ai",
-         {"control_id": CID, "agent": "agent-7", "prompt": AI_PROMPT,
-          "post_prompt": {"text": "Summarize the call."},
-          "post_prompt_url": "https://example.com/post", "post_prompt_auth_user": "u",
-          "post_prompt_auth_password": "p", "global_data": {"customer_id": "42"},
-          "pronounce": [{"replace": "SW", "with": "SignalWire"}], "hints": ["sales", "support"],
-          "languages": [{"name": "English", "code": "en-US", "voice": "rime.spore"}],
-          "SWAIG": {"functions": []}, "params": {"end_of_speech_timeout": 3000}},
-         accepted("AI started"), AIAction),
-    Case("ai_message", lambda c, s: c.ai_message(
-        message_text="Order confirmed.", role="system", reset={"full_reset": True},
-        global_data={"k": "v"}),
-         "calling.ai_message",
-         {"message_text": "Order confirmed.", "role": "system", "reset": {"full_reset": True},
-          "global_data": {"k": "v"}},
-         ok("Message sent")),
-    Case("ai_hold", lambda c, s: c.ai_hold(timeout="60", prompt="Please hold."),
-         "calling.ai_hold", {"timeout": "60", "prompt": "Please hold."}, ok("AI on hold")),
-    Case("ai_unhold", lambda c, s: c.ai_unhold(prompt="Thanks for holding."),
-         "calling.ai_unhold", {"prompt": "Thanks for holding."}, ok("AI resumed")),
-    Case("amazon_bedrock", lambda c, s: c.amazon_bedrock(
-        prompt="You are helpful.", SWAIG={"functions": []},
-        ai_params={"end_of_speech_timeout": 3000}, global_data={"k": "v"},
-        post_prompt={"text": "Goodbye"}, post_prompt_url="https://example.com/post"),
-         "calling.amazon_bedrock",
-         {"prompt": "You are helpful.", "SWAIG": {"functions": []},
-          "params": {"end_of_speech_timeout": 3000}, "global_data": {"k": "v"},
-          "post_prompt": {"text": "Goodbye"}, "post_prompt_url": "https://example.com/post"},
-         ok("AI started")),
-    Case("user_event", lambda c, s: c.user_event(event="order_placed", order_id="12345"),
-         "calling.user_event", {"event": "order_placed", "order_id": "12345"}, ok("Event sent")),
-    Case("queue_enter", lambda c, s: c.queue_enter("support", status_url="https://example.com/q"),
-         "calling.queue.enter",
-         {"control_id": CID, "queue_name": "support", "status_url": "https://example.com/q"},
-         ok("Entering Queue")),
-    Case("queue_leave", lambda c, s: c.queue_leave("support", queue_id="qid1",
-                                                   status_url="https://example.com/q"),
-         "calling.queue.leave",
-         {"control_id": CID, "queue_name": "support", "queue_id": "qid1",
-          "status_url": "https://example.com/q"},
-         ok("Leaving Queue")),
+    Case(
+        "denoise_stop",
+        lambda c, s: c.denoise_stop(),
+        "calling.denoise.stop",
+        {},
+        ok("Denoiser off"),
+    ),
+    Case(
+        "echo",
+        lambda c, s: c.echo(timeout=30.0, status_url="https://example.com/echo"),
+        "calling.echo",
+        {"timeout": 30.0, "status_url": "https://example.com/echo"},
+        ok("Echo started"),
+    ),
+    Case(
+        "bind_digit",
+        lambda c, s: c.bind_digit(
+            "*1",
+            "calling.play",
+            bind_params={"play": [{"type": "tts", "params": {"text": "You pressed star one"}}]},
+            realm="menu",
+            max_triggers=3,
+        ),
+        "calling.bind_digit",
+        {
+            "digits": "*1",
+            "bind_method": "calling.play",
+            "params": {"play": [{"type": "tts", "params": {"text": "You pressed star one"}}]},
+            "realm": "menu",
+            "max_triggers": 3,
+        },
+        ok("Digit binding created"),
+    ),
+    Case(
+        "clear_digit_bindings",
+        lambda c, s: c.clear_digit_bindings(realm="menu"),
+        "calling.clear_digit_bindings",
+        {"realm": "menu"},
+        ok("Digit bindings cleared"),
+    ),
+    Case(
+        "live_transcribe",
+        lambda c, s: c.live_transcribe({"start": {"language": "en-US"}}),
+        "calling.live_transcribe",
+        {"action": {"start": {"language": "en-US"}}},
+        ok("Live transcription started"),
+    ),
+    Case(
+        "live_translate",
+        lambda c, s: c.live_translate(
+            {"start": {"source": "en-US", "target": "es"}}, status_url="https://example.com/lt"
+        ),
+        "calling.live_translate",
+        {
+            "action": {"start": {"source": "en-US", "target": "es"}},
+            "status_url": "https://example.com/lt",
+        },
+        ok("Live translation started"),
+    ),
+    Case(
+        "ai",
+        lambda c, s: c.ai(
+            agent="agent-7",
+            prompt=AI_PROMPT,
+            post_prompt={"text": "Summarize the call."},
+            post_prompt_url="https://example.com/post",
+            post_prompt_auth_user="u",
+            post_prompt_auth_password="p",
+            global_data={"customer_id": "42"},
+            pronounce=[{"replace": "SW", "with": "SignalWire"}],
+            hints=["sales", "support"],
+            languages=[{"name": "English", "code": "en-US", "voice": "rime.spore"}],
+            SWAIG={"functions": []},
+            ai_params={"end_of_speech_timeout": 3000},
+        ),
+        "calling.ai",
+        {
+            "control_id": CID,
+            "agent": "agent-7",
+            "prompt": AI_PROMPT,
+            "post_prompt": {"text": "Summarize the call."},
+            "post_prompt_url": "https://example.com/post",
+            "post_prompt_auth_user": "u",
+            "post_prompt_auth_password": "p",
+            "global_data": {"customer_id": "42"},
+            "pronounce": [{"replace": "SW", "with": "SignalWire"}],
+            "hints": ["sales", "support"],
+            "languages": [{"name": "English", "code": "en-US", "voice": "rime.spore"}],
+            "SWAIG": {"functions": []},
+            "params": {"end_of_speech_timeout": 3000},
+        },
+        accepted("AI started"),
+        AIAction,
+    ),
+    Case(
+        "ai_message",
+        lambda c, s: c.ai_message(
+            message_text="Order confirmed.",
+            role="system",
+            reset={"full_reset": True},
+            global_data={"k": "v"},
+        ),
+        "calling.ai_message",
+        {
+            "message_text": "Order confirmed.",
+            "role": "system",
+            "reset": {"full_reset": True},
+            "global_data": {"k": "v"},
+        },
+        ok("Message sent"),
+    ),
+    Case(
+        "ai_hold",
+        lambda c, s: c.ai_hold(timeout="60", prompt="Please hold."),
+        "calling.ai_hold",
+        {"timeout": "60", "prompt": "Please hold."},
+        ok("AI on hold"),
+    ),
+    Case(
+        "ai_unhold",
+        lambda c, s: c.ai_unhold(prompt="Thanks for holding."),
+        "calling.ai_unhold",
+        {"prompt": "Thanks for holding."},
+        ok("AI resumed"),
+    ),
+    Case(
+        "amazon_bedrock",
+        lambda c, s: c.amazon_bedrock(
+            prompt="You are helpful.",
+            SWAIG={"functions": []},
+            ai_params={"end_of_speech_timeout": 3000},
+            global_data={"k": "v"},
+            post_prompt={"text": "Goodbye"},
+            post_prompt_url="https://example.com/post",
+        ),
+        "calling.amazon_bedrock",
+        {
+            "prompt": "You are helpful.",
+            "SWAIG": {"functions": []},
+            "params": {"end_of_speech_timeout": 3000},
+            "global_data": {"k": "v"},
+            "post_prompt": {"text": "Goodbye"},
+            "post_prompt_url": "https://example.com/post",
+        },
+        ok("AI started"),
+    ),
+    Case(
+        "user_event",
+        lambda c, s: c.user_event(event="order_placed", order_id="12345"),
+        "calling.user_event",
+        {"event": "order_placed", "order_id": "12345"},
+        ok("Event sent"),
+    ),
+    Case(
+        "queue_enter",
+        lambda c, s: c.queue_enter("support", status_url="https://example.com/q"),
+        "calling.queue.enter",
+        {"control_id": CID, "queue_name": "support", "status_url": "https://example.com/q"},
+        ok("Entering Queue"),
+    ),
+    Case(
+        "queue_leave",
+        lambda c, s: c.queue_leave("support", queue_id="qid1", status_url="https://example.com/q"),
+        "calling.queue.leave",
+        {
+            "control_id": CID,
+            "queue_name": "support",
+            "queue_id": "qid1",
+            "status_url": "https://example.com/q",
+        },
+        ok("Leaving Queue"),
+    ),
     Case("pass_", lambda c, s: c.pass_(), "calling.pass", {}, ok("Passing call")),
-    Case("hangup", lambda c, s: c.hangup("busy"), "calling.end", {"reason": "busy"},
-         ok("Disconnecting call")),
+    Case(
+        "hangup",
+        lambda c, s: c.hangup("busy"),
+        "calling.end",
+        {"reason": "busy"},
+        ok("Disconnecting call"),
+    ),
 ]
 
 
@@ -467,17 +920,46 @@ async def test_every_method_sends_its_exact_frame_and_returns_the_result(
                 assert returned == want, case.name
             results[case.name] = returned
     assert {c.method for c in CASES} >= {
-        "calling.answer", "calling.end", "calling.pass", "calling.play", "calling.record",
-        "calling.play_and_collect", "calling.collect", "calling.detect", "calling.connect",
-        "calling.disconnect", "calling.send_digits", "calling.tap", "calling.stream",
-        "calling.transcribe", "calling.send_fax", "calling.receive_fax", "calling.pay",
-        "calling.refer", "calling.transfer", "calling.join_conference",
-        "calling.leave_conference", "calling.join_room", "calling.leave_room", "calling.hold",
-        "calling.unhold", "calling.denoise", "calling.denoise.stop", "calling.echo",
-        "calling.bind_digit", "calling.clear_digit_bindings", "calling.live_transcribe",
-        "calling.live_translate", "calling.ai", "calling.ai_message", "calling.ai_hold",
-        "calling.ai_unhold", "calling.amazon_bedrock", "calling.user_event",
-        "calling.queue.enter", "calling.queue.leave",
+        "calling.answer",
+        "calling.end",
+        "calling.pass",
+        "calling.play",
+        "calling.record",
+        "calling.play_and_collect",
+        "calling.collect",
+        "calling.detect",
+        "calling.connect",
+        "calling.disconnect",
+        "calling.send_digits",
+        "calling.tap",
+        "calling.stream",
+        "calling.transcribe",
+        "calling.send_fax",
+        "calling.receive_fax",
+        "calling.pay",
+        "calling.refer",
+        "calling.transfer",
+        "calling.join_conference",
+        "calling.leave_conference",
+        "calling.join_room",
+        "calling.leave_room",
+        "calling.hold",
+        "calling.unhold",
+        "calling.denoise",
+        "calling.denoise.stop",
+        "calling.echo",
+        "calling.bind_digit",
+        "calling.clear_digit_bindings",
+        "calling.live_transcribe",
+        "calling.live_translate",
+        "calling.ai",
+        "calling.ai_message",
+        "calling.ai_hold",
+        "calling.ai_unhold",
+        "calling.amazon_bedrock",
+        "calling.user_event",
+        "calling.queue.enter",
+        "calling.queue.leave",
     }
     assert relay_server.violations == []
 
@@ -487,44 +969,89 @@ async def test_every_method_sends_its_exact_frame_and_returns_the_result(
 Start = Callable[[Call], Awaitable[Any]]
 #: (name, start, [(control call, method, extra params, result message)])
 CONTROLS: list[tuple[str, Start, list[tuple[Callable[[Any], Awaitable[Any]], str, JSON, str]]]] = [
-    ("play", lambda c: c.play_tts("x"), [
-        (lambda a: a.pause(), "calling.play.pause", {}, "Paused"),
-        (lambda a: a.resume(), "calling.play.resume", {}, "Resumed"),
-        (lambda a: a.volume(-5.5), "calling.play.volume", {"volume": -5.5}, "OK"),
-        (lambda a: a.stop(), "calling.play.stop", {}, "Stopped"),
-    ]),
-    ("record", lambda c: c.record(), [
-        (lambda a: a.pause(), "calling.record.pause", {}, "Paused"),
-        (lambda a: a.resume(), "calling.record.resume", {}, "Resumed"),
-        (lambda a: a.pause("silence"), "calling.record.pause", {"behavior": "silence"}, "Paused"),
-        (lambda a: a.resume(), "calling.record.resume", {}, "Resumed"),
-        (lambda a: a.stop(), "calling.record.stop", {}, "Stopped"),
-    ]),
-    ("play_and_collect", lambda c: c.prompt_tts("x", {"digits": {"max": 1}}), [
-        (lambda a: a.volume(7.5), "calling.play_and_collect.volume", {"volume": 7.5}, "OK"),
-        (lambda a: a.start_input_timers(), "calling.collect.start_input_timers", {}, "OK"),
-        (lambda a: a.stop(), "calling.play_and_collect.stop", {}, "Stopped"),
-    ]),
-    ("collect", lambda c: c.collect(digits={"max": 1}, start_input_timers=False), [
-        (lambda a: a.start_input_timers(), "calling.collect.start_input_timers", {}, "OK"),
-        (lambda a: a.stop(), "calling.collect.stop", {}, "Stopped"),
-    ]),
-    ("detect", lambda c: c.detect_fax(), [
-        (lambda a: a.stop(), "calling.detect.stop", {}, "Stopped")]),
-    ("tap", lambda c: c.tap(RTP_TAP, RTP_DEVICE), [
-        (lambda a: a.stop(), "calling.tap.stop", {}, "Stopped")]),
-    ("stream", lambda c: c.stream("wss://example.com/s"), [
-        (lambda a: a.stop(), "calling.stream.stop", {}, "Stopped")]),
-    ("transcribe", lambda c: c.transcribe(), [
-        (lambda a: a.stop(), "calling.transcribe.stop", {}, "Stopped")]),
-    ("send_fax", lambda c: c.send_fax("https://example.com/f.pdf"), [
-        (lambda a: a.stop(), "calling.send_fax.stop", {}, "Stopped")]),
-    ("receive_fax", lambda c: c.receive_fax(), [
-        (lambda a: a.stop(), "calling.receive_fax.stop", {}, "Stopped")]),
-    ("pay", lambda c: c.pay("https://pay.example.com"), [
-        (lambda a: a.stop(), "calling.pay.stop", {}, "Stopped")]),
-    ("ai", lambda c: c.ai(prompt=AI_PROMPT), [
-        (lambda a: a.stop(), "calling.ai.stop", {}, "Stopped")]),
+    (
+        "play",
+        lambda c: c.play_tts("x"),
+        [
+            (lambda a: a.pause(), "calling.play.pause", {}, "Paused"),
+            (lambda a: a.resume(), "calling.play.resume", {}, "Resumed"),
+            (lambda a: a.volume(-5.5), "calling.play.volume", {"volume": -5.5}, "OK"),
+            (lambda a: a.stop(), "calling.play.stop", {}, "Stopped"),
+        ],
+    ),
+    (
+        "record",
+        lambda c: c.record(),
+        [
+            (lambda a: a.pause(), "calling.record.pause", {}, "Paused"),
+            (lambda a: a.resume(), "calling.record.resume", {}, "Resumed"),
+            (
+                lambda a: a.pause("silence"),
+                "calling.record.pause",
+                {"behavior": "silence"},
+                "Paused",
+            ),
+            (lambda a: a.resume(), "calling.record.resume", {}, "Resumed"),
+            (lambda a: a.stop(), "calling.record.stop", {}, "Stopped"),
+        ],
+    ),
+    (
+        "play_and_collect",
+        lambda c: c.prompt_tts("x", {"digits": {"max": 1}}),
+        [
+            (lambda a: a.volume(7.5), "calling.play_and_collect.volume", {"volume": 7.5}, "OK"),
+            (lambda a: a.start_input_timers(), "calling.collect.start_input_timers", {}, "OK"),
+            (lambda a: a.stop(), "calling.play_and_collect.stop", {}, "Stopped"),
+        ],
+    ),
+    (
+        "collect",
+        lambda c: c.collect(digits={"max": 1}, start_input_timers=False),
+        [
+            (lambda a: a.start_input_timers(), "calling.collect.start_input_timers", {}, "OK"),
+            (lambda a: a.stop(), "calling.collect.stop", {}, "Stopped"),
+        ],
+    ),
+    (
+        "detect",
+        lambda c: c.detect_fax(),
+        [(lambda a: a.stop(), "calling.detect.stop", {}, "Stopped")],
+    ),
+    (
+        "tap",
+        lambda c: c.tap(RTP_TAP, RTP_DEVICE),
+        [(lambda a: a.stop(), "calling.tap.stop", {}, "Stopped")],
+    ),
+    (
+        "stream",
+        lambda c: c.stream("wss://example.com/s"),
+        [(lambda a: a.stop(), "calling.stream.stop", {}, "Stopped")],
+    ),
+    (
+        "transcribe",
+        lambda c: c.transcribe(),
+        [(lambda a: a.stop(), "calling.transcribe.stop", {}, "Stopped")],
+    ),
+    (
+        "send_fax",
+        lambda c: c.send_fax("https://example.com/f.pdf"),
+        [(lambda a: a.stop(), "calling.send_fax.stop", {}, "Stopped")],
+    ),
+    (
+        "receive_fax",
+        lambda c: c.receive_fax(),
+        [(lambda a: a.stop(), "calling.receive_fax.stop", {}, "Stopped")],
+    ),
+    (
+        "pay",
+        lambda c: c.pay("https://pay.example.com"),
+        [(lambda a: a.stop(), "calling.pay.stop", {}, "Stopped")],
+    ),
+    (
+        "ai",
+        lambda c: c.ai(prompt=AI_PROMPT),
+        [(lambda a: a.stop(), "calling.ai.stop", {}, "Stopped")],
+    ),
 ]
 
 
@@ -571,7 +1098,8 @@ async def test_record_reports_url_duration_and_size(relay_server: FakeRelayServe
         assert isinstance(event, RecordEvent)
         url = f"https://fake-relay.invalid/recordings/{record.control_id}.wav"
         assert (event.state, event.url, record.url) == ("finished", url, url)
-        assert 0.04 <= event.duration < 1 and event.size == int(event.duration * 8000)
+        # It ran for the 0.05 s slept (the upper bound: generous for a busy machine).
+        assert 0.04 <= event.duration < 10 and event.size == int(event.duration * 8000)
         assert event.params["record"]["audio"] == {"format": "wav", "direction": "both"}
         fake.script_action_error("calling.record")
         silent = await call.record()
@@ -625,16 +1153,24 @@ async def test_collect_wait_does_not_return_on_partial_results(
     relay_server.collect_delay = 60  # only the events below reach this collect
     async with inbound_call(relay_server) as (call, fake):
         collect = await call.collect(digits={"max": 3}, partial_results=True)
-        partial = {"call_id": fake.call_id, "node_id": fake.node_id,
-                   "control_id": collect.control_id, "final": False,
-                   "result": {"type": "digit", "params": {"digits": "12"}}}
+        partial = {
+            "call_id": fake.call_id,
+            "node_id": fake.node_id,
+            "control_id": collect.control_id,
+            "final": False,
+            "result": {"type": "digit", "params": {"digits": "12"}},
+        }
         await fake.send_event(EVENT_CALL_COLLECT, partial)
         await fake.send_event(EVENT_CALL_COLLECT, {**partial, "result": {"type": "start_of_input"}})
         with pytest.raises(TimeoutError):
             await collect.wait(timeout=0.1)
         assert not collect.is_done
-        final = {**partial, "final": True, "state": "finished",
-                 "result": {"type": "digit", "params": {"digits": "123", "terminator": ""}}}
+        final = {
+            **partial,
+            "final": True,
+            "state": "finished",
+            "result": {"type": "digit", "params": {"digits": "123", "terminator": ""}},
+        }
         await fake.send_event(EVENT_CALL_COLLECT, final)
         event = await collect.wait(timeout=2)
     assert isinstance(event, CollectEvent) and event.digits == "123"
@@ -651,8 +1187,11 @@ async def test_collect_wait_does_not_return_on_partial_results(
     ids=["human", "machine-then-ready", "fax", "digit"],
 )
 async def test_detect_completes_on_the_first_result(
-    relay_server: FakeRelayServer, start: Start, kind: str,
-    scripted: tuple[str, ...] | None, expected: str,
+    relay_server: FakeRelayServer,
+    start: Start,
+    kind: str,
+    scripted: tuple[str, ...] | None,
+    expected: str,
 ) -> None:
     later: list[str] = []
     async with inbound_call(relay_server) as (call, fake):
@@ -661,10 +1200,11 @@ async def test_detect_completes_on_the_first_result(
         call.on(EVENT_CALL_DETECT, lambda e: later.append(e.params["detect"]["params"]["event"]))
         detect = await start(call)
         event = await detect.wait(timeout=2)
-        await anyio.sleep(0.02)
+        # The rest only reach listeners.
+        await eventually(lambda: later == list(scripted or (expected,)))
     assert isinstance(event, DetectEvent)
     assert (event.detect_type, event.detect_event) == (kind, expected)
-    assert later == list(scripted or (expected,))  # the rest only reach listeners
+    assert later == list(scripted or (expected,))
 
 
 async def test_fax_pages_then_completion(relay_server: FakeRelayServer) -> None:
@@ -676,9 +1216,14 @@ async def test_fax_pages_then_completion(relay_server: FakeRelayServer) -> None:
         event = await sent.wait(timeout=2)
         assert isinstance(event, FaxEvent) and event.fax_type == "finished"
         assert event.fax["params"] == {
-            "direction": "send", "identity": "+15551112222", "remote_identity": "+15551110000",
-            "document": "https://docs.example.com/invoice.pdf", "success": True,
-            "result": "0", "result_text": "", "pages": 3,
+            "direction": "send",
+            "identity": "+15551112222",
+            "remote_identity": "+15551110000",
+            "document": "https://docs.example.com/invoice.pdf",
+            "success": True,
+            "result": "0",
+            "result_text": "",
+            "pages": 3,
         }
         fake.script_fax(pages=1, success=False)
         received = await (await call.receive_fax()).wait(timeout=2)
@@ -689,9 +1234,15 @@ async def test_fax_pages_then_completion(relay_server: FakeRelayServer) -> None:
         # A server that ends faxes with a top-level state (what the official waits for).
         fake.script_fax(pages=1, page_delay=60)
         other = await call.receive_fax()
-        await fake.send_event(EVENT_CALL_FAX, {"call_id": fake.call_id, "node_id": fake.node_id,
-                                               "control_id": other.control_id,
-                                               "state": "finished"})
+        await fake.send_event(
+            EVENT_CALL_FAX,
+            {
+                "call_id": fake.call_id,
+                "node_id": fake.node_id,
+                "control_id": other.control_id,
+                "state": "finished",
+            },
+        )
         assert (await other.wait(timeout=2)).params["state"] == "finished"
     assert pages[:4] == [1, 2, 3, 0]
 
@@ -700,14 +1251,21 @@ async def test_fax_pages_then_completion(relay_server: FakeRelayServer) -> None:
     ("kind", "start", "running", "event_class"),
     [
         ("calling.tap", lambda c: c.tap(RTP_TAP, RTP_DEVICE), "tapping", TapEvent),
-        ("calling.stream", lambda c: c.stream("wss://e.example/s", name="s1"), "streaming",
-         StreamEvent),
+        (
+            "calling.stream",
+            lambda c: c.stream("wss://e.example/s", name="s1"),
+            "streaming",
+            StreamEvent,
+        ),
         ("calling.transcribe", lambda c: c.transcribe(), None, TranscribeEvent),
     ],
     ids=["tap", "stream", "transcribe"],
 )
 async def test_tap_stream_transcribe_end_on_finished_and_on_error(
-    relay_server: FakeRelayServer, kind: str, start: Start, running: str | None,
+    relay_server: FakeRelayServer,
+    kind: str,
+    start: Start,
+    running: str | None,
     event_class: type[RelayEvent],
 ) -> None:
     states: list[str] = []
@@ -722,10 +1280,11 @@ async def test_tap_stream_transcribe_end_on_finished_and_on_error(
         fake.script_action_error(kind)
         failing = await start(call)
         failed = await failing.wait(timeout=2)
-        await anyio.sleep(0.02)
+        expected = ["finished", "error"]
+        expected = expected if running is None else [running, "finished", running, "error"]
+        await eventually(lambda: states == expected)
     assert isinstance(finished, event_class) and isinstance(failed, event_class)
     assert finished.params["state"] == "finished" and failed.params["state"] == "error"
-    expected = ["finished", "error"] if running is None else [running, "finished", running, "error"]
     assert states == expected
     if kind == "calling.stream":
         assert finished.params["url"] == "wss://e.example/s" and finished.params["name"] == "s1"
@@ -800,8 +1359,16 @@ async def test_connect_progress_and_disconnect(relay_server: FakeRelayServer) ->
         await fake.remote_hangup()
         await call.wait_for_ended(timeout=2)
     states = [e.connect_state for e in events]
-    assert states == ["connecting", "connected", "disconnected", "connecting", "failed",
-                      "connecting", "connected", "disconnected"]
+    assert states == [
+        "connecting",
+        "connected",
+        "disconnected",
+        "connecting",
+        "failed",
+        "connecting",
+        "connected",
+        "disconnected",
+    ]
     assert peer.state == "answered"  # disconnect unbridges without hanging up
     last_peer = relay_server.calls[events[-1].peer["call_id"]]
     assert last_peer.state == "ended"  # the call's end takes its bridge down
@@ -815,8 +1382,13 @@ async def test_send_digits_refer_denoise_hold_echo_events(relay_server: FakeRela
 
     async with inbound_call(relay_server) as (call, fake):
         fake.hold_events = True
-        for event_type in (EVENT_CALL_SEND_DIGITS, EVENT_CALL_REFER, EVENT_CALL_DENOISE,
-                           EVENT_CALL_HOLD, EVENT_CALL_ECHO):
+        for event_type in (
+            EVENT_CALL_SEND_DIGITS,
+            EVENT_CALL_REFER,
+            EVENT_CALL_DENOISE,
+            EVENT_CALL_HOLD,
+            EVENT_CALL_ECHO,
+        ):
             call.on(event_type, keep)
         await call.send_digits("12#", control_id="digits-1")
         await call.refer({"type": "sip", "params": {"to": "sip:bob@example.com"}})
@@ -828,12 +1400,20 @@ async def test_send_digits_refer_denoise_hold_echo_events(relay_server: FakeRela
         await eventually(lambda: EVENT_CALL_ECHO in got)
         await anyio.sleep(0.02)
     [digits] = got[EVENT_CALL_SEND_DIGITS]
-    assert digits.params == {"call_id": fake.call_id, "node_id": fake.node_id,
-                             "control_id": "digits-1", "state": "finished"}
+    assert digits.params == {
+        "call_id": fake.call_id,
+        "node_id": fake.node_id,
+        "control_id": "digits-1",
+        "state": "finished",
+    }
     [refer] = got[EVENT_CALL_REFER]
     assert isinstance(refer, ReferEvent)
-    assert (refer.state, refer.sip_refer_to, refer.sip_refer_response_code,
-            refer.sip_notify_response_code) == ("success", "sip:bob@example.com", "202", "200")
+    assert (
+        refer.state,
+        refer.sip_refer_to,
+        refer.sip_refer_response_code,
+        refer.sip_notify_response_code,
+    ) == ("success", "sip:bob@example.com", "202", "200")
     assert [e.params["denoised"] for e in got[EVENT_CALL_DENOISE]] == [True, False]
     assert [e.params["state"] for e in got[EVENT_CALL_HOLD]] == ["hold", "unhold"]
     assert [e.params["state"] for e in got[EVENT_CALL_ECHO]] == ["echoing"]
@@ -853,10 +1433,18 @@ async def test_queue_enter_and_leave_events(relay_server: FakeRelayServer) -> No
         not_queued = await call.queue_leave("support")  # 404: a no-op, like a gone call
     assert isinstance(entered, QueueEvent) and isinstance(left, QueueEvent)
     assert (entered.status, entered.queue_name, entered.position, entered.size) == (
-        "enqueue", "support", 1, 1)
+        "enqueue",
+        "support",
+        1,
+        1,
+    )
     assert entered.control_id == "q-1" and entered.queue_id
     assert (left.status, left.queue_id, left.size, left.control_id) == (
-        "leave", entered.queue_id, 0, "q-2")
+        "leave",
+        entered.queue_id,
+        0,
+        "q-2",
+    )
     assert not_queued == {}
     assert fake.queue is None
 
@@ -879,7 +1467,7 @@ async def test_conference_events_reach_calls_and_client_listeners(
         if len(call_events) == 2:
             joined.set()
         await joined.wait()
-        await anyio.sleep(0.02)
+        await eventually(lambda: len(mine) == 1)  # my participant-join is in
         await call.leave_conference(result["conference_id"])
         await eventually(lambda: len(mine) == 2)
 
@@ -891,7 +1479,9 @@ async def test_conference_events_reach_calls_and_client_listeners(
         second = await relay_server.offer_call()
         await eventually(lambda: len(call_events) == 2 and settled())
     assert [(e.status, e.call_id) for e in client_events] == [
-        ("conference-start", ""), ("conference-end", "")]
+        ("conference-start", ""),
+        ("conference-end", ""),
+    ]
     assert client_events[0].name == "standup" and client_events[0].conference_id
     # Participant events carry call_id: each call sees its own, and only its own.
     assert call_events[first.call_id] == ["participant-join", "participant-leave"]
@@ -904,6 +1494,7 @@ async def test_calling_error_reaches_the_call_or_the_client(
 ) -> None:
     client_errors: list[Any] = []  # CallingErrorEvent
     call_errors: list[Any] = []
+
     def listen(client: RelayClient) -> None:
         client.on(EVENT_CALLING_ERROR, client_errors.append)
 
@@ -914,7 +1505,8 @@ async def test_calling_error_reaches_the_call_or_the_client(
         await eventually(lambda: call_errors and client_errors)
         await anyio.sleep(0.02)
     assert [(e.code, e.message, e.call_id) for e in call_errors] == [
-        ("5001", "synthetic error", fake.call_id)]
+        ("5001", "synthetic error", fake.call_id)
+    ]
     assert [(e.code, e.message, e.call_id) for e in client_errors] == [("5002", "no call", "")]
 
 

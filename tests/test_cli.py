@@ -24,10 +24,14 @@ from relay_anyio import Call, CollectEvent, RelayClient
 from relay_anyio._cli import main
 from relay_anyio.testing import FakeRelayServer
 
+from .helpers import python_process
+
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "relay_anyio._cli"]
+#: ``python -m relay_anyio._cli``: for python_process (long-running) or run_process.
+CLI_ARGS = ("-m", "relay_anyio._cli")
+CLI = [sys.executable, *CLI_ARGS]
 READY = re.escape("Press Ctrl+C to stop.")
 
 
@@ -115,7 +119,7 @@ async def send_line(process: Process, line: str) -> None:
 
 async def stop(process: Process, signum: signal.Signals = signal.SIGINT) -> int:
     process.send_signal(signum)
-    with anyio.fail_after(10):
+    with anyio.fail_after(20):  # a failure detector only: it takes well under 1 s
         return await process.wait()
 
 
@@ -130,39 +134,37 @@ def backend(anyio_backend_name: str) -> str:
 
 
 async def test_fake_server_prints_credentials_and_serves_a_client(backend: str) -> None:
-    async with await anyio.open_process(
-        [*CLI, "fake-server", "--backend", backend], env=env(), stderr=None
+    async with python_process(
+        *CLI_ARGS, "fake-server", "--backend", backend, env=env(), stderr=None
     ) as process:
         out = Output(process)
-        try:
-            found = await out.until(
-                r"RelayClient\(project='(\S+)', token='(\S+)', url='(ws://[\d.:]+)'"
-            )
-            await out.until(READY)
-            project, token, url = found.groups()
-            client = RelayClient(project=project, token=token, url=url, contexts=["default"])
-            digits: list[str] = []
-            done = anyio.Event()
+        found = await out.until(
+            r"RelayClient\(project='(\S+)', token='(\S+)', url='(ws://[\d.:]+)'"
+        )
+        await out.until(READY)
+        project, token, url = found.groups()
+        client = RelayClient(project=project, token=token, url=url, contexts=["default"])
+        digits: list[str] = []
+        done = anyio.Event()
 
-            @client.on_call
-            async def on_call(call: Call) -> None:
-                await call.answer()
-                collect = await call.collect(digits={"max": 1})
-                result = await collect.wait()
-                assert isinstance(result, CollectEvent)
-                digits.append(result.digits)
-                await call.hangup()
-                done.set()
+        @client.on_call
+        async def on_call(call: Call) -> None:
+            await call.answer()
+            collect = await call.collect(digits={"max": 1})
+            result = await collect.wait()
+            assert isinstance(result, CollectEvent)
+            digits.append(result.digits)
+            await call.hangup()
+            done.set()
 
-            async with client:
-                await send_line(process, "call default 5")
-                await out.until(r"offered call \S+ on 'default'")
-                with anyio.fail_after(10):
-                    await done.wait()
-                await send_line(process, "call nowhere")
-                await out.until("error: no session is subscribed to context 'nowhere'")
-        finally:
-            code = await stop(process)
+        async with client:
+            await send_line(process, "call default 5")
+            await out.until(r"offered call \S+ on 'default'")
+            with anyio.fail_after(10):
+                await done.wait()
+            await send_line(process, "call nowhere")
+            await out.until("error: no session is subscribed to context 'nowhere'")
+        code = await stop(process)
     assert digits == ["5"]
     assert code == 0
 
@@ -171,31 +173,40 @@ async def test_fake_server_tls_runs_a_guide_example_through_relay_anyio_run(
     backend: str, tmp_path: Path
 ) -> None:
     """The manual-testing loop of docs/cli.md: fake server, ``run`` an app, offer calls."""
-    async with await anyio.open_process(
-        [*CLI, "fake-server", "--tls", "--frames", "--ca-dir", str(tmp_path),
-         "--backend", backend],
-        env=env(), stderr=None,
+    async with python_process(
+        *CLI_ARGS,
+        "fake-server",
+        "--tls",
+        "--frames",
+        "--ca-dir",
+        str(tmp_path),
+        "--backend",
+        backend,
+        env=env(),
+        stderr=None,
     ) as server:
         server_out = Output(server)
-        try:
-            await server_out.until(READY)
-            exports = dict(re.findall(r"export (SIGNALWIRE_\w+)=(\S+)", server_out.text))
-            assert exports["SIGNALWIRE_RELAY_CA_FILE"] == str(tmp_path / "fake-relay-ca.pem")
-            async with await anyio.open_process(
-                [*CLI, "run", "examples/relay_ivr.py", "--backend", backend],
-                env=env(**exports), cwd=ROOT, stderr=subprocess.STDOUT,
-            ) as app:
-                app_out = Output(app)
-                try:
-                    await app_out.until(r"serving on contexts \['main-ivr'\]")
-                    await send_line(server, "call main-ivr 1")
-                    await server_out.until(r"client -> server  calling\.connect devices=")
-                    await server_out.until(r"call_state=ended end_reason=hangup")
-                finally:
-                    app_code = await stop(app)
-                    await app_out.rest()
-        finally:
-            server_code = await stop(server, signal.SIGTERM)
+        await server_out.until(READY)
+        exports = dict(re.findall(r"export (SIGNALWIRE_\w+)=(\S+)", server_out.text))
+        assert exports["SIGNALWIRE_RELAY_CA_FILE"] == str(tmp_path / "fake-relay-ca.pem")
+        async with python_process(
+            *CLI_ARGS,
+            "run",
+            "examples/relay_ivr.py",
+            "--backend",
+            backend,
+            env=env(**exports),
+            cwd=ROOT,
+            stderr=subprocess.STDOUT,
+        ) as app:
+            app_out = Output(app)
+            await app_out.until(r"serving on contexts \['main-ivr'\]")
+            await send_line(server, "call main-ivr 1")
+            await server_out.until(r"client -> server  calling\.connect devices=")
+            await server_out.until(r"call_state=ended end_reason=hangup")
+            app_code = await stop(app)
+            await app_out.rest()
+        server_code = await stop(server, signal.SIGTERM)
     assert "INFO relay_anyio.session: connected and authenticated" in app_out.text
     assert "received SIGINT: shutting down" in app_out.text
     assert "Traceback" not in app_out.text
@@ -224,31 +235,35 @@ async def test_run_drains_active_calls_on_sigterm(
     backend: str, tls_server: FakeRelayServer, tmp_path: Path
 ) -> None:
     tls_server.record_duration = 60  # the voicemail recording runs until the caller hangs up
-    async with await anyio.open_process(
-        [*CLI, "run", "examples.relay_ivr", "--drain-timeout", "20", "--backend", backend],
-        env=app_env(tls_server, tmp_path), cwd=ROOT, stderr=subprocess.STDOUT,
+    async with python_process(
+        *CLI_ARGS,
+        "run",
+        "examples.relay_ivr",
+        "--drain-timeout",
+        "20",
+        "--backend",
+        backend,
+        env=app_env(tls_server, tmp_path),
+        cwd=ROOT,
+        stderr=subprocess.STDOUT,
     ) as app:
         out = Output(app)
-        try:
-            await out.until("serving on contexts")
-            call = await tls_server.offer_call("main-ivr")
-            call.script_digits("3")
-            await tls_server.wait_for_request(
-                "calling.record", lambda f: f["params"]["record"]["audio"]["direction"] == "listen"
-            )
-            app.send_signal(signal.SIGTERM)
-            # New calls stop coming to this worker; the active one goes on.
-            [unreceive] = [await tls_server.wait_for_request("signalwire.unreceive", timeout=10)]
-            assert unreceive["params"]["contexts"] == ["main-ivr"]
-            await out.until(r"draining: waiting up to 20 s for 1 active call")
-            assert call.state == "answered"
-            await call.remote_hangup()
-            with anyio.fail_after(10):
-                code = await app.wait()
-            await out.rest()
-        finally:
-            if app.returncode is None:
-                await stop(app, signal.SIGKILL)
+        await out.until("serving on contexts")
+        call = await tls_server.offer_call("main-ivr")
+        call.script_digits("3")
+        await tls_server.wait_for_request(
+            "calling.record", lambda f: f["params"]["record"]["audio"]["direction"] == "listen"
+        )
+        app.send_signal(signal.SIGTERM)
+        # New calls stop coming to this worker; the active one goes on.
+        [unreceive] = [await tls_server.wait_for_request("signalwire.unreceive", timeout=10)]
+        assert unreceive["params"]["contexts"] == ["main-ivr"]
+        await out.until(r"draining: waiting up to 20 s for 1 active call")
+        assert call.state == "answered"
+        await call.remote_hangup()
+        with anyio.fail_after(20):  # a failure detector only
+            code = await app.wait()
+        await out.rest()
     assert code == 0
     assert call.states[-1] == "ended"
     assert call.end_reason == "hangup"  # the caller's own hangup: the drain waited for it
@@ -270,7 +285,9 @@ async def test_run_accepts_an_app_factory_and_exits_1_on_rejected_credentials(
     environment["SIGNALWIRE_API_TOKEN"] = "wrong"
     result = await anyio.run_process(
         [*CLI, "run", f"{app}:make_client", "--backend", backend],
-        env=environment, check=False, stderr=subprocess.STDOUT,
+        env=environment,
+        check=False,
+        stderr=subprocess.STDOUT,
     )
     out = result.stdout.decode()
     assert result.returncode == 1, out

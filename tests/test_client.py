@@ -65,7 +65,8 @@ async def test_nothing_but_connect_before_authentication(relay_server: FakeRelay
     async with anyio.create_task_group() as tg:
 
         async def early_request() -> None:
-            await anyio.sleep(0.05)  # issued while the handshake is in flight
+            # Issued while the handshake is in flight (its answer comes 0.2 s late).
+            await relay_server.wait_for_request("signalwire.connect")
             await client.execute("signalwire.receive", {"contexts": ["x"]})
             answered.set()
 
@@ -76,8 +77,11 @@ async def test_nothing_but_connect_before_authentication(relay_server: FakeRelay
     methods = [f.get("method") for f in frames(relay_server, "in")]
     assert methods[0] == "signalwire.connect"
     assert methods.count("signalwire.receive") == 1
-    rejected = [f for f in frames(relay_server, "out")
-                if f.get("error", {}).get("code") == NOT_AUTHENTICATED_CODE]
+    rejected = [
+        f
+        for f in frames(relay_server, "out")
+        if f.get("error", {}).get("code") == NOT_AUTHENTICATED_CODE
+    ]
     assert rejected == []
 
 
@@ -99,8 +103,11 @@ async def test_100_concurrent_requests_are_correlated(relay_server: FakeRelaySer
             for n in range(100):
                 tg.start_soon(one, n)
     assert results == {n: n for n in range(100)}
-    responses = [f["result"]["echo"] for f in frames(relay_server, "out")
-                 if isinstance(f.get("result"), dict) and "echo" in f["result"]]
+    responses = [
+        f["result"]["echo"]
+        for f in frames(relay_server, "out")
+        if isinstance(f.get("result"), dict) and "echo" in f["result"]
+    ]
     assert responses != sorted(responses)  # they really were out of order
 
 
@@ -170,10 +177,15 @@ async def test_keepalive_detects_a_dead_link(relay_server: FakeRelayServer) -> N
     client.on_connection_state(states.append)
     async with client:
         relay_server.stop_reading()
-        await eventually(lambda: ConnectionState.RECONNECTING in states, timeout=1)
+        # (test_reliability_keepalive checks the window; this bound is generous for load)
+        await eventually(lambda: ConnectionState.RECONNECTING in states, timeout=5)
         relay_server.resume_reading()
-        await eventually(lambda: relay_server.connections >= 2 and client.connection_state
-                         is ConnectionState.CONNECTED, timeout=2)
+        await eventually(
+            lambda: (
+                relay_server.connections >= 2
+                and client.connection_state is ConnectionState.CONNECTED
+            ),
+        )
     connects = relay_server.received("signalwire.connect")
     assert connects[-1]["params"]["protocol"] == client.relay_protocol
 
@@ -304,8 +316,9 @@ async def test_env_credentials(
         assert client.connection_state is ConnectionState.CONNECTED
 
 
-async def test_connection_limit(relay_server: FakeRelayServer,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_connection_limit(
+    relay_server: FakeRelayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("RELAY_MAX_CONNECTIONS", raising=False)
     async with make_client(relay_server):
         with pytest.raises(RuntimeError, match="RELAY_MAX_CONNECTIONS"):
@@ -375,7 +388,5 @@ async def test_cancelling_around_the_client_still_hangs_up_handled_calls(
             scope.cancel()
     # The handler was cancelled and its call hung up, over the connection that stayed
     # up for exactly that (before the fix: "could not hang up ... client is closed").
-    assert [r["params"]["call_id"] for r in relay_server.received("calling.end")] == [
-        fake.call_id
-    ]
+    assert [r["params"]["call_id"] for r in relay_server.received("calling.end")] == [fake.call_id]
     assert fake.state == "ended"

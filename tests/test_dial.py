@@ -25,7 +25,7 @@ from relay_anyio import (
     RelayEvent,
 )
 from relay_anyio.testing import DialScript, FakeRelayServer, HandlerContext
-from relay_anyio.testing._calling import dial_handler
+from relay_anyio.testing._calling import FollowUp, dial_handler
 
 from .helpers import eventually, make_client
 
@@ -44,6 +44,36 @@ def legs_of(server: FakeRelayServer, tag: str) -> list[Any]:
 
 def ends_sent(server: FakeRelayServer) -> list[tuple[str, str]]:
     return [(f["params"]["call_id"], f["params"]["reason"]) for f in server.received("calling.end")]
+
+
+#: A scripted ``answer_delay`` meaning "until the event of hold_dial_outcomes is set".
+HELD = 3600.0
+
+
+def hold_dial_outcomes(server: FakeRelayServer, monkeypatch: pytest.MonkeyPatch) -> anyio.Event:
+    """Legs scripted with ``answer_delay=HELD`` ring until the returned event is set.
+
+    For tests that need the legs still ringing when the client does something (gives
+    up, dials again): a short scripted delay would race the client, and lose on a busy
+    machine. The dial's follow-up (``server.run_after``) then waits for the event;
+    every other follow-up runs as usual.
+    """
+    release = anyio.Event()
+    run_after = server.run_after
+
+    async def run_after_or_hold(delay: float, follow_up: FollowUp) -> None:
+        if delay != HELD:
+            await run_after(delay, follow_up)
+            return
+
+        async def released() -> None:
+            await release.wait()
+            await follow_up()
+
+        await run_after(1e-6, released)  # in the server's background, as the delay would
+
+    monkeypatch.setattr(server, "run_after", run_after_or_hold)
+    return release
 
 
 async def no_leg_alive(server: FakeRelayServer, tag: str) -> None:
@@ -65,11 +95,15 @@ async def test_serial_dial_tries_the_groups_in_order(relay_server: FakeRelayServ
         await call.wait_for_ended(timeout=2)
     [dial] = relay_server.received("calling.dial")
     assert dial["params"] == {
-        "tag": "t-serial", "devices": [[phone("+15551111111")], [phone("+15552222222")]]
+        "tag": "t-serial",
+        "devices": [[phone("+15551111111")], [phone("+15552222222")]],
     }
     first, second = legs_of(relay_server, "t-serial")
     assert (first.device, first.states, first.end_reason) == (
-        phone("+15551111111"), ["created", "ringing", "ended"], "busy")
+        phone("+15551111111"),
+        ["created", "ringing", "ended"],
+        "busy",
+    )
     assert second.call_id == call.call_id
     assert second.states == ["created", "ringing", "answered", "ending", "ended"]
 
@@ -79,7 +113,10 @@ async def test_parallel_dial_returns_the_leg_that_answered(relay_server: FakeRel
     async with make_client(relay_server) as client:
         call = await client.dial(
             [[phone("+15551111111"), phone("+15552222222"), phone("+15553333333")]],
-            max_duration=60, region="us", max_price_per_minute=0.5, timeout=5,
+            max_duration=60,
+            region="us",
+            max_price_per_minute=0.5,
+            timeout=5,
         )
         states: list[str] = []
         call.on(EVENT_CALL_STATE, lambda e: states.append(e.params["call_state"]))
@@ -89,7 +126,10 @@ async def test_parallel_dial_returns_the_leg_that_answered(relay_server: FakeRel
     [dial] = relay_server.received("calling.dial")
     tag = dial["params"]["tag"]
     assert dial["params"] == {
-        "tag": tag, "max_duration": 60, "region": "us", "max_price_per_minute": 0.5,
+        "tag": tag,
+        "max_duration": 60,
+        "region": "us",
+        "max_price_per_minute": 0.5,
         "devices": [[phone("+15551111111"), phone("+15552222222"), phone("+15553333333")]],
     }
     assert call.tag == tag and call.device == phone("+15552222222")
@@ -142,18 +182,25 @@ async def test_concurrent_dials_never_get_each_others_call(relay_server: FakeRel
             winner = number if own == "answer" else number + "9"
             assert isinstance(result, Call), number
             assert result.device == phone(winner)
-            [dial] = [d for d in relay_server.received("calling.dial")
-                      if d["params"]["devices"][0][0]["params"]["to_number"] == number]
+            [dial] = [
+                d
+                for d in relay_server.received("calling.dial")
+                if d["params"]["devices"][0][0]["params"]["to_number"] == number
+            ]
             assert result.tag == dial["params"]["tag"]
             # The call played its own number: commands went to its own leg.
-            [play] = [f for f in relay_server.received("calling.play")
-                      if f["params"]["call_id"] == result.call_id]
+            [play] = [
+                f
+                for f in relay_server.received("calling.play")
+                if f["params"]["call_id"] == result.call_id
+            ]
             assert play["params"]["play"][0]["params"]["text"] == number
         else:
             assert isinstance(result, RelayError), number
             reasons = {"busy": "busy", "no_answer": "noAnswer", "decline": "decline"}
             assert result.message.endswith(
-                ": " + ", ".join(dict.fromkeys((reasons[own], reasons[sibling]))))
+                ": " + ", ".join(dict.fromkeys((reasons[own], reasons[sibling])))
+            )
     assert len(answered) == sum("answer" in p for p in plan.values())
     assert relay_server.violations == []
 
@@ -178,25 +225,34 @@ async def test_failed_dial_raises_with_the_reason(relay_server: FakeRelayServer)
 
 
 @pytest.mark.parametrize("how", ["timeout", "cancel"])
-async def test_giving_up_ends_the_ringing_legs(relay_server: FakeRelayServer, how: str) -> None:
-    relay_server.script_dial(["answer", "answer"], answer_delay=0.15)
+async def test_giving_up_ends_the_ringing_legs(
+    relay_server: FakeRelayServer, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay_server.script_dial(["answer", "answer"], answer_delay=HELD)
+    answer = hold_dial_outcomes(relay_server, monkeypatch)  # both would answer, once let
     async with make_client(relay_server) as client:
-        started = anyio.current_time()
-        if how == "timeout":
-            with pytest.raises(DialTimeout) as info:
-                await client.dial(
-                    [[phone("+15551111111"), phone("+15552222222")]], tag="t-give", timeout=0.05
-                )
-            assert isinstance(info.value, RelayError) and isinstance(info.value, TimeoutError)
-            assert (info.value.tag, info.value.timeout) == ("t-give", 0.05)
-            assert "Dial timed out" in info.value.message and "tag=t-give" in info.value.message
-        else:
-            with anyio.move_on_after(0.05):
-                await client.dial([[phone("+15551111111"), phone("+15552222222")]], tag="t-give")
-                pytest.fail("the dial should have been cancelled")
-        assert anyio.current_time() - started < 0.15  # ending the legs does not wait for RELAY
+        # Ending the legs does not wait for RELAY: RELAY says nothing of this dial
+        # until the legs may answer, which is after the client gave up.
+        with anyio.fail_after(10):  # a failure detector only
+            if how == "timeout":
+                with pytest.raises(DialTimeout) as info:
+                    await client.dial(
+                        [[phone("+15551111111"), phone("+15552222222")]], tag="t-give", timeout=0.2
+                    )
+                assert isinstance(info.value, RelayError) and isinstance(info.value, TimeoutError)
+                assert (info.value.tag, info.value.timeout) == ("t-give", 0.2)
+                assert "Dial timed out" in info.value.message and "tag=t-give" in info.value.message
+            else:
+                with anyio.move_on_after(0.2):
+                    await client.dial(
+                        [[phone("+15551111111"), phone("+15552222222")]], tag="t-give"
+                    )
+                    pytest.fail("the dial should have been cancelled")
+        assert relay_server.sent_events("calling.call.dial") == []
         await no_leg_alive(relay_server, "t-give")
-        await anyio.sleep(0.15)  # past the moment the legs would have answered
+        answer.set()  # the moment the legs would have answered
+        await relay_server.wait_until(lambda: bool(relay_server.sent_events("calling.call.dial")))
+        await client.execute("test.ok", {})  # a round trip: the client has read that outcome
         assert client.active_calls == 0
     legs = legs_of(relay_server, "t-give")
     assert sorted(ends_sent(relay_server)) == sorted((leg.call_id, "cancel") for leg in legs)
@@ -211,11 +267,19 @@ async def test_giving_up_ends_the_ringing_legs(relay_server: FakeRelayServer, ho
 async def test_a_leg_answered_after_the_client_gave_up_is_hung_up(
     relay_server: FakeRelayServer,
 ) -> None:
-    relay_server.delay_next("calling.dial", 0.15)  # RELAY is slow: the client gives up first
+    gave_up = anyio.Event()
+    dial = dial_handler(lambda params: None)  # unscripted: the leg answers
+
+    async def slow_dial(ctx: HandlerContext, params: JSON) -> JSON:
+        await gave_up.wait()  # RELAY is slow: it answers only once the client gave up
+        return await dial(ctx, params)
+
+    relay_server.set_handler("calling.dial", slow_dial)
     async with make_client(relay_server) as client:
         with pytest.raises(TimeoutError):
             await client.dial([[phone("+15551111111")]], tag="t-late", timeout=0.05)
         assert relay_server.received("calling.end") == []
+        gave_up.set()
         await no_leg_alive(relay_server, "t-late")
         await eventually(lambda: client.active_calls == 0)
     [leg] = legs_of(relay_server, "t-late")
@@ -256,31 +320,35 @@ async def test_dial_events_and_commands_route_to_the_outbound_call(
     assert ended.params["end_reason"] == "hangup"
 
 
-async def test_dial_needs_a_connected_client(relay_server: FakeRelayServer) -> None:
+async def test_dial_needs_a_connected_client(
+    relay_server: FakeRelayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = make_client(relay_server)
     with pytest.raises(RuntimeError, match="connected client"):
         await client.dial([[phone("+15551111111")]])
     async with client:
-        relay_server.script_dial(["answer"], answer_delay=0.05)
+        relay_server.script_dial(["answer"], answer_delay=HELD)
+        answer = hold_dial_outcomes(relay_server, monkeypatch)  # the first dial stays ringing
         async with anyio.create_task_group() as tg:
             tg.start_soon(functools.partial(client.dial, [[phone("+15551111111")]], tag="t-dup"))
             await relay_server.wait_for_request("calling.dial")
             with pytest.raises(ValueError, match="already in progress"):
                 await client.dial([[phone("+15552222222")]], tag="t-dup")
+            answer.set()
     assert len(relay_server.received("calling.dial")) == 1
 
 
 async def test_a_fresh_session_fails_a_dial_whose_legs_it_took(
     relay_server: FakeRelayServer,
 ) -> None:
-    relay_server.script_dial(["answer"], answer_delay=5)
+    relay_server.script_dial(["answer"], answer_delay=30)  # rings for the whole test
     async with make_client(relay_server) as client:
         async with anyio.create_task_group() as tg:
             outcome: list[BaseException] = []
 
             async def dial() -> None:
                 try:
-                    await client.dial([[phone("+15551111111")]], tag="t-lost", timeout=5)
+                    await client.dial([[phone("+15551111111")]], tag="t-lost", timeout=30)
                 except RelayError as exc:
                     outcome.append(exc)
 
@@ -290,7 +358,8 @@ async def test_a_fresh_session_fails_a_dial_whose_legs_it_took(
             started = anyio.current_time()
             relay_server.forget_sessions()  # the reconnect gets a fresh session
             await relay_server.drop_connection()
-        assert anyio.current_time() - started < 1  # not the dial's 5 s timeout
+        # Ended by the fresh session, not by the dial's 30 s timeout (generous for load).
+        assert anyio.current_time() - started < 10
     [error] = outcome
     assert isinstance(error, ConnectionLost)
 
@@ -308,13 +377,16 @@ async def test_a_fresh_session_fails_a_dial_without_legs_yet(
 
             async def dial() -> None:
                 try:
-                    await client.dial([[phone("+15551111111")]], timeout=0.5)
+                    await client.dial([[phone("+15551111111")]], timeout=30)
                 except RelayError as exc:
                     outcome.append(exc)
 
             tg.start_soon(dial)
             await relay_server.wait_for_request("calling.dial")
-            await anyio.sleep(0.02)  # the "Dialing" answer is in
+            # The "Dialing" answer is in (it went out before this round trip's) and the
+            # dial has taken it: it now waits for the outcome, not for its request.
+            await client.execute("test.ok", {})
+            await anyio.wait_all_tasks_blocked()
             relay_server.forget_sessions()
             await relay_server.drop_connection()
     [error] = outcome

@@ -23,7 +23,7 @@ from anyio.abc import Process
 
 from relay_anyio.testing import FakeRelayServer
 
-from .helpers import program_env
+from .helpers import program_env, python_process
 
 pytestmark = pytest.mark.anyio
 
@@ -31,20 +31,37 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
+@pytest.mark.timeout(180)  # a whole pytest run (15 s seen on a loaded machine)
 def test_worked_ivr_example_passes_its_own_tests() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_ivr.py"],
-        cwd=EXAMPLES, capture_output=True, text=True, timeout=120, check=False,
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 passed" in result.stdout
 
 
+@pytest.mark.timeout(300)  # mypy --strict, cold cache
 def test_worked_ivr_example_type_checks() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
-         "my_ivr.py", "test_my_ivr.py"],
-        cwd=EXAMPLES, capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "my_ivr.py",
+            "test_my_ivr.py",
+        ],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
         # mypy cannot see through setuptools' editable-install hook: point it at the tree.
         env={**os.environ, "MYPYPATH": str(ROOT)},
     )
@@ -69,7 +86,7 @@ async def interrupt(process: Process, signum: signal.Signals = signal.SIGINT) ->
     process.send_signal(signum)
     assert process.stdout is not None
     out = b""
-    with anyio.fail_after(10):
+    with anyio.fail_after(20):  # a failure detector only: it takes well under 1 s
         async for chunk in process.stdout:
             out += chunk
         assert await process.wait() == 0, out.decode()
@@ -85,11 +102,15 @@ async def interrupt(process: Process, signum: signal.Signals = signal.SIGINT) ->
     ],
 )
 async def test_guide_inbound_programs(
-    server: FakeRelayServer, env: dict[str, str], example: str, context: str, digits: str,
+    server: FakeRelayServer,
+    env: dict[str, str],
+    example: str,
+    context: str,
+    digits: str,
     expected: str,
 ) -> None:
-    async with await anyio.open_process(
-        [sys.executable, str(EXAMPLES / example)], env=env, stderr=subprocess.STDOUT
+    async with python_process(
+        str(EXAMPLES / example), env=env, stderr=subprocess.STDOUT
     ) as process:
         await server.wait_for_session(timeout=10)
         call = await server.offer_call(context)
@@ -97,8 +118,11 @@ async def test_guide_inbound_programs(
             call.script_digits(digits)
         await call.wait_for_state("ended", timeout=10)
         out = await interrupt(process)
-    texts = [item["params"]["text"] for frame in server.received("calling.play")
-             for item in frame["params"]["play"]]
+    texts = [
+        item["params"]["text"]
+        for frame in server.received("calling.play")
+        for item in frame["params"]["play"]
+    ]
     assert texts[-1] == expected
     assert "Traceback" not in out
 
@@ -116,12 +140,14 @@ async def test_guide_outbound_program(server: FakeRelayServer, env: dict[str, st
     assert call.states[-1] == "ended"
 
 
-async def test_anyio_program_main(server: FakeRelayServer, env: dict[str, str],
-                                  anyio_backend_name: str) -> None:
+async def test_anyio_program_main(
+    server: FakeRelayServer, env: dict[str, str], anyio_backend_name: str
+) -> None:
     server.script_dial(["no_answer"])
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "embedding_anyio.py"), "+15551110001"],
-        env={**env, "RELAY_BACKEND": anyio_backend_name}, check=False,
+        env={**env, "RELAY_BACKEND": anyio_backend_name},
+        check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().startswith("+15551110001: not reached (Dial failed")
@@ -131,7 +157,8 @@ async def test_anyio_program_main(server: FakeRelayServer, env: dict[str, str],
 async def test_sync_program_main(server: FakeRelayServer, env: dict[str, str]) -> None:
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "sync_portal.py"), "+15559876543", "Shipped!"],
-        env=env, check=False,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
@@ -143,9 +170,8 @@ async def test_trio_service_main(
     server: FakeRelayServer, env: dict[str, str], tmp_path: Path
 ) -> None:
     records = tmp_path / "survey.jsonl"
-    async with await anyio.open_process(
-        [sys.executable, str(EXAMPLES / "embedding_trio.py"), str(records)], env=env,
-        stderr=subprocess.STDOUT,
+    async with python_process(
+        str(EXAMPLES / "embedding_trio.py"), str(records), env=env, stderr=subprocess.STDOUT
     ) as process:
         await server.wait_for_session(timeout=10)
         call = await server.offer_call("survey")

@@ -106,8 +106,10 @@ async def test_anyio_campaign_calls_or_texts_every_number(relay_server: FakeRela
 async def test_anyio_campaign_cancelled_hangs_up_its_calls(relay_server: FakeRelayServer) -> None:
     relay_server.play_duration = 60
     async with client_for(relay_server, contexts=["campaign"]) as client:
-        with anyio.move_on_after(0.5):
-            await embedding_anyio.campaign(client, ["+15551110001"])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(embedding_anyio.campaign, client, ["+15551110001"])
+            await relay_server.wait_for_request("calling.play")  # the call is up, playing
+            tg.cancel_scope.cancel()
     [play] = relay_server.received("calling.play")
     called = relay_server.calls[play["params"]["call_id"]]
     assert (called.state, called.end_reason) == ("ended", "hangup")
@@ -131,9 +133,7 @@ class WebApp:
 
 
 @pytest.fixture
-async def web_app(
-    relay_server: FakeRelayServer, anyio_backend_name: str
-) -> AsyncIterator[WebApp]:
+async def web_app(relay_server: FakeRelayServer, anyio_backend_name: str) -> AsyncIterator[WebApp]:
     if anyio_backend_name != "asyncio":
         pytest.skip("a Starlette app (an asyncio web app) runs on asyncio only")
     app = embedding_starlette.create_app(**relay_server.client_kwargs(), **FAST)
@@ -164,7 +164,8 @@ async def test_web_app_places_a_call_from_an_endpoint(
     await relay_server.calls[call_id].wait_for_state("ended")
     [play] = relay_server.received("calling.play")
     assert (play["params"]["call_id"], play["params"]["play"][0]["params"]["text"]) == (
-        call_id, "Your code is 42"
+        call_id,
+        "Your code is 42",
     )
 
 

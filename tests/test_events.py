@@ -1041,7 +1041,18 @@ CACHED_TYPES: dict[str, object] = {
 }
 
 
+_declared: dict[tuple[type[Any], str], object] = {}
+
+
 def declared_type(cls: type[Any], name: str) -> object:
+    """The declared type of ``cls.name`` (cached: typing.get_type_hints is slow)."""
+    key = (cls, name)
+    if key not in _declared:
+        _declared[key] = _declared_type(cls, name)
+    return _declared[key]
+
+
+def _declared_type(cls: type[Any], name: str) -> object:
     for klass in cls.__mro__:
         attr = vars(klass).get(name)
         if isinstance(attr, property) and attr.fget is not None:
@@ -1051,6 +1062,7 @@ def declared_type(cls: type[Any], name: str) -> object:
     return typing.get_type_hints(RelayEvent)[name]  # an attrs field
 
 
+@pytest.mark.timeout(180)  # CPU-bound (13 s idle): pytest's 60 s only catches a hang
 @settings(max_examples=400, deadline=None)
 @given(
     inner=inner_params,

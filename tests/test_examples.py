@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +29,7 @@ from anyio.abc import Process
 from relay_anyio import Call, RelayClient
 from relay_anyio.testing import FakeCall, FakeRelayServer
 
-from .helpers import eventually, make_client, program_env
+from .helpers import eventually, make_client, program_env, python_process
 
 pytestmark = pytest.mark.anyio
 
@@ -95,7 +96,7 @@ async def run_snippet(
         fake = await server.offer_call()
         if drive is not None:
             await drive(fake)
-        with anyio.fail_after(3):
+        with anyio.fail_after(10):  # a failure detector only
             await done.wait()
         # A snippet that hung up is done once the call has ended (else the client,
         # leaving, would hang up again a call whose "ended" is still on its way).
@@ -111,8 +112,14 @@ async def test_playback_snippet(
     relay_server.play_duration = 0.05
     fake = await run_snippet(relay_server, "guide_playback")
     assert methods(fake) == [
-        "calling.answer", "calling.play", "calling.play", "calling.play.pause",
-        "calling.play.resume", "calling.play.volume", "calling.play.stop", "calling.end",
+        "calling.answer",
+        "calling.play",
+        "calling.play",
+        "calling.play.pause",
+        "calling.play.resume",
+        "calling.play.volume",
+        "calling.play.stop",
+        "calling.end",
     ]
     first, second, pause, resume, volume, stop = fake.requests[1:7]
     assert params(first)["play"] == [{"type": "tts", "params": {"text": "Hello!"}}]
@@ -129,8 +136,12 @@ async def test_recording_snippet(
 ) -> None:
     fake = await run_snippet(relay_server, "guide_recording")
     assert methods(fake) == [
-        "calling.answer", "calling.record", "calling.record.pause", "calling.record.resume",
-        "calling.record.stop", "calling.end",
+        "calling.answer",
+        "calling.record",
+        "calling.record.pause",
+        "calling.record.resume",
+        "calling.record.stop",
+        "calling.end",
     ]
     record = params(fake.requests[1])
     assert record["record"] == {"audio": {"direction": "both", "format": "mp3"}}
@@ -147,13 +158,17 @@ async def test_input_collection_snippet(
 
     fake = await run_snippet(relay_server, "guide_input_collection", press)
     assert methods(fake) == [
-        "calling.answer", "calling.play_and_collect", "calling.collect", "calling.end"
+        "calling.answer",
+        "calling.play_and_collect",
+        "calling.collect",
+        "calling.end",
     ]
     prompt, collect = params(fake.requests[1]), params(fake.requests[2])
     assert prompt["play"] == [{"type": "tts", "params": {"text": "Enter your account number."}}]
     assert prompt["collect"] == {"digits": {"max": 10, "digit_timeout": 3.0, "terminators": "#"}}
     assert {k: v for k, v in collect.items() if k != "control_id"} == {
-        "digits": {"max": 4, "digit_timeout": 5.0}, "speech": {"end_silence_timeout": 2.0}
+        "digits": {"max": 4, "digit_timeout": 5.0},
+        "speech": {"end_silence_timeout": 2.0},
     }
     out = capsys.readouterr().out
     assert "Account number: 4321\n" in out
@@ -177,11 +192,21 @@ async def test_bridging_snippet(
     relay_server: FakeRelayServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = await run_snippet(relay_server, "guide_bridging")
-    assert methods(fake) == ["calling.answer", "calling.connect", "calling.disconnect",
-                             "calling.end"]
+    assert methods(fake) == [
+        "calling.answer",
+        "calling.connect",
+        "calling.disconnect",
+        "calling.end",
+    ]
     assert params(fake.requests[1]) == {
-        "devices": [[{"type": "phone",
-                      "params": {"to_number": "+15559876543", "from_number": "+15551234567"}}]],
+        "devices": [
+            [
+                {
+                    "type": "phone",
+                    "params": {"to_number": "+15559876543", "from_number": "+15551234567"},
+                }
+            ]
+        ],
         "ringback": [{"type": "ringtone", "params": {"name": "us"}}],
     }
     out = capsys.readouterr().out
@@ -213,14 +238,19 @@ async def test_conference_snippet(
     # The join's conference-level events reach client.on; leaving the made-up id did
     # nothing, and the hang-up took the call out of the conference (which then ended).
     assert out.splitlines() == [
-        "Conference team-standup: conference-start", "Conference team-standup: conference-end"
+        "Conference team-standup: conference-start",
+        "Conference team-standup: conference-end",
     ]
 
 
 async def test_hold_snippet(relay_server: FakeRelayServer) -> None:
     fake = await run_snippet(relay_server, "guide_hold")
     assert methods(fake) == [
-        "calling.answer", "calling.hold", "calling.play", "calling.unhold", "calling.end"
+        "calling.answer",
+        "calling.hold",
+        "calling.play",
+        "calling.unhold",
+        "calling.end",
     ]
     assert not fake.held
 
@@ -228,8 +258,12 @@ async def test_hold_snippet(relay_server: FakeRelayServer) -> None:
 async def test_noise_reduction_snippet(relay_server: FakeRelayServer) -> None:
     fake = await run_snippet(relay_server, "guide_noise_reduction")
     assert methods(fake) == [
-        "calling.answer", "calling.denoise", "calling.record", "calling.record.stop",
-        "calling.denoise.stop", "calling.end",
+        "calling.answer",
+        "calling.denoise",
+        "calling.record",
+        "calling.record.stop",
+        "calling.denoise.stop",
+        "calling.end",
     ]
     assert [params(f) for f in (fake.requests[1], fake.requests[4])] == [{}, {}]
     assert not fake.denoised
@@ -259,7 +293,8 @@ async def test_action_pattern_snippet(
     fake = await run_snippet(relay_server, "guide_action_pattern")
     control_id = params(fake.requests[1])["control_id"]
     assert capsys.readouterr().out.splitlines() == [
-        f"Play started, control_id={control_id}", "Play finished: finished"
+        f"Play started, control_id={control_id}",
+        "Play finished: finished",
     ]
 
 
@@ -271,7 +306,7 @@ async def test_on_completed_snippet(
 
     async def hang_up_after_the_play(fake: FakeCall) -> None:
         await relay_server.wait_for_request("calling.play")
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):  # a failure detector only
             while "Play finished" not in "".join(seen):
                 seen.append(capsys.readouterr().out)
                 await anyio.sleep(0.01)
@@ -290,8 +325,11 @@ async def test_event_listeners_snippet(
 
     await run_snippet(relay_server, "guide_event_listeners", hang_up_after_the_play)
     assert capsys.readouterr().out.splitlines() == [
-        "Call state: answered", "Play state: playing", "Play state: finished",
-        "Call state: ending", "Call state: ended",
+        "Call state: answered",
+        "Play state: playing",
+        "Play state: finished",
+        "Call state: ending",
+        "Call state: ended",
     ]
 
 
@@ -334,12 +372,13 @@ async def interrupt(process: Process, server: FakeRelayServer) -> str:
     ended but whose end the program has not read yet is still being handled, and
     shutdown rightly hangs it up (an extra ``calling.end`` the assertions would see).
     """
-    await server.wait_until(lambda: not server.unacked_events(), timeout=10,
-                            what="the program to ack every event")
+    await server.wait_until(
+        lambda: not server.unacked_events(), timeout=10, what="the program to ack every event"
+    )
     process.send_signal(signal.SIGINT)
     assert process.stdout is not None
     out = b""
-    with anyio.fail_after(5):
+    with anyio.fail_after(20):  # a failure detector only: it takes well under 1 s
         async for chunk in process.stdout:
             out += chunk
         code = await process.wait()
@@ -348,14 +387,13 @@ async def interrupt(process: Process, server: FakeRelayServer) -> str:
     return out.decode()
 
 
-async def open_example(name: str, env: dict[str, str]) -> Process:
-    return await anyio.open_process(
-        [sys.executable, str(EXAMPLES / name)], env=env, stderr=subprocess.STDOUT
-    )
+def open_example(name: str, env: dict[str, str]) -> AbstractAsyncContextManager[Process]:
+    """Run ``examples/<name>`` until the block ends (then it is stopped for sure)."""
+    return python_process(str(EXAMPLES / name), env=env, stderr=subprocess.STDOUT)
 
 
 async def test_relay_hello_program(tls_server: FakeRelayServer, env: dict[str, str]) -> None:
-    async with await open_example("relay_hello.py", env) as process:
+    async with open_example("relay_hello.py", env) as process:
         await tls_server.wait_for_session(timeout=10)
         call = await tls_server.offer_call()
         await call.wait_for_state("ended", timeout=10)
@@ -370,18 +408,18 @@ async def test_relay_hello_program(tls_server: FakeRelayServer, env: dict[str, s
 async def test_relay_inbound_program_connects_to_support(
     tls_server: FakeRelayServer, env: dict[str, str]
 ) -> None:
-    async with await open_example("relay_inbound.py", env) as process:
+    async with open_example("relay_inbound.py", env) as process:
         await tls_server.wait_for_session(timeout=10)
         call = await tls_server.offer_call("ivr", from_number="+15557654321")
         call.script_digits("2")
         connect = await tls_server.wait_for_request("calling.connect", timeout=10)
         await call.remote_hangup()  # the caller hangs up once bridged
         out = await interrupt(process, tls_server)
-    assert methods(call) == ["calling.answer", "calling.play", "calling.collect",
-                             "calling.connect"]
+    assert methods(call) == ["calling.answer", "calling.play", "calling.collect", "calling.connect"]
     assert params(call.requests[2]) == {
         "control_id": params(call.requests[2])["control_id"],
-        "digits": {"max": 1, "digit_timeout": 5.0}, "initial_timeout": 10.0,
+        "digits": {"max": 1, "digit_timeout": 5.0},
+        "initial_timeout": 10.0,
     }
     assert connect["params"]["devices"] == [
         [{"type": "phone", "params": {"to_number": "+15552002000"}}]
@@ -400,15 +438,25 @@ async def test_relay_outbound_program(tls_server: FakeRelayServer, env: dict[str
     assert methods(call) == ["calling.play", "calling.end"]
     assert call.states == ["created", "ringing", "answered", "ending", "ended"]
     [dial] = tls_server.received("calling.dial")
-    assert dial["params"]["devices"] == [[{"type": "phone", "params": {
-        "from_number": "+15551234567", "to_number": "+15559876543", "timeout": 30}}]]
+    assert dial["params"]["devices"] == [
+        [
+            {
+                "type": "phone",
+                "params": {
+                    "from_number": "+15551234567",
+                    "to_number": "+15559876543",
+                    "timeout": 30,
+                },
+            }
+        ]
+    ]
 
 
 async def test_relay_ivr_program_voicemail_and_sales(
     tls_server: FakeRelayServer, env: dict[str, str]
 ) -> None:
     tls_server.record_duration = 0.05  # the voicemail ends on silence
-    async with await open_example("relay_ivr.py", env) as process:
+    async with open_example("relay_ivr.py", env) as process:
         await tls_server.wait_for_session(timeout=10)
         voicemail = await tls_server.offer_call("main-ivr")
         voicemail.script_digits("3")
@@ -418,8 +466,13 @@ async def test_relay_ivr_program_voicemail_and_sales(
         await sales.wait_for_state("ended", timeout=10)
         await interrupt(process, tls_server)
     assert methods(voicemail) == [
-        "calling.answer", "calling.record", "calling.play_and_collect", "calling.play",
-        "calling.record", "calling.record.stop", "calling.end",
+        "calling.answer",
+        "calling.record",
+        "calling.play_and_collect",
+        "calling.play",
+        "calling.record",
+        "calling.record.stop",
+        "calling.end",
     ]
     whole, prompt, beep, message, stop = (params(f) for f in voicemail.requests[1:6])
     assert whole["record"] == {"audio": {"direction": "both", "format": "mp3"}}
@@ -436,18 +489,24 @@ async def test_relay_ivr_program_voicemail_and_sales(
     }
     assert stop == {"control_id": whole["control_id"]}
     assert methods(sales) == [
-        "calling.answer", "calling.record", "calling.play_and_collect", "calling.play",
-        "calling.connect", "calling.record.stop", "calling.end",
+        "calling.answer",
+        "calling.record",
+        "calling.play_and_collect",
+        "calling.play",
+        "calling.connect",
+        "calling.record.stop",
+        "calling.end",
     ]
-    assert params(sales.requests[4])["devices"] == [[{"type": "phone", "params": {
-        "to_number": "+15551001000", "from_number": "+15550000000"}}]]
+    assert params(sales.requests[4])["devices"] == [
+        [{"type": "phone", "params": {"to_number": "+15551001000", "from_number": "+15550000000"}}]
+    ]
     assert texts(tls_server)[-1] == "Connecting you to sales."
 
 
 async def test_a_snippet_program_runs_as_written(
     tls_server: FakeRelayServer, env: dict[str, str]
 ) -> None:
-    async with await open_example("guide_event_listeners.py", env) as process:
+    async with open_example("guide_event_listeners.py", env) as process:
         await tls_server.wait_for_session(timeout=10)
         call = await tls_server.offer_call()
         await tls_server.wait_until(
@@ -456,6 +515,9 @@ async def test_a_snippet_program_runs_as_written(
         await call.remote_hangup()
         out = await interrupt(process, tls_server)
     assert out.splitlines()[:5] == [
-        "Call state: answered", "Play state: playing", "Play state: finished",
-        "Call state: ending", "Call state: ended",
+        "Call state: answered",
+        "Play state: playing",
+        "Play state: finished",
+        "Call state: ending",
+        "Call state: ended",
     ]

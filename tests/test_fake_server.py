@@ -31,6 +31,7 @@ from relay_anyio.testing import (
     JournalEntry,
     pytest_plugin,
 )
+from relay_anyio.testing._calling import _finish_play
 
 pytestmark = pytest.mark.anyio
 
@@ -455,7 +456,7 @@ async def test_record_duration_ends_recordings_by_themselves(
 
 
 async def test_play_duration_pause_resume_and_stop(relay_server: FakeRelayServer) -> None:
-    relay_server.play_duration = 0.05
+    relay_server.play_duration = 60  # its timer is run by hand below, when it is paused
     with anyio.fail_after(5):
         async with answered_call(relay_server) as (client, ids):
             control = ids | {"control_id": "p1"}
@@ -463,7 +464,8 @@ async def test_play_duration_pause_resume_and_stop(relay_server: FakeRelayServer
             assert (await client.event("calling.call.play"))["state"] == "playing"
             await client.call("calling.play.pause", control)
             assert (await client.event("calling.call.play"))["state"] == "paused"
-            await anyio.sleep(0.1)  # the play's time runs out while it is paused
+            call = relay_server.calls[ids["call_id"]]
+            await _finish_play(call, call.actions["p1"])  # its time runs out while paused
             await client.call("calling.play.resume", control)
             assert (await client.event("calling.call.play"))["state"] == "playing"
             assert (await client.event("calling.call.play"))["state"] == "finished"
@@ -883,5 +885,5 @@ async def test_wait_until_sees_a_change_outside_the_server(relay_server: FakeRel
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(change_later)
-        with anyio.fail_after(1):
+        with anyio.fail_after(5):  # it would never return without the re-checks
             await relay_server.wait_until(lambda: bool(outside))

@@ -7,6 +7,7 @@ both implementations are held to the same anyio semantics.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
@@ -15,6 +16,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -251,7 +253,10 @@ async def test_eof_after_the_buffered_data(peer: Peer) -> None:
     async with peer.serving(handler):
         async with await peer.connect() as stream:
             await closed.wait()
-            await anyio.sleep(0.05)  # the EOF has arrived too
+            if is_native(stream):  # it reads ahead: wait until it has read the end too
+                assert isinstance(stream, _netstream._AsyncioStream)
+                await eventually(lambda: stream._eof or stream._lost)
+            # (anyio's streams read the socket on demand: the kernel has it all now)
             assert await receive_exactly(stream, 11) == b"hello world"
             for _ in range(2):
                 with pytest.raises(anyio.EndOfStream):
@@ -277,14 +282,18 @@ async def test_peer_reset_is_a_broken_resource(peer: Peer) -> None:
                     await anyio.sleep(0.01)
 
 
-async def test_use_after_aclose_is_a_closed_resource(peer: Peer) -> None:
+async def test_use_after_aclose_is_a_closed_resource(
+    peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_netstream, "CLOSE_GRACE", 30.0)
     async with peer.serving(echo):
         stream = await peer.connect()
         await stream.send(b"ping")
         assert await receive_exactly(stream, 4) == b"ping"
         started = time.monotonic()
         await stream.aclose()
-        assert time.monotonic() - started < _netstream.CLOSE_GRACE / 2  # the peer answered
+        # The peer answered: aclose did not wait out the grace (generous for load).
+        assert time.monotonic() - started < 10
         with pytest.raises(anyio.ClosedResourceError):
             await stream.receive()
         with pytest.raises(anyio.ClosedResourceError):
@@ -302,7 +311,7 @@ async def test_aclose_does_not_wait_long_for_a_silent_peer(
 
     async with peer.serving(silent):
         stream = await peer.connect()
-        with anyio.fail_after(1):
+        with anyio.fail_after(5):  # timing is the point: 0.2 s of grace, generous for load
             await stream.aclose()
 
 
@@ -310,7 +319,7 @@ async def test_concurrent_receives_are_refused(peer: Peer) -> None:
     async with peer.serving(echo):
         async with await peer.connect() as stream, anyio.create_task_group() as tg:
             tg.start_soon(stream.receive)
-            await anyio.sleep(0.05)
+            await anyio.wait_all_tasks_blocked()  # that receive waits for data
             with pytest.raises(anyio.BusyResourceError):
                 await stream.receive()
             tg.cancel_scope.cancel()
@@ -370,7 +379,11 @@ async def test_cancelled_receive_loses_no_data(peer: Peer) -> None:
             assert cancelled > 0
 
 
-async def test_aclose_forcefully_while_a_receive_is_blocked(peer: Peer) -> None:
+async def test_aclose_forcefully_while_a_receive_is_blocked(
+    peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_netstream, "CLOSE_GRACE", 30.0)  # what a graceful close would wait
+
     async def silent(stream: anyio.abc.ByteStream) -> None:
         await anyio.sleep_forever()
 
@@ -386,10 +399,10 @@ async def test_aclose_forcefully_while_a_receive_is_blocked(peer: Peer) -> None:
         stream = await peer.connect()
         async with anyio.create_task_group() as tg:
             tg.start_soon(receive, stream)
-            await anyio.sleep(0.05)
+            await anyio.wait_all_tasks_blocked()  # the receive is blocked
             started = time.monotonic()
             await anyio.aclose_forcefully(stream)
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 10  # not the grace (generous for load)
         assert [type(exc) for exc in errors] == [anyio.ClosedResourceError]
 
 
@@ -409,16 +422,51 @@ async def test_flow_control_bounds_what_a_non_reading_client_holds(peer: Peer) -
         async with await peer.connect() as stream:
             if is_native(stream):
                 assert isinstance(stream, _netstream._AsyncioStream)
-                await eventually(lambda: stream._reading_paused, timeout=3)
-                await anyio.sleep(0.1)  # more arrives, but the stream does not take it
+                await eventually(lambda: stream._reading_paused)
+                # More arrives, but the stream does not take it: once the sender is
+                # blocked (the kernel buffers full), the stream still holds its bound.
+                await anyio.wait_all_tasks_blocked()
                 assert sent > 2 * _netstream.HIGH_WATER
                 assert _netstream.HIGH_WATER < stream._buffered <= _netstream.HIGH_WATER + MIB
             else:
-                await anyio.sleep(0.1)
+                await anyio.wait_all_tasks_blocked()  # the sender is blocked
             assert await receive_exactly(stream, size) == data
 
 
 # -- connecting ---------------------------------------------------------------------------
+
+
+async def test_a_cancel_just_as_tcp_connects_closes_the_socket(
+    peer: Peer, monkeypatch: pytest.MonkeyPatch, anyio_backend_name: str
+) -> None:
+    """Regression: on asyncio, ``loop.create_connection(happy_eyeballs_delay=...)``
+    dropped the connected socket, unclosed, when cancelled just as the connection was
+    made (Python 3.11's staggered race keeps the winner where nothing closes it): an
+    fd leak, seen as a ResourceWarning failing a cancellation test on a busy machine.
+    The cancellation is delivered at exactly that moment here."""
+    if anyio_backend_name != "asyncio":
+        pytest.skip("the native asyncio stream's connect (trio's is anyio.connect_tcp)")
+    loop = asyncio.get_running_loop()
+    connect = loop.sock_connect
+    sockets: list[socket.socket] = []
+    async with peer.serving(echo):
+        with anyio.CancelScope() as scope:
+
+            async def connect_then_cancel(sock: socket.socket, address: Any) -> None:
+                sockets.append(sock)
+                await connect(sock, address)
+                scope.cancel()  # the deadline lands as the connection is made
+
+            monkeypatch.setattr(loop, "sock_connect", connect_then_cancel)
+            await peer.connect()
+            pytest.fail("the connect should have been cancelled")
+        monkeypatch.undo()
+        assert scope.cancelled_caught
+        assert len(sockets) == 1
+        assert sockets[0].fileno() == -1  # closed, not left to the garbage collector
+        async with await peer.connect() as stream:  # and the next connect works
+            await stream.send(b"ok")
+            assert await receive_exactly(stream, 2) == b"ok"
 
 
 @pytest.mark.parametrize("why", ["untrusted CA", "wrong host name"])
@@ -472,6 +520,7 @@ async def test_attributes(peer: Peer) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
+@pytest.mark.timeout(180)  # a benchmark, however quick: only a hang fails
 def test_benchmark_quick_run() -> None:
     """``benchmarks/streams.py --quick`` runs and prints every row (so it cannot rot)."""
     import subprocess
@@ -483,7 +532,7 @@ def test_benchmark_quick_run() -> None:
         [sys.executable, str(script), "--quick", "--pin", "none"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=150,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

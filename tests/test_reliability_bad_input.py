@@ -75,12 +75,18 @@ STATES = ["created", "ringing", "answered", "ending", "ended", "exploded", ""]
 json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
-ids = st.none() | st.text(max_size=12) | st.integers() | st.floats() | st.booleans() | st.lists(
-    st.integers(), max_size=2
+ids = (
+    st.none()
+    | st.text(max_size=12)
+    | st.integers()
+    | st.floats()
+    | st.booleans()
+    | st.lists(st.integers(), max_size=2)
 )
 inner_params = st.fixed_dictionaries(
     {},

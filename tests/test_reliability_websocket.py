@@ -65,7 +65,7 @@ async def test_a_send_racing_the_peers_close_is_connection_lost(
             tg.start_soon(read)
             await anyio.wait_all_tasks_blocked()  # the reader is stuck echoing the close
             tg.start_soon(send)
-            await anyio.sleep(0.05)
+            await anyio.wait_all_tasks_blocked()  # the send is in, racing the close
             gated.gate.set()
     [error] = outcome
     assert isinstance(error, ConnectionLost)

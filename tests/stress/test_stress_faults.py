@@ -18,8 +18,10 @@ DROPS = 25
 MIN_EVENTS_PER_CALL = 10
 
 
+# CPU-bound (8-15 s idle, 35 s seen on a loaded machine): the limits only catch a hang.
+@pytest.mark.timeout(180)
 async def test_200_calls_lose_nothing_through_25_random_drops() -> None:
-    report = await run_fault_scenario(CALLS, DROPS, seed=20240601, timeout=40)
+    report = await run_fault_scenario(CALLS, DROPS, seed=20240601, timeout=150)
     assert report.errors == []
     # The faults happened: every requested drop, each followed by a resume.
     assert report.drops == DROPS

@@ -21,8 +21,10 @@ BUFFER = 1000
 RSS_BOUND_MIB = 30.0
 
 
+# CPU-bound (12 s idle, 23 s seen on a loaded machine): the limits only catch a hang.
+@pytest.mark.timeout(180)
 async def test_100k_event_flood_for_a_blocked_call_keeps_memory_bounded() -> None:
-    report = await run_flood_scenario(EVENTS, event_buffer=BUFFER, timeout=50)
+    report = await run_flood_scenario(EVENTS, event_buffer=BUFFER, timeout=150)
     # Every event was read and acknowledged, on the one connection.
     assert report.unacked_after == 0
     assert report.acked >= EVENTS
@@ -33,5 +35,6 @@ async def test_100k_event_flood_for_a_blocked_call_keeps_memory_bounded() -> Non
     assert 1 <= report.listener_calls <= BUFFER + 1
     # Another call, started mid-flood, ran to its end with prompt events.
     assert report.other_call_completed
-    assert report.other_call_max_delay < 1.0
+    # Prompt: not queued behind the flood (which takes seconds); generous for load.
+    assert report.other_call_max_delay < 5.0
     assert report.rss_growth_mib < RSS_BOUND_MIB
