@@ -38,44 +38,30 @@ OverflowPolicy = Literal["fail", "drop"]
 _Item = tuple[Callbacks, RelayEvent]
 
 
-class ListenerSet:
-    """Listeners by event type; iteration order is registration order."""
+class ListenerSet(dict[str, Callbacks]):
+    """Listeners by event type; iteration order is registration order.
 
-    __slots__ = ("_by_type",)
+    A dict, so that the reader's lookup per event (``get``) is the C method itself.
+    """
 
-    def __init__(self) -> None:
-        self._by_type: dict[str, Callbacks] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._by_type)
-
-    def get(self, event_type: str) -> Callbacks:
-        """The listeners of ``event_type`` (an empty tuple when there are none)."""
-        return self._by_type.get(event_type, ())
+    __slots__ = ()
 
     def add(self, event_type: str, listener: EventListener) -> None:
-        self._by_type[event_type] = (*self._by_type.get(event_type, ()), listener)
+        self[event_type] = (*self.get(event_type, ()), listener)
 
     def remove(self, event_type: str, listener: EventListener | None = None) -> None:
         """Remove one listener (its first registration), or all of ``event_type``."""
         if listener is None:
-            self._by_type.pop(event_type, None)
+            self.pop(event_type, None)
             return
-        listeners = self._by_type.get(event_type, ())
+        listeners = self.get(event_type, ())
         if listener in listeners:
             index = listeners.index(listener)
             rest = listeners[:index] + listeners[index + 1 :]
             if rest:
-                self._by_type[event_type] = rest
+                self[event_type] = rest
             else:
-                del self._by_type[event_type]
-
-    def clear(self) -> None:
-        self._by_type.clear()
-
-    def as_dict(self) -> dict[str, Callbacks]:
-        """A copy, by event type (for tests and reprs)."""
-        return dict(self._by_type)
+                del self[event_type]
 
 
 class Dispatcher:
