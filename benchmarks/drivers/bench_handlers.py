@@ -102,7 +102,13 @@ class Workload:
         self.window_start: Sample | None = None
         self.held = 0
         self.all_held = rt.make_flag()
+        self.all_completed = rt.make_flag()
         self.heap_snapshot: tracemalloc.Snapshot | None = None
+
+    def _completed(self) -> None:
+        self.report.completed += 1
+        if self.report.completed == self.cfg.calls:
+            self.all_completed.set()
 
     def _error(self, where: str, exc: BaseException) -> None:
         if len(self.report.handler_errors) < 10:
@@ -131,7 +137,7 @@ class Workload:
         action = await call.play(MEDIA)
         await action.wait()
         await call.hangup()
-        self.report.completed += 1
+        self._completed()
 
     async def _w2(self, call: CallLike) -> None:
         call.on(self.rt.event_call_play, self._on_play)
@@ -140,7 +146,7 @@ class Workload:
         action = await call.play(MEDIA)
         await action.wait()
         await call.hangup()
-        self.report.completed += 1
+        self._completed()
 
     async def _w3(self, call: CallLike) -> None:
         await call.answer()
@@ -150,7 +156,7 @@ class Workload:
             self.all_held.set()
         await action.wait()
         await call.hangup()
-        self.report.completed += 1
+        self._completed()
 
     async def _w4(self, call: CallLike) -> None:
         await call.answer()
@@ -167,7 +173,7 @@ class Workload:
         self.report.window_wall_s = time.perf_counter() - t_wall
         await action.wait()
         await call.hangup()
-        self.report.completed += 1
+        self._completed()
         ordered = sorted(rtts)
         self.report.rtt_n = n
         self.report.rtt_p50_us = percentile(ordered, 50) / 1000.0
@@ -217,6 +223,11 @@ class Workload:
                 )
             await call.hangup()
         elif call_id == CTL_DONE:
+            # The server counts a call done at its calling.end, and offers ctl-done
+            # then; the handler counts it once its task is back from hangup(), which
+            # can come after this one runs (trio runs the tasks a read woke in any
+            # order). Give the handlers a bounded moment, as for ctl-hold.
+            await self.rt.wait_flag(self.all_completed, 10.0)
             end = Sample.take()
             if self.start is not None:
                 self.report.run_cpu_s = end.cpu - self.start.cpu
