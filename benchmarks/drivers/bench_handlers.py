@@ -232,14 +232,6 @@ class Workload:
             if self.start is not None:
                 self.report.run_cpu_s = end.cpu - self.start.cpu
                 self.report.run_wall_s = end.wall - self.start.wall
-            # The server offers ctl-done once it has read the last calling.end; the
-            # handler that sent it may not have resumed from hangup() yet (the response
-            # and the offer can share a read, and trio runs ready tasks in any order).
-            expected = 1 if self.cfg.workload == "W4" else self.cfg.calls
-            for _ in range(5000):
-                if self.report.completed >= expected:
-                    break
-                await self.rt.sleep(0.001)
             self.report.listener_events = self.seen
             if w3:
                 await self.rt.sleep(0.05)  # let the finished handler tasks be reaped
