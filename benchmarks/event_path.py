@@ -33,17 +33,34 @@ def frames(calls: list[str], controls: list[str], count: int) -> list[str]:
     for n in range(count):
         i = n % len(calls)
         if n % 2:
-            inner: dict[str, Any] = {"call_id": calls[i], "node_id": NODE, "tag": "",
-                                     "call_state": "answered", "direction": "inbound",
-                                     "bench": True}
+            inner: dict[str, Any] = {
+                "call_id": calls[i],
+                "node_id": NODE,
+                "tag": "",
+                "call_state": "answered",
+                "direction": "inbound",
+                "bench": True,
+            }
             kind = EVENT_CALL_STATE
         else:
-            inner = {"call_id": calls[i], "node_id": NODE, "control_id": controls[i],
-                     "state": "playing", "bench": True}
+            inner = {
+                "call_id": calls[i],
+                "node_id": NODE,
+                "control_id": controls[i],
+                "state": "playing",
+                "bench": True,
+            }
             kind = EVENT_CALL_PLAY
-        out.append(dumps({"jsonrpc": "2.0", "id": f"ev-{n}", "method": "signalwire.event",
-                          "params": {"event_type": kind, "timestamp": 1764000000.123,
-                                     "params": inner}}))
+        out.append(
+            dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": f"ev-{n}",
+                    "method": "signalwire.event",
+                    "params": {"event_type": kind, "timestamp": 1764000000.123, "params": inner},
+                }
+            )
+        )
     return out
 
 
@@ -61,8 +78,14 @@ async def run(args: argparse.Namespace) -> list[float]:
     call_ids, controls = [], []
     async with anyio.create_task_group() as tg:
         for n in range(args.calls):
-            call = client._router._new_call({"call_id": f"call-{n}", "node_id": NODE,
-                                     "context": "bench", "call_state": "answered"})
+            call = client._router._new_call(
+                {
+                    "call_id": f"call-{n}",
+                    "node_id": NODE,
+                    "context": "bench",
+                    "call_state": "answered",
+                }
+            )
             assert call is not None
             call._set_scope(tg)
             client._router.calls[call.call_id] = call
@@ -98,12 +121,16 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=13, help="frames per socket read")
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
-    print(f"event path, {args.events} events over {args.calls} calls, "
-          f"{args.reads} per read, JSON codec {CODEC}")
+    print(
+        f"event path, {args.events} events over {args.calls} calls, "
+        f"{args.reads} per read, JSON codec {CODEC}"
+    )
     for backend in ("asyncio", "trio"):
         results = anyio.run(run, args, backend=backend)
-        print(f"  {backend:8} {statistics.median(results):6.2f} us/event "
-              f"(min {min(results):.2f}, max {max(results):.2f}, {args.reps} reps)")
+        print(
+            f"  {backend:8} {statistics.median(results):6.2f} us/event "
+            f"(min {min(results):.2f}, max {max(results):.2f}, {args.reps} reps)"
+        )
 
 
 if __name__ == "__main__":

@@ -107,10 +107,22 @@ def main() -> int:
             )
             print(f"{title} -- {backend}", flush=True)
             command = [
-                sys.executable, __file__, "--worker", scenario, "--backend", backend,
-                "--calls", str(args.calls), "--drops", str(args.drops),
-                "--seed", str(args.seed), "--flood", str(args.flood),
-                "--timeout", str(args.timeout),
+                sys.executable,
+                __file__,
+                "--worker",
+                scenario,
+                "--backend",
+                backend,
+                "--calls",
+                str(args.calls),
+                "--drops",
+                str(args.drops),
+                "--seed",
+                str(args.seed),
+                "--flood",
+                str(args.flood),
+                "--timeout",
+                str(args.timeout),
             ]
             if subprocess.run(command, check=False).returncode != 0:
                 failed.append(f"{scenario}/{backend}")

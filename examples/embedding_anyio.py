@@ -25,8 +25,10 @@ REMINDER = "This is Acme Dental: your appointment is tomorrow at 10 AM."
 
 async def remind(client: RelayClient, number: str) -> str:
     """Call ``number`` and play the reminder, or text it; return what happened."""
-    device = {"type": "phone",
-              "params": {"to_number": number, "from_number": FROM_NUMBER, "timeout": 30}}
+    device = {
+        "type": "phone",
+        "params": {"to_number": number, "from_number": FROM_NUMBER, "timeout": 30},
+    }
     try:
         call = await client.dial([[device]], timeout=45)
     except RelayError as exc:  # busy, no answer, failed, or timed out (nothing left ringing)

@@ -98,8 +98,7 @@ async def send_message(request: Request) -> JSONResponse:
         )
     except RelayError as exc:
         return JSONResponse({"error": exc.message}, status_code=502)
-    return JSONResponse({"message_id": message.message_id, "state": message.state},
-                        status_code=202)
+    return JSONResponse({"message_id": message.message_id, "state": message.state}, status_code=202)
 
 
 async def health(request: Request) -> JSONResponse:

@@ -15,10 +15,14 @@ async def handle_call(call):
     # -- the guide's snippet ------------------------------------------------------------
     # Bridge to another number
     await call.connect(
-        devices=[[{
-            "type": "phone",
-            "params": {"to_number": "+15559876543", "from_number": "+15551234567"},
-        }]],
+        devices=[
+            [
+                {
+                    "type": "phone",
+                    "params": {"to_number": "+15559876543", "from_number": "+15551234567"},
+                }
+            ]
+        ],
         ringback=[{"type": "ringtone", "name": "us"}],
     )
 

@@ -11,6 +11,7 @@ from relay_anyio import RelayClient
 
 async def handle_call(call):
     await call.answer()
+
     # -- the guide's snippet ------------------------------------------------------------
     async def on_play_done(event):
         print(f"Play finished: {event.params.get('state')}")

@@ -42,16 +42,14 @@ async def ivr(call: Call, client: RelayClient) -> None:
 
     if digit == "1":
         await say(call, SALES)
-        sales = {"type": "phone", "params": {"to_number": SALES_NUMBER,
-                                             "from_number": IVR_NUMBER}}
+        sales = {"type": "phone", "params": {"to_number": SALES_NUMBER, "from_number": IVR_NUMBER}}
         await call.connect([[sales]], ringback=[{"type": "ringtone", "name": "us"}])
         return  # bridged: returning leaves the call up; RELAY ends it with the parties
 
     if digit == "2":
         await say(call, BEEP)
         recording = await call.record(
-            audio={"direction": "listen", "format": "mp3", "beep": True,
-                   "end_silence_timeout": 3.0}
+            audio={"direction": "listen", "format": "mp3", "beep": True, "end_silence_timeout": 3.0}
         )
         await recording.wait(timeout=300)  # ends on silence, or when the caller hangs up
         caller = call.device.get("params", {}).get("from_number", "unknown")

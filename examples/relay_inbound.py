@@ -12,9 +12,7 @@ async def handle_call(call):
     await call.answer()
 
     # Play a menu
-    action = await call.play([
-        {"type": "tts", "text": "Press 1 for sales, 2 for support."}
-    ])
+    action = await call.play([{"type": "tts", "text": "Press 1 for sales, 2 for support."}])
     await action.wait()
 
     # Collect a digit

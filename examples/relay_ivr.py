@@ -26,27 +26,43 @@ async def handle_call(call):
 
     if digit == "1":
         await call.play([{"type": "tts", "text": "Connecting you to sales."}])
-        await call.connect([[{
-            "type": "phone",
-            "params": {"to_number": "+15551001000", "from_number": "+15550000000"},
-        }]])
+        await call.connect(
+            [
+                [
+                    {
+                        "type": "phone",
+                        "params": {"to_number": "+15551001000", "from_number": "+15550000000"},
+                    }
+                ]
+            ]
+        )
     elif digit == "2":
         await call.play([{"type": "tts", "text": "Connecting you to support."}])
-        await call.connect([[{
-            "type": "phone",
-            "params": {"to_number": "+15552002000", "from_number": "+15550000000"},
-        }]])
+        await call.connect(
+            [
+                [
+                    {
+                        "type": "phone",
+                        "params": {"to_number": "+15552002000", "from_number": "+15550000000"},
+                    }
+                ]
+            ]
+        )
     elif digit == "3":
-        play = await call.play([
-            {"type": "tts", "text": "Please leave your message after the beep."},
-            {"type": "audio", "url": "https://example.com/beep.wav"},
-        ])
+        play = await call.play(
+            [
+                {"type": "tts", "text": "Please leave your message after the beep."},
+                {"type": "audio", "url": "https://example.com/beep.wav"},
+            ]
+        )
         await play.wait()
-        voicemail = await call.record(audio={
-            "direction": "listen",
-            "format": "mp3",
-            "end_silence_timeout": 3.0,
-        })
+        voicemail = await call.record(
+            audio={
+                "direction": "listen",
+                "format": "mp3",
+                "end_silence_timeout": 3.0,
+            }
+        )
         await voicemail.wait()
     else:
         play = await call.play([{"type": "tts", "text": "Invalid option. Goodbye."}])
@@ -55,6 +71,7 @@ async def handle_call(call):
     # Stop recording and hang up
     await recording.stop()
     await call.hangup()
+
 
 if __name__ == "__main__":
     client.run()

@@ -68,8 +68,7 @@ class SyncRelay:
         """Send an SMS and wait for its final state (``delivered``, ``failed``...)."""
 
         async def send(client: RelayClient) -> str:
-            message = await client.send_message(to_number=to, from_number=FROM_NUMBER,
-                                                body=body)
+            message = await client.send_message(to_number=to, from_number=FROM_NUMBER, body=body)
             await message.wait(timeout=timeout)
             return message.state
 

@@ -156,7 +156,6 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
                 for action in running:
                     tg.start_soon(action._stop_quietly)
 
-
     # -- event intake (reader side, synchronous) ----------------------------------------
 
     def _deliver(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:

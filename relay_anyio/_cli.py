@@ -82,8 +82,10 @@ def _print_banner(server: FakeRelayServer, ca_file: Path | None) -> None:
     print(f"Fake RELAY server listening on {server.url}")
     print(f"  credentials: project={project} token={token} (or jwt_token={server.jwt_tokens[0]})")
     if ca_file is None:
-        print(f"  relay_anyio: RelayClient(project={project!r}, token={token!r}, "
-              f"url={server.url!r}, contexts=['default'])")
+        print(
+            f"  relay_anyio: RelayClient(project={project!r}, token={token!r}, "
+            f"url={server.url!r}, contexts=['default'])"
+        )
     else:
         print(f"  TLS certificate signed by a test CA: {ca_file}")
         print("  For programs configured by the environment (like the guide's examples):")
@@ -108,8 +110,14 @@ def _stdin_lines(send: MemoryObjectSendStream[str]) -> None:
         try:
             for line in sys.stdin:
                 anyio.from_thread.run_sync(send.send_nowait, line, token=token)
-        except (RuntimeError, anyio.WouldBlock, anyio.BrokenResourceError,
-                anyio.ClosedResourceError, OSError, ValueError):
+        except (
+            RuntimeError,
+            anyio.WouldBlock,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            OSError,
+            ValueError,
+        ):
             return  # the event loop is gone, or stdin is closed: nothing more to read
 
     threading.Thread(target=read, name="relay-anyio stdin", daemon=True).start()
@@ -238,8 +246,9 @@ def load_client(target: str) -> RelayClient:
     if not isinstance(value, RelayClient) and callable(value):
         value = value()
     if not isinstance(value, RelayClient):
-        raise CliError(f"{target!r} is a {type(value).__name__}, not a RelayClient "
-                       "or a function returning one")
+        raise CliError(
+            f"{target!r} is a {type(value).__name__}, not a RelayClient or a function returning one"
+        )
     return value
 
 
@@ -251,8 +260,9 @@ async def _drain(client: RelayClient, timeout: float) -> None:
         except RelayError as exc:
             logger.warning("could not stop receiving: %s", exc)
     if client.active_calls:
-        logger.info("draining: waiting up to %g s for %d active call(s)", timeout,
-                    client.active_calls)
+        logger.info(
+            "draining: waiting up to %g s for %d active call(s)", timeout, client.active_calls
+        )
     with anyio.move_on_after(timeout):
         while client.active_calls:  # noqa: ASYNC110 - the count belongs to the client
             await anyio.sleep(0.05)
@@ -288,8 +298,9 @@ async def serve(client: RelayClient, *, drain_timeout: float = 0.0) -> None:
 def _run_app(args: argparse.Namespace) -> int:
     client = load_client(args.target)
     try:
-        anyio.run(functools.partial(serve, client, drain_timeout=args.drain_timeout),
-                  backend=args.backend)
+        anyio.run(
+            functools.partial(serve, client, drain_timeout=args.drain_timeout), backend=args.backend
+        )
     except RelayError as exc:
         logger.error("client stopped: %s", exc)
         return 1
@@ -303,12 +314,20 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     """``--backend`` and ``--log-level``, accepted before and after the subcommand."""
     parser = argparse.ArgumentParser(add_help=False)
     default: Any = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default=default,
-                        help="event loop to run on (default: asyncio)")
-    parser.add_argument("--log-level", default=default, type=str.upper,
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="logging level; DEBUG shows every frame, secrets masked "
-                             "(default: INFO for run, WARNING otherwise)")
+    parser.add_argument(
+        "--backend",
+        choices=["asyncio", "trio"],
+        default=default,
+        help="event loop to run on (default: asyncio)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level; DEBUG shows every frame, secrets masked "
+        "(default: INFO for run, WARNING otherwise)",
+    )
     return parser
 
 
@@ -316,7 +335,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relay-anyio",
         description="SignalWire RELAY on anyio (trio and asyncio): a demo, a fake RELAY "
-                    "server for manual testing, and a runner for your app's client.",
+        "server for manual testing, and a runner for your app's client.",
         parents=[_common_options(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"relay-anyio {__version__}")
@@ -324,47 +343,73 @@ def _parser() -> argparse.ArgumentParser:
     common = [_common_options(suppress=True)]
 
     demo = commands.add_parser(
-        "demo", parents=common, help="run an IVR against an embedded fake server",
+        "demo",
+        parents=common,
+        help="run an IVR against an embedded fake server",
         description="Three simulated callers press keys in the guide's IVR, then an SMS "
-                    "goes out and one comes in; prints every call's timeline of frames. "
-                    "No account or network needed (this is what `make demo` runs).",
+        "goes out and one comes in; prints every call's timeline of frames. "
+        "No account or network needed (this is what `make demo` runs).",
     )
-    demo.add_argument("-v", "--verbose", action="store_true",
-                      help="also print each frame in full (credentials masked)")
+    demo.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print each frame in full (credentials masked)",
+    )
     demo.set_defaults(func=_demo)
 
     fake = commands.add_parser(
-        "fake-server", parents=common, help="run the fake RELAY server standalone",
+        "fake-server",
+        parents=common,
+        help="run the fake RELAY server standalone",
         description="Run relay_anyio's fake RELAY server for manual testing of any RELAY\n"
-                    "client. It prints the credentials to use, then reads commands from\n"
-                    "standard input to offer calls and messages.\n\n" + _CONSOLE_HELP,
+        "client. It prints the credentials to use, then reads commands from\n"
+        "standard input to offer calls and messages.\n\n" + _CONSOLE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fake.add_argument("--host", default="127.0.0.1", help="address to listen on")
     fake.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one")
-    fake.add_argument("--tls", action="store_true",
-                      help="serve wss:// with a test CA, so programs configured only by "
-                           "SIGNALWIRE_* variables can connect")
-    fake.add_argument("--ca-dir", help="with --tls: directory to write fake-relay-ca.pem to "
-                                       "(default: a temporary one)")
+    fake.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve wss:// with a test CA, so programs configured only by "
+        "SIGNALWIRE_* variables can connect",
+    )
+    fake.add_argument(
+        "--ca-dir",
+        help="with --tls: directory to write fake-relay-ca.pem to (default: a temporary one)",
+    )
     fake.add_argument("--project", default="test-project", help="project id clients must send")
     fake.add_argument("--token", default="test-token", help="API token clients must send")
-    fake.add_argument("--frames", action="store_true",
-                      help="print a line for every frame exchanged (acks left out)")
+    fake.add_argument(
+        "--frames",
+        action="store_true",
+        help="print a line for every frame exchanged (acks left out)",
+    )
     fake.set_defaults(func=_fake_server)
 
     run = commands.add_parser(
-        "run", parents=common, help="run an app's client: relay-anyio run module:client",
+        "run",
+        parents=common,
+        help="run an app's client: relay-anyio run module:client",
         description="Import MODULE and run its RelayClient with logging configured, until "
-                    "SIGINT (Ctrl+C) or SIGTERM. Exit status 0 after a clean shutdown, 1 "
-                    "if the client stopped on an error (e.g. rejected credentials).",
+        "SIGINT (Ctrl+C) or SIGTERM. Exit status 0 after a clean shutdown, 1 "
+        "if the client stopped on an error (e.g. rejected credentials).",
     )
-    run.add_argument("target", metavar="MODULE[:ATTRIBUTE]",
-                     help="module (or path/to/file.py) and attribute holding a RelayClient, "
-                          "or a function returning one (attribute defaults to 'client')")
-    run.add_argument("--drain-timeout", type=float, default=0.0, metavar="SECONDS",
-                     help="on SIGINT/SIGTERM stop receiving new calls and let active ones "
-                          "run up to SECONDS before hanging them up (default: 0)")
+    run.add_argument(
+        "target",
+        metavar="MODULE[:ATTRIBUTE]",
+        help="module (or path/to/file.py) and attribute holding a RelayClient, "
+        "or a function returning one (attribute defaults to 'client')",
+    )
+    run.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM stop receiving new calls and let active ones "
+        "run up to SECONDS before hanging them up (default: 0)",
+    )
     run.set_defaults(func=_run_app)
     return parser
 

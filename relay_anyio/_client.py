@@ -271,8 +271,6 @@ class RelayClient:
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
 
-
-
     # -- requests ------------------------------------------------------------------------
 
     async def execute(
@@ -396,13 +394,15 @@ class RelayClient:
             raise RelayError(-1, "messaging.send answered without a message_id", result)
         message = Message(
             self._router.dispatcher,
-            {**params, "message_id": message_id, "media": list(media or ()),
-             "tags": list(tags or ())},
+            {
+                **params,
+                "message_id": message_id,
+                "media": list(media or ()),
+                "tags": list(tags or ()),
+            },
             state="queued",
             direction="outbound",
             on_completed=on_completed,
         )
         self._router.messages.track(message)
         return message
-
-

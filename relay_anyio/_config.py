@@ -83,9 +83,7 @@ class SessionOptions:
 
     url: str = attrs.field(validator=_check_url)
     #: Credentials; masked in the repr, which ends up in logs and tracebacks.
-    authentication: Mapping[str, str] = attrs.field(
-        validator=_check_authentication, repr=_masked
-    )
+    authentication: Mapping[str, str] = attrs.field(validator=_check_authentication, repr=_masked)
     agent: str = AGENT
     transport: TransportName = attrs.field(default="native", converter=canonical_transport)
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, validator=_check_tls)
@@ -113,7 +111,6 @@ class SessionOptions:
             raise ValueError(f"auth_retries must not be negative, got {self.auth_retries}")
         if self.max_unresolved < 1:
             raise ValueError(f"max_unresolved must be at least 1, got {self.max_unresolved}")
-
 
 
 def _env_int(name: str, default: int) -> int:

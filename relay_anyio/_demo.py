@@ -36,14 +36,22 @@ async def ivr_handler(call: Call) -> None:
     if digit == "1":
         await call.play([{"type": "tts", "text": "Connecting you to sales."}])
         await call.connect(
-            [[{"type": "phone",
-               "params": {"to_number": "+15551001000", "from_number": "+15550000000"}}]]
+            [
+                [
+                    {
+                        "type": "phone",
+                        "params": {"to_number": "+15551001000", "from_number": "+15550000000"},
+                    }
+                ]
+            ]
         )
     elif digit == "3":
-        play = await call.play([
-            {"type": "tts", "text": "Please leave your message after the beep."},
-            {"type": "audio", "url": "https://example.com/beep.wav"},
-        ])
+        play = await call.play(
+            [
+                {"type": "tts", "text": "Please leave your message after the beep."},
+                {"type": "audio", "url": "https://example.com/beep.wav"},
+            ]
+        )
         await play.wait()
         voicemail = await call.record(
             audio={"direction": "listen", "format": "mp3", "end_silence_timeout": 3.0}
@@ -65,8 +73,14 @@ def _summary(frame: Any) -> str:
         method = frame["method"]
         if method == "signalwire.event":
             inner = params.get("params") or {}
-            keys = ("call_state", "end_reason", "state", "connect_state", "message_state",
-                    "dial_state")
+            keys = (
+                "call_state",
+                "end_reason",
+                "state",
+                "connect_state",
+                "message_state",
+                "dial_state",
+            )
             detail = " ".join(f"{k}={inner[k]}" for k in keys if k in inner)
             result = inner.get("result")
             if isinstance(result, dict) and result:
@@ -108,9 +122,7 @@ def _call_id_of(frame: Any, requests: dict[Any, str] | None = None) -> str | Non
     return value if isinstance(value, str) else None
 
 
-def _print_timeline(
-    title: str, entries: list[JournalEntry], start: float, verbose: bool
-) -> None:
+def _print_timeline(title: str, entries: list[JournalEntry], start: float, verbose: bool) -> None:
     print(f"\n== {title}")
     for entry in entries:
         summary = _summary(entry.frame)
@@ -139,8 +151,11 @@ async def run_demo(verbose: bool = False) -> None:
             got_message.set()
 
         start = anyio.current_time()
-        callers = [("1", "caller presses 1: sales"), ("3", "caller presses 3: voicemail"),
-                   ("7", "caller presses 7: invalid option")]
+        callers = [
+            ("1", "caller presses 1: sales"),
+            ("3", "caller presses 3: voicemail"),
+            ("7", "caller presses 7: invalid option"),
+        ]
         calls = []
         async with client:
             for digits, title in callers:
@@ -166,8 +181,11 @@ async def run_demo(verbose: bool = False) -> None:
             and (call_id := _call_id_of(e.frame)) is not None
         }
         owner = [_call_id_of(e.frame, requests) for e in journal]
-        session = [e for e, call_id in zip(journal, owner, strict=True)
-                   if call_id is None and (verbose or _summary(e.frame) != "ack")]
+        session = [
+            e
+            for e, call_id in zip(journal, owner, strict=True)
+            if call_id is None and (verbose or _summary(e.frame) != "ack")
+        ]
         _print_timeline("session (connect, auth, messaging)", session, start, verbose)
         for call_id, title in calls:
             entries = [e for e, o in zip(journal, owner, strict=True) if o == call_id]

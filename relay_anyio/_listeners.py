@@ -119,8 +119,9 @@ class Dispatcher:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             for callback in callbacks:
                 _discard(callback)
-            logger.debug("dropped a %s event for %s: it stopped listening", event.event_type,
-                         self.owner)
+            logger.debug(
+                "dropped a %s event for %s: it stopped listening", event.event_type, self.owner
+            )
 
     def close(self) -> None:
         """The owner's scope ends: its listener task runs what is queued, then ends.
@@ -139,8 +140,9 @@ class Dispatcher:
             return False
         send, receive = anyio.create_memory_object_stream[_Item](self.buffer)
         self._send = send
-        self.task_group.start_soon(run_queued, receive, self.owner,
-                                   name=f"relay listeners of {self.owner}")
+        self.task_group.start_soon(
+            run_queued, receive, self.owner, name=f"relay listeners of {self.owner}"
+        )
         return True
 
     def _overflow(self, event: RelayEvent) -> None:

@@ -52,10 +52,13 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> PlayAction:
-        item = {"type": "tts", "params": drop_none(text=text, language=language, gender=gender,
-                                                     voice=voice)}
-        return await self.play([item], volume=volume, control_id=control_id,
-                               on_completed=on_completed)
+        item = {
+            "type": "tts",
+            "params": drop_none(text=text, language=language, gender=gender, voice=voice),
+        }
+        return await self.play(
+            [item], volume=volume, control_id=control_id, on_completed=on_completed
+        )
 
     async def play_audio(
         self,
@@ -65,8 +68,12 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> PlayAction:
-        return await self.play([{"type": "audio", "params": {"url": url}}], volume=volume,
-                               control_id=control_id, on_completed=on_completed)
+        return await self.play(
+            [{"type": "audio", "params": {"url": url}}],
+            volume=volume,
+            control_id=control_id,
+            on_completed=on_completed,
+        )
 
     async def play_silence(
         self,
@@ -75,8 +82,11 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> PlayAction:
-        return await self.play([{"type": "silence", "params": {"duration": duration}}],
-                               control_id=control_id, on_completed=on_completed)
+        return await self.play(
+            [{"type": "silence", "params": {"duration": duration}}],
+            control_id=control_id,
+            on_completed=on_completed,
+        )
 
     async def play_ringtone(
         self,
@@ -88,8 +98,9 @@ class MediaCommands(CommandCore):
         on_completed: CompletedCallback | None = None,
     ) -> PlayAction:
         item = {"type": "ringtone", "params": drop_none(name=name, duration=duration)}
-        return await self.play([item], volume=volume, control_id=control_id,
-                               on_completed=on_completed)
+        return await self.play(
+            [item], volume=volume, control_id=control_id, on_completed=on_completed
+        )
 
     async def record(
         self,
@@ -136,10 +147,13 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> CollectAction:
-        item = {"type": "tts", "params": drop_none(text=text, language=language, gender=gender,
-                                                     voice=voice)}
-        return await self.play_and_collect([item], collect, volume=volume,
-                                           control_id=control_id, on_completed=on_completed)
+        item = {
+            "type": "tts",
+            "params": drop_none(text=text, language=language, gender=gender, voice=voice),
+        }
+        return await self.play_and_collect(
+            [item], collect, volume=volume, control_id=control_id, on_completed=on_completed
+        )
 
     async def prompt_audio(
         self,
@@ -150,9 +164,13 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> CollectAction:
-        return await self.play_and_collect([{"type": "audio", "params": {"url": url}}], collect,
-                                           volume=volume, control_id=control_id,
-                                           on_completed=on_completed)
+        return await self.play_and_collect(
+            [{"type": "audio", "params": {"url": url}}],
+            collect,
+            volume=volume,
+            control_id=control_id,
+            on_completed=on_completed,
+        )
 
     async def collect(
         self,
@@ -223,8 +241,12 @@ class MediaCommands(CommandCore):
             detect_interruptions=detect_interruptions,
             detect_message_end=detect_message_end,
         )
-        return await self.detect({"type": "machine", "params": params}, timeout=timeout,
-                                 control_id=control_id, on_completed=on_completed)
+        return await self.detect(
+            {"type": "machine", "params": params},
+            timeout=timeout,
+            control_id=control_id,
+            on_completed=on_completed,
+        )
 
     async def detect_fax(
         self,
@@ -234,9 +256,12 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> DetectAction:
-        return await self.detect({"type": "fax", "params": drop_none(tone=tone)},
-                                 timeout=timeout, control_id=control_id,
-                                 on_completed=on_completed)
+        return await self.detect(
+            {"type": "fax", "params": drop_none(tone=tone)},
+            timeout=timeout,
+            control_id=control_id,
+            on_completed=on_completed,
+        )
 
     async def detect_digit(
         self,
@@ -246,6 +271,9 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> DetectAction:
-        return await self.detect({"type": "digit", "params": drop_none(digits=digits)},
-                                 timeout=timeout, control_id=control_id,
-                                 on_completed=on_completed)
+        return await self.detect(
+            {"type": "digit", "params": drop_none(digits=digits)},
+            timeout=timeout,
+            control_id=control_id,
+            on_completed=on_completed,
+        )

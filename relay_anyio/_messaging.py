@@ -39,8 +39,6 @@ EARLY_EVENT_IDS = 1000
 EARLY_EVENTS_PER_ID = 16
 
 
-
-
 def _text(params: Mapping[str, Any], key: str, default: str = "") -> str:
     value = params.get(key)
     return value if isinstance(value, str) else default

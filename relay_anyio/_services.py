@@ -65,7 +65,8 @@ class ServiceCommands(CommandCore):
             **kwargs,
         }
         return await self._start(
-            StreamAction(self, self._control_id(control_id), on_completed), "calling.stream",
+            StreamAction(self, self._control_id(control_id), on_completed),
+            "calling.stream",
             params,
         )
 
@@ -99,8 +100,9 @@ class ServiceCommands(CommandCore):
             **drop_none(identity=identity, header_info=header_info),
             **kwargs,
         }
-        action = FaxAction(self, self._control_id(control_id), on_completed,
-                           method_prefix="calling.send_fax")
+        action = FaxAction(
+            self, self._control_id(control_id), on_completed, method_prefix="calling.send_fax"
+        )
         return await self._start(action, "calling.send_fax", params)
 
     async def receive_fax(
@@ -110,8 +112,9 @@ class ServiceCommands(CommandCore):
         on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> FaxAction:
-        action = FaxAction(self, self._control_id(control_id), on_completed,
-                           method_prefix="calling.receive_fax")
+        action = FaxAction(
+            self, self._control_id(control_id), on_completed, method_prefix="calling.receive_fax"
+        )
         return await self._start(action, "calling.receive_fax", dict(kwargs))
 
     async def pay(

@@ -113,8 +113,7 @@ class Backoff:
 class SessionListener(Protocol):
     """What the session tells the client. Called from the reader: never block."""
 
-    def session_event(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
-        ...
+    def session_event(self, event_type: str, params: dict[str, Any], timestamp: float) -> None: ...
 
     def session_state(self, state: ConnectionState, *, fresh_session: bool) -> None: ...
 
@@ -708,9 +707,7 @@ class Session:
             logger.warning("ignored an event without event_type")
             return
         if not isinstance(inner, dict):
-            logger.warning(
-                "ignored a %s event whose params are not an object", _short(event_type)
-            )
+            logger.warning("ignored a %s event whose params are not an object", _short(event_type))
             return
         if event_type == EVENT_AUTHORIZATION_STATE:
             blob = inner.get("authorization_state")

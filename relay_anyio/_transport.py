@@ -70,6 +70,8 @@ def canonical_transport(name: str) -> TransportName:
     if name not in TRANSPORTS:
         raise ValueError(f"unknown transport {name!r}: use 'native' or 'trio-websocket'")
     return name
+
+
 #: Bound on TCP connect + TLS + WebSocket handshake (the official client's 10 s).
 DEFAULT_OPEN_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 2.0

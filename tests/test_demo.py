@@ -48,12 +48,14 @@ async def test_demo_prints_the_timeline_of_three_callers_and_sms(
         text = "\n".join(call)
         # Every call is offered, answered, recorded, prompted, and ends with a hangup.
         assert "event calling.call.receive call_state=created" in call[0]
-        for expected in ("client -> server  calling.answer",
-                         "call_state=answered",
-                         "client -> server  calling.record",
-                         "client -> server  calling.play_and_collect",
-                         "client -> server  calling.record.stop",
-                         "client -> server  calling.end reason=hangup"):
+        for expected in (
+            "client -> server  calling.answer",
+            "call_state=answered",
+            "client -> server  calling.record",
+            "client -> server  calling.play_and_collect",
+            "client -> server  calling.record.stop",
+            "client -> server  calling.end reason=hangup",
+        ):
             assert expected in text, expected
         assert call[-1].endswith("call_state=ended end_reason=hangup")
     assert "digits=1" in "\n".join(sales)
@@ -64,8 +66,9 @@ async def test_demo_prints_the_timeline_of_three_callers_and_sms(
     assert "Invalid option" in "\n".join(invalid)
     # Times are relative to the start and never go backwards within a section.
     for lines in parts.values():
-        times = [float(line.split()[0].rstrip("s")) for line in lines
-                 if re.match(r"\s+\d+\.\d+s", line)]
+        times = [
+            float(line.split()[0].rstrip("s")) for line in lines if re.match(r"\s+\d+\.\d+s", line)
+        ]
         assert times == sorted(times)
 
     assert "final state: delivered" in out

@@ -43,7 +43,8 @@ async def test_collected_digits_as_the_guide_reads_them(relay_server: FakeRelayS
     # The wire shape is still there for code written against it.
     assert result.params["result"]["params"]["digits"] == "7"
     assert result.raw_params["result"] == {
-        "type": "digit", "params": {"digits": "7", "terminator": "#"}
+        "type": "digit",
+        "params": {"digits": "7", "terminator": "#"},
     }
 
 
@@ -79,8 +80,12 @@ async def test_recording_url_wherever_the_server_puts_it(
     facts = {"url": url, "duration": 15.5, "size": 128000}
     async with inbound_call(relay_server) as (call, fake):
         action = await call.record(audio={"format": "wav"})
-        event: dict[str, Any] = {"call_id": fake.call_id, "node_id": fake.node_id,
-                                 "control_id": action.control_id, "state": "finished"}
+        event: dict[str, Any] = {
+            "call_id": fake.call_id,
+            "node_id": fake.node_id,
+            "control_id": action.control_id,
+            "state": "finished",
+        }
         if where == "top level":
             event |= facts
         else:
@@ -107,8 +112,14 @@ async def test_flat_media_items_everywhere_the_guide_uses_them(
             collect={"digits": {"max": 1}},
         )
         await call.connect(
-            devices=[[{"type": "phone", "params": {"to_number": "+15559876543",
-                                                   "from_number": "+15551234567"}}]],
+            devices=[
+                [
+                    {
+                        "type": "phone",
+                        "params": {"to_number": "+15559876543", "from_number": "+15551234567"},
+                    }
+                ]
+            ],
             ringback=[{"type": "ringtone", "name": "us"}],
         )
     tts, audio = (f["params"]["play"] for f in relay_server.received("calling.play"))
@@ -141,8 +152,13 @@ async def test_call_context_is_the_context_the_call_arrived_on(
 
     @client.on_call
     async def handle_call(call: Call) -> None:
-        seen[call.call_id] = (call.context, call.direction, call.state, call.tag,
-                              call.device["params"]["from_number"])
+        seen[call.call_id] = (
+            call.context,
+            call.direction,
+            call.state,
+            call.tag,
+            call.device["params"]["from_number"],
+        )
         if len(seen) == 3:
             done.set()
 
@@ -152,10 +168,15 @@ async def test_call_context_is_the_context_the_call_arrived_on(
         # Some servers name the context "protocol" in the offer.
         session = await relay_server.wait_for_session()
         legacy: dict[str, Any] = {
-            "call_id": "legacy-1", "node_id": relay_server.node_id, "protocol": "support",
-            "call_state": "created", "direction": "inbound",
-            "device": {"type": "phone", "params": {"from_number": "+15550000003",
-                                                   "to_number": "+15552220000"}},
+            "call_id": "legacy-1",
+            "node_id": relay_server.node_id,
+            "protocol": "support",
+            "call_state": "created",
+            "direction": "inbound",
+            "device": {
+                "type": "phone",
+                "params": {"from_number": "+15550000003", "to_number": "+15552220000"},
+            },
         }
         await session.emit(EVENT_CALL_RECEIVE, legacy)
         with anyio.fail_after(3):
@@ -209,14 +230,15 @@ async def test_gone_call_errors_return_empty_dicts(relay_server: FakeRelayServer
         play = await call.play([{"type": "tts", "text": "too late"}])
     assert play.is_done and play.result is not None
     assert relay_server.received("calling.play") == []  # an ended call: nothing sent
-    assert [r["result"]["code"] for r in _responses(relay_server, ("calling.answer",
-                                                                   "calling.hold"))] == [
-        "410", "410"]
+    assert [
+        r["result"]["code"] for r in _responses(relay_server, ("calling.answer", "calling.hold"))
+    ] == ["410", "410"]
 
 
 def _responses(server: FakeRelayServer, methods: tuple[str, ...]) -> list[dict[str, Any]]:
     ids = {f["id"] for f in server.received() if f["method"] in methods}
     return [
-        e.frame for e in server.journal
+        e.frame
+        for e in server.journal
         if e.direction == "out" and isinstance(e.frame, dict) and e.frame.get("id") in ids
     ]

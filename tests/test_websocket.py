@@ -125,9 +125,7 @@ async def our_roles(
             accepted.append(await accept_websocket(server_end))
 
         tg.start_soon(serve)
-        client = await open_websocket(
-            client_end, "relay.test", max_message_size=max_message_size
-        )
+        client = await open_websocket(client_end, "relay.test", max_message_size=max_message_size)
     return client, accepted[0]
 
 
