@@ -15,8 +15,7 @@ import ssl
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from types import TracebackType
+from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -28,7 +27,7 @@ from ._errors import DialTimeout, RelayError
 from ._listeners import EventListener
 from ._messaging import Message, MessageListener
 from ._router import ConnectionStateCallback, PendingDial, Router
-from ._scopes import owned_task_group
+from ._scopes import StackOwned, owned_task_group
 from ._session import ConnectionState, Session
 from ._transport import TransportName
 
@@ -41,7 +40,7 @@ _H = TypeVar("_H", bound=Callable[..., Any])
 _active_clients: weakref.WeakSet[RelayClient] = weakref.WeakSet()
 
 
-class RelayClient:
+class RelayClient(StackOwned):
     """A connection to SignalWire RELAY that receives and places calls and messages.
 
     Credentials come from the arguments or the ``SIGNALWIRE_*`` environment variables
@@ -105,7 +104,6 @@ class RelayClient:
         self._tg: anyio.abc.TaskGroup | None = None
         self._fatal: RelayError | None = None
         self._session_scope: anyio.CancelScope | None = None
-        self._stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
         return f"<RelayClient {self.host} {self._session.state.value}>"
@@ -153,17 +151,6 @@ class RelayClient:
     async def __aenter__(self) -> RelayClient:
         await self.connect()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        stack, self._stack = self._stack, None
-        if stack is None:
-            return False
-        return bool(await stack.__aexit__(exc_type, exc, tb))
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
@@ -223,15 +210,11 @@ class RelayClient:
 
     async def connect(self) -> None:
         """Connect without ``async with`` (the official client's API); pair with disconnect()."""
-        stack = AsyncExitStack()
-        await stack.enter_async_context(self._running())
-        self._stack = stack
+        await self._enter(self._running())
 
     async def disconnect(self) -> None:
         """Close what ``connect()`` opened: hang up handled calls, end every task."""
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
+        await self._leave()
 
     def run(self, *, backend: Literal["asyncio", "trio"] = "asyncio") -> None:
         """Connect and serve until interrupted (Ctrl+C shuts down cleanly)."""

@@ -11,12 +11,16 @@ absorbs its own and passes on anyone else's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from types import TracebackType
+from typing import TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
-__all__ = ["owned_task_group"]
+__all__ = ["StackOwned", "owned_task_group"]
+
+_T = TypeVar("_T")
 
 
 @asynccontextmanager
@@ -34,3 +38,36 @@ async def owned_task_group() -> AsyncIterator[TaskGroup]:
             tg.cancel_scope.cancel()
     if failure is not None:
         raise failure
+
+
+class StackOwned:
+    """Base of an object whose ``async with`` (or ``connect()``) holds resources.
+
+    ``_enter(cm)`` enters a context manager (usually an ``asynccontextmanager`` of the
+    object's) on an ``AsyncExitStack`` the object keeps; ``__aexit__`` hands the
+    block's outcome to that stack, and ``_leave()`` closes it without one.
+    """
+
+    _stack: AsyncExitStack | None = None
+
+    async def _enter(self, manager: AbstractAsyncContextManager[_T]) -> _T:
+        stack = AsyncExitStack()
+        value = await stack.enter_async_context(manager)
+        self._stack = stack
+        return value
+
+    async def _leave(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return False
+        return bool(await stack.__aexit__(exc_type, exc, tb))

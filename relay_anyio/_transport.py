@@ -18,7 +18,7 @@ import socket
 import ssl
 import warnings
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -26,7 +26,7 @@ import anyio
 import anyio.abc
 
 from ._errors import ConnectionLost, TransportError
-from ._scopes import owned_task_group
+from ._scopes import StackOwned, owned_task_group
 from ._websocket import (
     CA_FILE_ENV,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -251,7 +251,7 @@ class _ReaderNursery:
         self._task_group.start_soon(run, name="trio-websocket reader")
 
 
-class _TrioWebSocketTransport:
+class _TrioWebSocketTransport(StackOwned):
     """trio-websocket over a TCP (+TLS) stream we open ourselves.
 
     We open TCP and run the TLS handshake before handing the stream over, so a
@@ -273,26 +273,11 @@ class _TrioWebSocketTransport:
         self._ssl_context = ssl_context if tls else None
         self._max_size = max_size
         self._open_timeout = open_timeout
-        self._stack: AsyncExitStack | None = None
 
     async def __aenter__(self) -> _TrioWebSocketAdapter:
         if _backend_name() != "trio":
             raise ValueError('transport="trio-websocket" only runs under trio')
-        stack = AsyncExitStack()
-        adapter = await stack.enter_async_context(self._opened())
-        self._stack = stack
-        return adapter
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        stack, self._stack = self._stack, None
-        if stack is None:
-            return False
-        return bool(await stack.__aexit__(exc_type, exc, tb))
+        return await self._enter(self._opened())
 
     @asynccontextmanager
     async def _opened(self) -> AsyncIterator[_TrioWebSocketAdapter]:
