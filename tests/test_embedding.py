@@ -209,7 +209,9 @@ async def test_sync_program_sends_and_calls_through_a_blocking_portal(
     assert out[0] == "SMS to +15559876543: delivered"
     call_id = out[1].split()[3]
     assert out[1] == f"call to +15559876543: {call_id} done"
-    assert relay_server.calls[call_id].state == "ended"
+    # Hung up: the program returned with RELAY's answer to calling.end; the fake's
+    # ending -> ended follows that answer, as RELAY's events do.
+    await relay_server.wait_until(lambda: relay_server.calls[call_id].state == "ended")
     [play] = relay_server.received("calling.play")
     assert play["params"]["play"][0]["params"]["text"] == "Your order has shipped."
     # The portal's client disconnected when the program left its `with` block.
