@@ -137,6 +137,9 @@ async def test_guide_outbound_program(server: FakeRelayServer, env: dict[str, st
     [[device]] = dial["params"]["devices"]
     assert device["params"]["to_number"] == "+15559876543"
     call = server.calls[out.split("Call answered: ")[1].split()[0]]
+    # The program returned with RELAY's answer to its calling.end; the fake's
+    # ending -> ended follows that answer.
+    await server.wait_until(lambda: call.state == "ended")
     assert call.states[-1] == "ended"
 
 

@@ -100,7 +100,8 @@ async def test_anyio_campaign_calls_or_texts_every_number(relay_server: FakeRela
     [play] = relay_server.received("calling.play")
     assert play["params"]["play"][0]["params"]["text"] == embedding_anyio.REMINDER
     called = relay_server.calls[play["params"]["call_id"]]
-    assert (called.state, called.end_reason) == ("ended", "hangup")
+    await relay_server.wait_until(lambda: called.state == "ended")  # follows the hangup's answer
+    assert called.end_reason == "hangup"
 
 
 async def test_anyio_campaign_cancelled_hangs_up_its_calls(relay_server: FakeRelayServer) -> None:
@@ -112,7 +113,8 @@ async def test_anyio_campaign_cancelled_hangs_up_its_calls(relay_server: FakeRel
             tg.cancel_scope.cancel()
     [play] = relay_server.received("calling.play")
     called = relay_server.calls[play["params"]["call_id"]]
-    assert (called.state, called.end_reason) == ("ended", "hangup")
+    await relay_server.wait_until(lambda: called.state == "ended")  # follows the hangup's answer
+    assert called.end_reason == "hangup"
 
 
 # -- asyncio web app ---------------------------------------------------------------------

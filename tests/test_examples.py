@@ -346,7 +346,8 @@ async def test_error_handling_snippet(
     assert failed == f"RELAY error -1: Dial failed (tag={first['params']['tag']}): busy"
     assert answered.startswith("Call answered: ")
     assert second["params"]["devices"] == [[module.DEVICE]]
-    assert relay_server.calls[answered.split(": ")[1]].state == "ended"
+    called = relay_server.calls[answered.split(": ")[1]]
+    await relay_server.wait_until(lambda: called.state == "ended")  # follows the hangup's answer
 
 
 # -- programs, as processes over TLS ---------------------------------------------------------
@@ -435,6 +436,9 @@ async def test_relay_outbound_program(tls_server: FakeRelayServer, env: dict[str
     assert result.returncode == 0, out + result.stderr.decode()
     call_id = out.split("Call answered: ")[1].split()[0]
     call = tls_server.calls[call_id]
+    # The program returned with RELAY's answer to its calling.end; the fake's
+    # ending -> ended follows that answer.
+    await tls_server.wait_until(lambda: call.state == "ended")
     assert methods(call) == ["calling.play", "calling.end"]
     assert call.states == ["created", "ringing", "answered", "ending", "ended"]
     [dial] = tls_server.received("calling.dial")
