@@ -13,7 +13,7 @@ session is replaced, and probes the live calls after a resume.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -81,6 +81,8 @@ class Router:
         self.handled: set[Call] = set()
         self.dials: dict[str, PendingDial] = {}
         self._abandoned_dials: dict[str, None] = {}
+        #: The running recheck of live calls after a resume (see _recheck_calls).
+        self._recheck: anyio.CancelScope | None = None
         #: The client's task group while it is entered.
         self.task_group: anyio.abc.TaskGroup | None = None
 
@@ -188,14 +190,19 @@ class Router:
                     dial.error = dial.error or lost
                     dial.done.set()
         elif state is ConnectionState.CONNECTED and self.calls and self.task_group is not None:
-            self.task_group.start_soon(self._recheck_calls, list(self.calls.values()))
+            if self._recheck is not None:
+                self._recheck.cancel()  # the new one asks about every live call again
+            self._recheck = anyio.CancelScope()
+            self.task_group.start_soon(
+                self._recheck_calls, list(self.calls.values()), self._recheck
+            )
         for callback in list(self.state_callbacks):
             try:
                 callback(state)
             except Exception:
                 logger.exception("connection state callback %r failed", callback)
 
-    async def _recheck_calls(self, calls: list[Call]) -> None:
+    async def _recheck_calls(self, calls: list[Call], scope: anyio.CancelScope) -> None:
         """After a resume, end the calls the server no longer knows.
 
         A server need not redeliver the events it sent while the link was down
@@ -203,23 +210,26 @@ class Router:
         wait on it would hang. Each call still live here is probed once (bounded
         concurrency, the request timeout each); one the server answers 404/410 for
         gets a synthetic ``ended`` (``end_reason`` "gone"), which ends its waits and
-        reaches its listeners as any end would.
+        reaches its listeners as any end would. One recheck runs at a time: the next
+        resume cancels this one and asks again (a probe waiting for a connection
+        would otherwise pile up behind a flapping link).
         """
-        limiter = anyio.CapacityLimiter(_PROBES_IN_FLIGHT)
-        async with anyio.create_task_group() as tg:
-            for call in calls:
-                tg.start_soon(self._recheck_call, call, limiter)
+        pending = iter(calls)
+        with scope:
+            async with anyio.create_task_group() as tg:
+                for _ in range(min(_PROBES_IN_FLIGHT, len(calls))):
+                    tg.start_soon(self._probe, pending)
 
-    async def _recheck_call(self, call: Call, limiter: anyio.CapacityLimiter) -> None:
-        async with limiter:
+    async def _probe(self, pending: Iterator[Call]) -> None:
+        for call in pending:
             if call.state == CALL_STATE_ENDED:
-                return
+                continue
             params = {"node_id": call.node_id, "call_id": call.call_id, "realm": _PROBE_REALM}
             try:
                 await self._session.request(_PROBE_METHOD, params)
             except RelayError as exc:
                 if exc.code not in (404, 410) or call.state == CALL_STATE_ENDED:
-                    return  # alive, or cannot tell (the link dropped again, ...)
+                    continue  # alive, or cannot tell (the link dropped again, ...)
                 logger.warning(
                     "call %s is gone after the reconnect; its end was never delivered",
                     call.call_id,
