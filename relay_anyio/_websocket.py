@@ -8,25 +8,9 @@ TLS or an in-memory stream.
 Engine. The opening handshake runs on the sans-I/O protocol of ``websockets``
 (``ClientProtocol`` / ``ServerProtocol``), stopped right after it by
 ``_HandshakeOnly``; the bytes that followed it, and everything after, go to our
-own codec, ``relay_anyio._frames``. Measured with ``python benchmarks/ws_engines.py``
-(client side, 316-byte JSON event frames in 64 KiB reads, 79-byte masked acks; median
-of 5 runs on the 2-core dev machine, 2026-11-24):
-
-=====================  ===========  ====================  ===========
-workload               wsproto 1.3  websockets 17.4 (C)   ``_frames``
-=====================  ===========  ====================  ===========
-decode, frames/s          192 025          510 067         2 731 142
-encode, frames/s          266 076          732 090         1 335 237
-encode, 64 acks a call          -                -         2 805 848
-loopback asyncio, f/s     178 179          457 478         1 825 880
-loopback trio, f/s        182 239          457 459         1 817 573
-=====================  ===========  ====================  ===========
-
-``websockets`` had been chosen over wsproto (2.6-2.9x faster on every row); the own
-codec is 5.4x faster than ``websockets`` at decoding (0.37 against 1.96 CPU us a
-frame, within 7% of a bare decoder that validates nothing), 1.8x at encoding one
-frame and 3.8x at encoding the acks of a read in one call, and 4.0x end to end on the
-loopback rows. The codec answers pings, echoes close frames, reassembles fragments,
+own codec, ``relay_anyio._frames``, which measured several times faster than both
+``websockets`` and wsproto (figures: ``benchmarks/README.md``, "WebSocket engines").
+The codec answers pings, echoes close frames, reassembles fragments,
 validates UTF-8 and enforces the message size limit; this module adds the anyio I/O.
 
 Reads return every complete message of one socket read as a batch, so the session can
