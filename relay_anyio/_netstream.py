@@ -8,31 +8,10 @@ blocking receive and adds a loop iteration after every send. ``_AsyncioStream``
 is one ``asyncio.Protocol`` on ``loop.create_connection`` (asyncio's own TLS),
 always reading into a buffer that wakes the one receiver.
 
-Measured with ``python benchmarks/streams.py`` (TLS over loopback to a server in
-another process; client CPU per 100-byte round trip by ``time.process_time``, client
-and server pinned to two CPUs (the default) or to one (``--pin same``); 32 MiB one way
-on two CPUs; medians of 4 x 5 runs (one CPU: 2 x 5) on the shared 2-core dev machine,
-2026-11-24):
-
-==========================  ==========  ==========  =========  =======
-path                        CPU us/rt   CPU us/rt   down MB/s  up MB/s
-                            (2 CPUs)    (1 CPU)
-==========================  ==========  ==========  =========  =======
-asyncio, anyio streams         39.0        30.7        825      1010
-asyncio, this module           34.2        17.6       1100      1555
-asyncio, bare Protocol         30.8        15.3          -         -
-trio, anyio streams            38.3        17.7       1490      1080
-trio, trio.SSLStream           46.5        34.0       1070       715
-==========================  ==========  ==========  =========  =======
-
-On asyncio this stream costs 12 % (two CPUs) to 43 % (one CPU) less client CPU per
-round trip, within 2-3.5 us of a bare callback protocol (the floor of asyncio's TLS),
-and moves 33-54 % more bytes per second. Wall time per round trip on two CPUs is
-scheduler-bound (60-70 us for every path, the bare protocol included); on one CPU it
-follows the CPU (48 -> 35 us). So the byte stream is no longer where a RELAY round
-trip's cost is. On trio, ``trio.SSLStream`` (behind a thin anyio adapter, in the
-benchmark) costs 21-92 % more CPU than anyio's ``TLSStream``: trio keeps anyio's
-path, as does any other event loop.
+On asyncio this stream costs less client CPU per round trip than anyio's path and
+moves more bytes per second; on trio, ``trio.SSLStream`` costs more than anyio's
+``TLSStream``, so trio (and any other event loop) keeps anyio's path. Figures:
+``benchmarks/README.md``, "Byte streams" (``python benchmarks/streams.py``).
 
 Errors are anyio's: ``EndOfStream`` once the peer's data is consumed,
 ``BrokenResourceError`` (chaining the ``OSError``) when the connection is lost,
