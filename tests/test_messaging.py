@@ -111,6 +111,15 @@ async def test_state_events_overtaking_the_response_are_not_lost(
 
 async def test_listener_and_on_completed(relay_server: FakeRelayServer) -> None:
     script_message(relay_server, "delivered", delay=0.01)
+    listening = anyio.Event()
+
+    async def send_once_listened(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
+        # The states follow once the test listens (a listener misses those before it),
+        # not 0.01 s after the answer, which a busy machine can let pass first.
+        ctx.then(listening.wait)
+        return await messaging_send(ctx, params)
+
+    relay_server.set_handler("messaging.send", send_once_listened)
     seen: list[str] = []
     completed: list[str] = []
     done = anyio.Event()
@@ -124,6 +133,7 @@ async def test_listener_and_on_completed(relay_server: FakeRelayServer) -> None:
             to_number=TO, from_number=FROM, body="hi", on_completed=on_done
         )
         message.on(lambda event: seen.append(event.params["message_state"]))
+        listening.set()
         with anyio.fail_after(10):
             await done.wait()
     assert seen == ["initiated", "sent", "delivered"]
