@@ -76,6 +76,8 @@ from ._constants import (
     EVENT_MESSAGING_RECEIVE,
     EVENT_MESSAGING_STATE,
 )
+from ._envelope import as_float as _as_float
+from ._envelope import event_timestamp
 
 __all__ = [
     "EVENT_CLASSES",
@@ -135,17 +137,6 @@ def _code(value: object) -> str:
     return ""
 
 
-def _as_float(value: object) -> float | None:
-    if isinstance(value, float):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:  # a JSON integer too large for a double
-            return None
-    return None
-
-
 def _as_int(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -164,14 +155,6 @@ def _str_list(value: object) -> list[str]:
     if all(isinstance(item, str) for item in value):
         return value
     return [item for item in value if isinstance(item, str)]
-
-
-def _timestamp(outer: object, inner: dict[str, Any]) -> float:
-    """Envelope timestamp first (where the server puts it), inner params as a fallback."""
-    value = _as_float(outer)
-    if value is None:
-        value = _as_float(inner.get("timestamp"))
-    return 0.0 if value is None else value
 
 
 # -- Nested value objects ----------------------------------------------------------------
@@ -341,7 +324,7 @@ class RelayEvent:
             payload = {}
         event_type = _str(payload.get("event_type"))
         raw = _dict(payload.get("params"))
-        return cls(event_type, raw, _timestamp(payload.get("timestamp"), raw))
+        return cls(event_type, raw, event_timestamp(payload.get("timestamp"), raw))
 
     @property
     def params(self) -> dict[str, Any]:
@@ -981,7 +964,7 @@ def parse_event(payload: dict[str, Any]) -> RelayEvent:
         raw = _dict(raw)
     timestamp = payload.get("timestamp")
     if type(timestamp) is not float:
-        timestamp = _timestamp(timestamp, raw)
+        timestamp = event_timestamp(timestamp, raw)
     return EVENT_CLASSES.get(event_type, RelayEvent)(event_type, raw, timestamp)
 
 
