@@ -30,11 +30,13 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
+from anyio.abc import TaskStatus
 
 from ._config import SessionOptions
 from ._constants import PROTOCOL_VERSION
@@ -74,9 +76,13 @@ class ConnectionState(enum.Enum):
 class SessionListener(Protocol):
     """What the session tells the client. Called from the reader: never block."""
 
-    def session_event(self, event_type: str, params: dict[str, Any], timestamp: float) -> None: ...
+    def session_event(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
+        """One event, acked already and seen for the first time in this session."""
+        ...
 
-    def session_state(self, state: ConnectionState, *, fresh_session: bool) -> None: ...
+    def session_state(self, state: ConnectionState, *, fresh_session: bool) -> None:
+        """The link's state changed; ``fresh_session``: the server forgot the old one."""
+        ...
 
 
 class Session:
@@ -87,24 +93,30 @@ class Session:
         options: SessionOptions,
         listener: SessionListener,
         contexts: Iterable[str] = (),
+        *,
+        connect: Callable[[], AbstractAsyncContextManager[MessageTransport]] | None = None,
     ) -> None:
         self.options = options
+        #: Opens one link per attempt; by default ``open_transport`` on the options'
+        #: URL and transport. ``relay_anyio.lowlevel`` users (and tests) pass their own,
+        #: say one end of ``memory_transport_pair``.
+        self._open_link = connect or self._open_transport
         self._listener = listener
         #: Contexts to receive on: constructor + receive() - unreceive(). Sent in full
         #: with every connect, so a fresh session gets all of them back.
         self.contexts: list[str] = list(dict.fromkeys(contexts))
         self.protocol: str | None = None
         self.authorization_state: str | None = None
-        self.state = ConnectionState.CONNECTING
-        self.connection_count = 0
+        self.state: ConnectionState = ConnectionState.CONNECTING
+        self.connection_count: int = 0
         self._conn: RpcConnection | None = None
         self._ready = anyio.Event()
         self._closed = False
         self._inbox = Inbox(self)
         self._reconnect_now = False
         self._secrets = [v for v in options.authentication.values() if v]
-        self.backoff = Backoff(options.reconnect_min_delay, options.reconnect_max_delay)
-        self.give_up = GiveUp(options.auth_retries, options.max_unresolved)
+        self.backoff: Backoff = Backoff(options.reconnect_min_delay, options.reconnect_max_delay)
+        self.give_up: GiveUp = GiveUp(options.auth_retries, options.max_unresolved)
         #: How the reconnect loop waits out a backoff delay (injectable for tests).
         self.sleep: Callable[[float], Awaitable[None]] = anyio.sleep
 
@@ -167,9 +179,7 @@ class Session:
 
     # -- the reconnect loop --------------------------------------------------------------
 
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, serve, reconnect, until cancelled or a fatal error.
 
         ``task_status.started()`` fires after the first successful authentication.
@@ -177,11 +187,9 @@ class Session:
         ``GiveUp`` rules say retrying cannot help; everything else (refused, reset,
         timed out) is retried forever, spaced by ``Backoff``.
         """
-        opts = self.options
         backoff = self.backoff
         give_up = self.give_up
         started = False
-        open_timeout = opts.request_timeout if opts.open_timeout is None else opts.open_timeout
 
         def on_ready() -> None:
             nonlocal started
@@ -194,12 +202,7 @@ class Session:
         try:
             while True:
                 try:
-                    async with open_transport(
-                        opts.url,
-                        transport=opts.transport,
-                        ssl_context=opts.ssl_context,
-                        open_timeout=open_timeout,
-                    ) as ws:
+                    async with self._open_link() as ws:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:
                     give_up.on_rejected(exc)
@@ -218,6 +221,15 @@ class Session:
         finally:
             self.close()
             self._set_state(ConnectionState.CLOSED)
+
+    def _open_transport(self) -> AbstractAsyncContextManager[MessageTransport]:
+        opts = self.options
+        return open_transport(
+            opts.url,
+            transport=opts.transport,
+            ssl_context=opts.ssl_context,
+            open_timeout=opts.request_timeout if opts.open_timeout is None else opts.open_timeout,
+        )
 
     async def _serve(self, ws: MessageTransport, on_ready: Callable[[], None]) -> None:
         self.connection_count += 1

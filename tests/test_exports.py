@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import relay_anyio
+import relay_anyio.lowlevel
 import relay_anyio.testing
 import relay_anyio.testing.pytest_plugin
 
@@ -163,6 +164,23 @@ EXPECTED_TESTING_ALL = [
     "script_message",
 ]
 
+EXPECTED_LOWLEVEL_ALL = [
+    "Backoff",
+    "ConnectionState",
+    "GiveUp",
+    "MemoryTransport",
+    "MessageTransport",
+    "Session",
+    "SessionListener",
+    "SessionOptions",
+    "WebSocket",
+    "accept_websocket",
+    "check_result",
+    "memory_transport_pair",
+    "open_transport",
+    "open_websocket",
+]
+
 #: Symbols ``pyright --verifytypes`` may report: none, the public surface is complete.
 KNOWN_TYPE_GAPS: frozenset[str] = frozenset()
 #: Every public symbol has a declared type.
@@ -171,15 +189,23 @@ TYPE_COMPLETENESS_FLOOR = 1.0
 
 @pytest.mark.parametrize(
     ("module", "expected"),
-    [(relay_anyio, EXPECTED_ALL), (relay_anyio.testing, EXPECTED_TESTING_ALL)],
-    ids=["relay_anyio", "relay_anyio.testing"],
+    [
+        (relay_anyio, EXPECTED_ALL),
+        (relay_anyio.testing, EXPECTED_TESTING_ALL),
+        (relay_anyio.lowlevel, EXPECTED_LOWLEVEL_ALL),
+    ],
+    ids=["relay_anyio", "relay_anyio.testing", "relay_anyio.lowlevel"],
 )
 def test_all_is_pinned(module: types.ModuleType, expected: list[str]) -> None:
     assert sorted(module.__all__) == expected
     assert len(set(module.__all__)) == len(module.__all__), "duplicate names in __all__"
 
 
-@pytest.mark.parametrize("module", [relay_anyio, relay_anyio.testing], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [relay_anyio, relay_anyio.testing, relay_anyio.lowlevel],
+    ids=lambda m: m.__name__,
+)
 def test_every_name_resolves_and_nothing_private_leaks(module: types.ModuleType) -> None:
     for name in module.__all__:
         assert hasattr(module, name), f"{module.__name__}.{name} is in __all__ but missing"
@@ -204,7 +230,7 @@ def test_exported_objects_are_public_and_documented() -> None:
     (Their defining modules are private: ``relay_anyio._call`` is an implementation
     detail, ``relay_anyio.Call`` is the name users write.)
     """
-    for module in (relay_anyio, relay_anyio.testing):
+    for module in (relay_anyio, relay_anyio.testing, relay_anyio.lowlevel):
         for name in module.__all__:
             value = getattr(module, name)
             if inspect.isclass(value) or inspect.isfunction(value):
