@@ -109,6 +109,9 @@ class Session:
         self.authorization_state: str | None = None
         self.state: ConnectionState = ConnectionState.CONNECTING
         self.connection_count: int = 0
+        #: True from the first successful authentication on (``run`` has reported
+        #: ``task_status.started()``): errors after that are the running client's.
+        self.established: bool = False
         self._conn: RpcConnection | None = None
         self._ready = anyio.Event()
         self._closed = False
@@ -132,7 +135,6 @@ class Session:
         params: Mapping[str, Any],
         *,
         timeout: float | None = None,
-        check: bool = True,
     ) -> dict[str, Any]:
         """Send ``method`` once authenticated; return its (code-checked) result.
 
@@ -156,7 +158,7 @@ class Session:
             except NotSent:
                 self._detach(conn)
             else:
-                return check_result(method, result) if check else result
+                return check_result(method, result)
         with anyio.move_on_after(limit) as scope:
             while True:
                 conn = await self._wait_ready()
@@ -168,7 +170,7 @@ class Session:
                 break
         if scope.cancelled_caught:
             raise RequestTimeout(method, limit)
-        return check_result(method, result) if check else result
+        return check_result(method, result)
 
     def close(self) -> None:
         """Make every current and future request fail; used when the client exits."""
@@ -189,14 +191,13 @@ class Session:
         """
         backoff = self.backoff
         give_up = self.give_up
-        started = False
+        self.established = False
 
         def on_ready() -> None:
-            nonlocal started
             backoff.reset()
             give_up.on_ready()
-            if not started:
-                started = True
+            if not self.established:
+                self.established = True
                 task_status.started()
 
         try:
