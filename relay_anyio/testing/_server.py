@@ -21,23 +21,20 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import logging
 import os
 import random
 import ssl
-import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import anyio
 import anyio.abc
-import attrs
 from anyio.abc import SocketAttribute, TaskStatus
 from anyio.streams.tls import TLSStream
 
@@ -54,18 +51,12 @@ from .._constants import (
 )
 from .._errors import ConnectionLost, ProtocolError
 from .._scopes import owned_task_group
-from .._websocket import WebSocket, accept_websocket
-from ._calling import (
-    DEFAULT_HANDLERS,
-    DIAL_OUTCOMES,
-    DialScript,
-    FakeCall,
-    FollowUp,
-    Handler,
-    HandlerContext,
-    JsonRpcError,
-    ResultCodeError,
-)
+from .._websocket import accept_websocket
+from ._calls import FakeCall, FakeConference, FollowUp
+from ._context import Handler, HandlerContext, JsonRpcError, ResultCodeError
+from ._handlers import DEFAULT_HANDLERS
+from ._scripts import DIAL_OUTCOMES, DialScript, MessageScript
+from ._session import Connection, FakeSession
 from ._switches import (
     INVALID_REQUEST_REPLIES,
     ActionEnd,
@@ -74,6 +65,18 @@ from ._switches import (
     choice,
 )
 from ._validation import InvalidRequestError, check_request, refusal
+from ._wire import (
+    EVENT_SEQ_KEY,
+    Direction,
+    Frame,
+    JournalEntry,
+    JSONObject,
+    describe,
+    error_body,
+    parse_frame,
+    request_key,
+    response,
+)
 
 if TYPE_CHECKING:
     import trustme
@@ -86,17 +89,12 @@ __all__ = [
     "NOT_AUTHENTICATED_MESSAGE",
     "FakeRelayServer",
     "FakeSession",
-    "JournalEntry",
 ]
 
 logger = logging.getLogger("relay_anyio.testing")
 
-JSONObject = dict[str, Any]
-#: A journalled frame: the parsed JSON object, or the raw text/bytes if it is not one.
-Frame = JSONObject | str | bytes
-Direction = Literal["in", "out"]
 _T = TypeVar("_T")
-_Fault = Callable[["_Connection", JSONObject], Awaitable[None]]
+_Fault = Callable[["Connection", JSONObject], Awaitable[None]]
 
 # The reference only establishes ``error.data.signalwire_error_code == "AUTH_REQUIRED"``
 # (from the schema-driven mock); the numeric code and the message are UNCONFIRMED
@@ -117,209 +115,6 @@ _CA_FILE_NAME: Final = "fake-relay-ca.pem"
 _SERVED_BY_CLIENTS: Final = frozenset(
     {METHOD_SIGNALWIRE_EVENT, METHOD_SIGNALWIRE_PING, METHOD_SIGNALWIRE_DISCONNECT}
 )
-
-
-@attrs.frozen
-class JournalEntry:
-    """One frame received from (``"in"``) or sent to (``"out"``) a client."""
-
-    direction: Direction
-    #: 1-based number of the WebSocket connection, in order of acceptance.
-    connection: int
-    frame: Frame
-    #: ``anyio.current_time()`` when the frame was read or handed to the socket.
-    time: float
-    #: For ``"in"`` frames, the number of the socket read (server-wide, from 1) that
-    #: brought it: frames a client wrote at once usually share one. 0 for ``"out"``.
-    read: int = 0
-
-
-@attrs.define(eq=False)
-class FakeSession:
-    """A RELAY session: what survives a dropped connection when the client resumes.
-
-    Keyed by its ``protocol`` string. Events are tracked here rather than on a
-    connection because an event that was sent but not acknowledged, or produced while
-    no connection was attached, must be delivered again on the next connection that
-    resumes the session, with the same id and in the original order (unless
-    ``FakeRelayServer.redeliver_on_resume`` is False: then the resume drops them).
-    """
-
-    protocol: str
-    sessionid: str
-    identity: str
-    contexts: list[str] = attrs.field(factory=list)
-    #: The latest blob sent in ``signalwire.authorization.state``.
-    authorization_state: str = ""
-    #: Returns the next stamp for an event's params, or None for no stamp (see
-    #: ``FakeRelayServer.stamp_events``).
-    stamp: Callable[[], int | None] | None = attrs.field(default=None, kw_only=True, repr=False)
-    _unacked: dict[str, JSONObject] = attrs.field(factory=dict, init=False, repr=False)
-    #: Ids of events dropped unacknowledged (``redeliver_on_resume = False``): a late
-    #: ack of one is no violation.
-    _dropped: set[str] = attrs.field(factory=set, init=False, repr=False)
-    _connection: _Connection | None = attrs.field(default=None, init=False, repr=False)
-
-    @property
-    def connection(self) -> int | None:
-        """Number of the connection attached to the session, None while detached."""
-        return None if self._connection is None else self._connection.number
-
-    def subscribe(self, contexts: Iterable[str]) -> None:
-        self.contexts.extend(c for c in dict.fromkeys(contexts) if c not in self.contexts)
-
-    def unsubscribe(self, contexts: Iterable[str]) -> None:
-        dropped = set(contexts)
-        self.contexts[:] = [c for c in self.contexts if c not in dropped]
-
-    def unacked_events(self) -> list[JSONObject]:
-        """Events sent or queued and not acknowledged yet, oldest first."""
-        return list(self._unacked.values())
-
-    async def emit(self, event_type: str, params: JSONObject) -> JSONObject:
-        """Send a ``signalwire.event`` now, or queue it until the session is resumed."""
-        frame = self.queue_event(event_type, params)
-        if self._connection is not None:
-            await self._connection.send([frame])
-        return frame
-
-    async def emit_many(self, events: Iterable[tuple[str, JSONObject]]) -> list[JSONObject]:
-        """Queue several events and send them in one write (a burst, a flood)."""
-        frames = [self.queue_event(event_type, params) for event_type, params in events]
-        if self._connection is not None:
-            await self._connection.send(frames)
-        return frames
-
-    def queue_event(self, event_type: str, params: JSONObject) -> JSONObject:
-        """Register an event as unacknowledged without sending it."""
-        if self.stamp is not None and (seq := self.stamp()) is not None:
-            params = {**params, FakeRelayServer.EVENT_SEQ_KEY: seq}
-        frame: JSONObject = {
-            "jsonrpc": "2.0",
-            "id": str(uuid.uuid4()),
-            "method": METHOD_SIGNALWIRE_EVENT,
-            "params": {"event_type": event_type, "timestamp": time.time(), "params": params},
-        }
-        self._unacked[frame["id"]] = frame
-        return frame
-
-    def _ack(self, event_id: str) -> bool:
-        """Mark an event acknowledged; False if it is unknown or was acked already."""
-        return self._unacked.pop(event_id, None) is not None
-
-    def _drop_unacked(self) -> list[JSONObject]:
-        """Forget every unacknowledged event (a server that does not replay them)."""
-        dropped, self._unacked = list(self._unacked.values()), {}
-        self._dropped.update(frame["id"] for frame in dropped)
-        return dropped
-
-    def _attach(self, connection: _Connection) -> _Connection | None:
-        """Make ``connection`` the session's; return the one it replaces, if any."""
-        previous, self._connection = self._connection, connection
-        connection.session = self
-        return previous if previous is not connection else None
-
-    def _detach(self, connection: _Connection) -> None:
-        if self._connection is connection:
-            self._connection = None
-
-
-class _Connection:
-    """One accepted WebSocket: its reader state, its send order, its fate."""
-
-    def __init__(
-        self,
-        number: int,
-        ws: WebSocket,
-        record: Callable[[Direction, int, Frame], None],
-        chaos: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self.number = number
-        self.ws = ws
-        self.session: FakeSession | None = None
-        #: Cancelled to end the connection's tasks from outside (drop, takeover).
-        self.cancel_scope = anyio.CancelScope()
-        self.task_group: anyio.abc.TaskGroup | None = None
-        self.done = anyio.Event()
-        #: Held across a sequence of writes that must not interleave with others
-        #: (the connect response and the replay of a resumed session).
-        self.lock = anyio.Lock()
-        self._resumed: anyio.Event | None = None
-        self._record = record
-        self._chaos = chaos
-        #: Aborted by the server (a drop, a takeover): frames still in the read batch
-        #: are not processed, as they would not be on a dead link.
-        self.dropped = False
-
-    @property
-    def paused(self) -> bool:
-        return self._resumed is not None
-
-    def pause(self) -> None:
-        if self._resumed is None:
-            self._resumed = anyio.Event()
-
-    def resume(self) -> None:
-        resumed, self._resumed = self._resumed, None
-        if resumed is not None:
-            resumed.set()
-
-    async def wait_until_reading(self) -> None:
-        while (resumed := self._resumed) is not None:
-            await resumed.wait()
-
-    def start_soon(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        if self.task_group is None:
-            raise RuntimeError(f"connection {self.number} is not running")
-        self.task_group.start_soon(func)
-
-    async def send(self, frames: list[JSONObject]) -> None:
-        async with self.lock:
-            await self.write(frames)
-
-    async def write(self, frames: list[JSONObject]) -> None:
-        """Send frames in one write; the caller holds ``lock``.
-
-        While reading is stopped nothing is written either (a half-open link carries
-        nothing); the events stay unacknowledged on the session and a resume delivers
-        them. A connection that died meanwhile is not an error: its reader notices.
-        """
-        if not frames or self.paused or self.ws.closed:
-            return
-        cut = next((i for i in range(len(frames)) if self._chaos()), None)
-        for frame in frames[:cut]:
-            self._record("out", self.number, frame)
-        texts = [json.dumps(frame, separators=(",", ":")) for frame in frames[:cut]]
-        try:
-            if texts:
-                await self.ws.send_texts(texts)
-        except ConnectionLost:
-            logger.debug("connection %d: lost while sending", self.number)
-        if cut is not None:
-            logger.debug("connection %d: random drop before an outgoing frame", self.number)
-            await self.abort()
-
-    async def send_raw(self, data: str | bytes) -> None:
-        async with self.lock:
-            if self.paused or self.ws.closed:
-                return
-            self._record("out", self.number, _parse_frame(data))
-            try:
-                if isinstance(data, str):
-                    await self.ws.send_text(data)
-                else:
-                    await self.ws.send_bytes(data)
-            except ConnectionLost:
-                logger.debug("connection %d: lost while sending raw data", self.number)
-
-    async def close(self, code: int, reason: str) -> None:
-        await self.ws.aclose(code, reason)
-        self.cancel_scope.cancel()
-
-    async def abort(self) -> None:
-        self.dropped = True
-        await self.ws.abort()
-        self.cancel_scope.cancel()
 
 
 class FakeRelayServer:
@@ -377,7 +172,7 @@ class FakeRelayServer:
     """
 
     #: The key ``stamp_events`` adds to the inner params of every event.
-    EVENT_SEQ_KEY: Final = "fake_seq"
+    EVENT_SEQ_KEY: Final = EVENT_SEQ_KEY
 
     def __init__(
         self,
@@ -424,6 +219,10 @@ class FakeRelayServer:
         self.calls: dict[str, FakeCall] = {}
         #: Scripts for the next ``calling.dial`` requests, consumed in order.
         self.dial_scripts: deque[DialScript] = deque()
+        #: Scripts for the next ``messaging.send`` requests (``script_message``).
+        self.message_scripts: deque[MessageScript] = deque()
+        #: Conferences running, by name; a conference ends with its last participant.
+        self.conferences: dict[str, FakeConference] = {}
         #: Ids of acknowledged events, in the order the acks arrived.
         self.acked_event_ids: list[str] = []
         #: Ids of responses that matched no event or server request (not fatal).
@@ -461,7 +260,7 @@ class FakeRelayServer:
         self.violations: list[str] = []
         self._handlers: dict[str, Handler] = dict(DEFAULT_HANDLERS)
         self._sessions: dict[str, FakeSession] = {}
-        self._open: dict[int, _Connection] = {}
+        self._open: dict[int, Connection] = {}
         self._connection_count = 0
         self._faults: dict[str, deque[_Fault]] = {}
         #: Server requests awaiting a reply, by id: (method, whether only a result
@@ -833,9 +632,9 @@ class FakeRelayServer:
         (a method other than ``signalwire.event``/``ping``/``disconnect``, params
         that are not an object); other replies are recorded in ``violations``.
         """
-        frame = _parse_frame(data)
+        frame = parse_frame(data)
         if isinstance(frame, dict) and "method" in frame:
-            key = _request_key(frame.get("id"))
+            key = request_key(frame.get("id"))
             method = frame["method"]
             if key is not None:
                 served = method in _SERVED_BY_CLIENTS and isinstance(frame.get("params"), dict)
@@ -860,15 +659,15 @@ class FakeRelayServer:
             else ("result", {"code": str(code), "message": message})
         )
 
-        async def fail(conn: _Connection, frame: JSONObject) -> None:
-            await conn.send(_response(frame, **{key: payload}))
+        async def fail(conn: Connection, frame: JSONObject) -> None:
+            await conn.send(response(frame, **{key: payload}))
 
         self._add_fault(method, fail)
 
     def delay_next(self, method: str, seconds: float) -> None:
         """Handle the next ``method`` request ``seconds`` late; other frames go on meanwhile."""
 
-        async def delay(conn: _Connection, frame: JSONObject) -> None:
+        async def delay(conn: Connection, frame: JSONObject) -> None:
             async def answer_later() -> None:
                 await anyio.sleep(seconds)
                 await self._answer(conn, frame)
@@ -880,7 +679,7 @@ class FakeRelayServer:
     def withhold_next(self, method: str) -> None:
         """Swallow the next ``method`` request: no answer, no effect, ever."""
 
-        async def withhold(conn: _Connection, frame: JSONObject) -> None:
+        async def withhold(conn: Connection, frame: JSONObject) -> None:
             logger.debug("connection %d: withholding %s", conn.number, frame.get("id"))
 
         self._add_fault(method, withhold)
@@ -894,7 +693,7 @@ class FakeRelayServer:
         written. Either way the client sees a request in flight at a drop.
         """
 
-        async def drop(conn: _Connection, frame: JSONObject) -> None:
+        async def drop(conn: Connection, frame: JSONObject) -> None:
             if after_effect:
                 await self._answer(conn, frame, lose_response=True)
             else:
@@ -976,7 +775,7 @@ class FakeRelayServer:
         faults = self._faults.get(method)
         return faults.popleft() if faults else None
 
-    def _target(self, number: int | None) -> _Connection:
+    def _target(self, number: int | None) -> Connection:
         if number is None:
             if not self._open:
                 raise LookupError("no client is connected")
@@ -998,7 +797,7 @@ class FakeRelayServer:
             logger.debug("WebSocket handshake failed: %s", exc)
             return
         self._connection_count += 1
-        conn = _Connection(self._connection_count, ws, self._record, self._chaos_tick)
+        conn = Connection(self._connection_count, ws, self._record, self._chaos_tick)
         self._open[conn.number] = conn
         self.notify()
         logger.debug("connection %d opened", conn.number)
@@ -1032,7 +831,7 @@ class FakeRelayServer:
                 return None
             raise
 
-    async def _read_loop(self, conn: _Connection) -> None:
+    async def _read_loop(self, conn: Connection) -> None:
         while True:
             await conn.wait_until_reading()
             try:
@@ -1051,20 +850,20 @@ class FakeRelayServer:
             now = anyio.current_time()
             self.journal.append(JournalEntry(direction, connection, frame, now, read))
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s #%d %s", direction, connection, _describe(frame))
+            logger.debug("%s #%d %s", direction, connection, describe(frame))
         self.notify()
 
-    def _violation(self, conn: _Connection, problem: str) -> None:
+    def _violation(self, conn: Connection, problem: str) -> None:
         message = f"connection {conn.number}: {problem}"
         logger.warning("client broke the protocol: %s", message)
         self.violations.append(message)
 
     # -- frames from clients ---------------------------------------------------------
 
-    async def _on_frame(self, conn: _Connection, raw: str | bytes, read: int = 0) -> None:
+    async def _on_frame(self, conn: Connection, raw: str | bytes, read: int = 0) -> None:
         if conn.dropped:
             return
-        frame = _parse_frame(raw)
+        frame = parse_frame(raw)
         self._record("in", conn.number, frame, read)
         if self._chaos_tick():
             logger.debug("connection %d: random drop after an incoming frame", conn.number)
@@ -1079,18 +878,18 @@ class FakeRelayServer:
         else:
             self._violation(conn, "sent a frame that is neither a request nor a response")
 
-    async def _on_request(self, conn: _Connection, frame: JSONObject) -> None:
+    async def _on_request(self, conn: Connection, frame: JSONObject) -> None:
         method = frame["method"]
         if "id" not in frame:
             self._violation(conn, f"sent {method!r} without an id")
         if not isinstance(method, str) or not isinstance(frame.get("params", {}), dict):
             self._violation(conn, "sent a request with a bad method or params")
-            await conn.send(_response(frame, error=_error(-32600, "Invalid Request")))
+            await conn.send(response(frame, error=error_body(-32600, "Invalid Request")))
             return
         if method != METHOD_SIGNALWIRE_CONNECT and conn.session is None:
             self._violation(conn, f"sent {method} before authenticating")
-            error = _error(NOT_AUTHENTICATED_CODE, NOT_AUTHENTICATED_MESSAGE)
-            await conn.send(_response(frame, error=error))
+            error = error_body(NOT_AUTHENTICATED_CODE, NOT_AUTHENTICATED_MESSAGE)
+            await conn.send(response(frame, error=error))
             return
         fault = self._take_fault(method)
         if fault is not None:
@@ -1099,7 +898,7 @@ class FakeRelayServer:
             await self._answer(conn, frame)
 
     async def _answer(
-        self, conn: _Connection, frame: JSONObject, *, lose_response: bool = False
+        self, conn: Connection, frame: JSONObject, *, lose_response: bool = False
     ) -> None:
         method: str = frame["method"]
         params: JSONObject = frame.get("params", {})
@@ -1121,11 +920,11 @@ class FakeRelayServer:
             await self._refuse(conn, frame, exc)
             return
         except ResultCodeError as exc:
-            await conn.send(_response(frame, result=exc.result))
+            await conn.send(response(frame, result=exc.result))
             return
         except JsonRpcError as exc:
-            error = _error(exc.code, exc.message, exc.data)
-            await conn.send(_response(frame, error=error))
+            error = error_body(exc.code, exc.message, exc.data)
+            await conn.send(response(frame, error=error))
             return
         # The request has taken effect: its response and its events must not depend
         # on this connection surviving. A drop in between (drop_randomly, a test's
@@ -1136,10 +935,10 @@ class FakeRelayServer:
                 logger.debug("connection %d: dropping before answering %s", conn.number, method)
                 await conn.abort()
             else:
-                await conn.send(_response(frame, result=result))
+                await conn.send(response(frame, result=result))
             await ctx.run_follow_ups()
 
-    async def _refuse(self, conn: _Connection, frame: JSONObject, exc: InvalidRequestError) -> None:
+    async def _refuse(self, conn: Connection, frame: JSONObject, exc: InvalidRequestError) -> None:
         """Answer a request no server would accept, as ``invalid_request_reply`` says."""
         method = frame["method"]
         if exc.unknown_method:
@@ -1148,7 +947,7 @@ class FakeRelayServer:
             self._violation(conn, f"sent an invalid {method}: {exc.detail}")
         reply = choice("invalid_request_reply", self.invalid_request_reply, INVALID_REQUEST_REPLIES)
         key, body = refusal(exc, reply)
-        await conn.send(_response(frame, **{key: body}))
+        await conn.send(response(frame, **{key: body}))
 
     def _note_call_request(self, frame: JSONObject, params: JSONObject) -> None:
         call_id = params.get("call_id")
@@ -1156,9 +955,9 @@ class FakeRelayServer:
         if call is not None:
             call.requests.append(frame)
 
-    def _on_response(self, conn: _Connection, frame: JSONObject) -> None:
+    def _on_response(self, conn: Connection, frame: JSONObject) -> None:
         response_id = frame["id"]
-        key = _request_key(response_id)
+        key = request_key(response_id)
         request = self._server_requests.pop(key, None) if key is not None else None
         if request is not None:
             # A reply to a server request (a ping, a disconnect, a raw frame). An error
@@ -1186,17 +985,17 @@ class FakeRelayServer:
 
     # -- session layer ---------------------------------------------------------------
 
-    async def _connect(self, conn: _Connection, frame: JSONObject, params: JSONObject) -> None:
+    async def _connect(self, conn: Connection, frame: JSONObject, params: JSONObject) -> None:
         if conn.session is not None:
-            error = _error(-32600, "Invalid Request: already authenticated")
-            await conn.send(_response(frame, error=error))
+            error = error_body(-32600, "Invalid Request: already authenticated")
+            await conn.send(response(frame, error=error))
             return
         self._check_connect_params(conn, params)
         if not self._credentials_ok(conn, params.get("authentication")):
             logger.info("connection %d: authentication failed", conn.number)
             data = {"signalwire_error_code": AUTH_FAILED_ERROR_CODE}
-            error = _error(self.auth_error_code, AUTH_FAILED_MESSAGE, data)
-            await conn.send(_response(frame, error=error))
+            error = error_body(self.auth_error_code, AUTH_FAILED_MESSAGE, data)
+            await conn.send(response(frame, error=error))
             return
         blob = params.get("authorization_state")
         if isinstance(blob, str):
@@ -1217,12 +1016,12 @@ class FakeRelayServer:
             result = self._connect_result(session, restored)
             # One write: the response, then every unacked event (old ones first, the
             # new authorization state last), before any other task may send.
-            await conn.write(_response(frame, result=result) + session.unacked_events())
+            await conn.write(response(frame, result=result) + session.unacked_events())
         if self.ping_interval is not None:
             conn.start_soon(functools.partial(self._ping_loop, conn))
         self.notify()
 
-    def _check_connect_params(self, conn: _Connection, params: JSONObject) -> None:
+    def _check_connect_params(self, conn: Connection, params: JSONObject) -> None:
         if not isinstance(params.get("version"), dict):
             self._violation(conn, "connect without a version object")
         agent = params.get("agent")
@@ -1231,7 +1030,7 @@ class FakeRelayServer:
         if params.get("event_acks") is not True:
             self._violation(conn, "connect without event_acks: true")
 
-    def _credentials_ok(self, conn: _Connection, auth: object) -> bool:
+    def _credentials_ok(self, conn: Connection, auth: object) -> bool:
         if not isinstance(auth, dict):
             return False
         has_jwt = "jwt_token" in auth
@@ -1241,7 +1040,7 @@ class FakeRelayServer:
             return auth["jwt_token"] in self.jwt_tokens
         return auth.get("project") == self.project and auth.get("token") == self.token
 
-    def _session_for(self, conn: _Connection, params: JSONObject) -> tuple[FakeSession, bool]:
+    def _session_for(self, conn: Connection, params: JSONObject) -> tuple[FakeSession, bool]:
         """The session a connect resumes, or a new one; and whether it was resumed."""
         contexts = params.get("contexts", [])
         if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
@@ -1271,63 +1070,18 @@ class FakeRelayServer:
             "authorization": {},
         }
 
-    async def _ping_loop(self, conn: _Connection) -> None:
+    async def _ping_loop(self, conn: Connection) -> None:
         while (interval := self.ping_interval) is not None:
             await anyio.sleep(interval)
             await self._send_request(conn, METHOD_SIGNALWIRE_PING, {})
 
-    async def _send_request(self, conn: _Connection, method: str, params: JSONObject) -> None:
+    async def _send_request(self, conn: Connection, method: str, params: JSONObject) -> None:
         request_id = str(uuid.uuid4())
         self._server_requests[request_id] = (method, True)
         await conn.send([{"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}])
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def _response(
-    request: JSONObject, *, result: JSONObject | None = None, error: JSONObject | None = None
-) -> list[JSONObject]:
-    """The reply to ``request`` as a list: empty for a notification (no id, no reply)."""
-    if "id" not in request:
-        return []
-    body = {"error": error} if error is not None else {"result": result}
-    return [{"jsonrpc": "2.0", "id": request["id"], **body}]
-
-
-def _error(code: int, message: str, data: Any = None) -> JSONObject:
-    error: JSONObject = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return error
-
-
-def _request_key(request_id: object) -> str | int | None:
-    """A request id as a key of ``_server_requests``: a string or an int, else None."""
-    if isinstance(request_id, str) or (
-        isinstance(request_id, int) and not isinstance(request_id, bool)
-    ):
-        return request_id
-    return None
-
-
-def _parse_frame(raw: str | bytes) -> Frame:
-    if isinstance(raw, bytes):
-        return raw
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
-        return raw
-    return value if isinstance(value, dict) else raw
-
-
-def _describe(frame: Frame) -> str:
-    """Method and id only: frames carry credentials that must not reach logs."""
-    if not isinstance(frame, dict):
-        return f"<{type(frame).__name__} of {len(frame)}>"
-    if "method" in frame:
-        return f"{frame['method']} id={frame.get('id')!r}"
-    return f"response id={frame.get('id')!r}"
 
 
 def _authorization_blob() -> str:
