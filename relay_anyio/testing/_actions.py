@@ -114,6 +114,7 @@ def record_finished(action: FakeAction, location: RecordUrlLocation) -> JSONObje
 
 
 def recording_url(action: FakeAction) -> str:
+    """Where the fake says a recording is stored (its format's extension)."""
     record = action.params.get("record")
     audio = record.get("audio", {}) if isinstance(record, dict) else {}
     extension = audio.get("format", "mp3") if isinstance(audio, dict) else "mp3"
@@ -128,10 +129,12 @@ def collect_payload(result: JSONObject) -> JSONObject:
 
 
 def tap_fields(action: FakeAction) -> JSONObject:
+    """``tap`` and ``device`` as the request gave them: every tap event repeats them."""
     return {"tap": action.params.get("tap"), "device": action.params.get("device")}
 
 
 def stream_fields(action: FakeAction) -> JSONObject:
+    """``url`` (and ``name``) of the request: every stream event repeats them."""
     fields: JSONObject = {"url": action.params.get("url")}
     if "name" in action.params:
         fields["name"] = action.params["name"]
@@ -139,6 +142,7 @@ def stream_fields(action: FakeAction) -> JSONObject:
 
 
 def transcribe_finished(action: FakeAction) -> JSONObject:
+    """The ``finished`` of a transcription: its URL, duration and size."""
     duration = round(max(0.0, anyio.current_time() - action.started_at), 3)
     return {
         "state": "finished",
@@ -150,12 +154,14 @@ def transcribe_finished(action: FakeAction) -> JSONObject:
 
 
 def fax_direction(action: FakeAction) -> str:
+    """``send`` or ``receive``, as the fax events name the direction."""
     return "send" if action.kind == "calling.send_fax" else "receive"
 
 
 def fax_result(
     device: JSONObject, action: FakeAction, pages: int, *, success: bool, text: str
 ) -> JSONObject:
+    """The ``fax`` object of a finished fax (§12.9); ``device`` is the call's."""
     numbers = device.get("params", {})
     numbers = numbers if isinstance(numbers, dict) else {}
     document = action.params.get("document") or f"{FAKE_MEDIA_HOST}/faxes/{action.control_id}.pdf"

@@ -400,6 +400,7 @@ async def emit_if_active(call: FakeCall, action: FakeAction, payload: JSONObject
 
 
 def peer_info(peer: FakeCall) -> JSONObject:
+    """The ``peer`` object of a ``calling.call.connect`` event."""
     return {
         "call_id": peer.call_id,
         "node_id": peer.node_id,
@@ -434,12 +435,14 @@ async def leave_conference(call: FakeCall, conference: FakeConference) -> None:
 
 
 def sessions_of(calls: list[FakeCall]) -> list[FakeSession]:
+    """The sessions owning ``calls``, each once, in order."""
     return list({id(c.session): c.session for c in calls}.values())
 
 
 async def conference_event(
     conference: FakeConference, payload: JSONObject, sessions: list[FakeSession]
 ) -> None:
+    """Send a ``calling.conference`` event about ``conference`` to each of ``sessions``."""
     params = {"conference_id": conference.conference_id, "name": conference.name, **payload}
     for session in sessions:
         await session.emit(EVENT_CONFERENCE, params)

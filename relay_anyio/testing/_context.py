@@ -156,6 +156,7 @@ def lookup(registry: dict[str, _T], key: object) -> _T | None:
 
 
 def accepted(message: str, call: FakeCall, action: FakeAction, **extra: Any) -> JSONObject:
+    """The ``200`` result of a command that started ``action`` on ``call``."""
     return ok(message, call_id=call.call_id, control_id=action.control_id, **extra)
 
 

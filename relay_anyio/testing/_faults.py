@@ -38,6 +38,7 @@ class Faults:
         self._mean_gap = 1.0
 
     def add(self, method: str, fault: Fault) -> None:
+        """Queue ``fault`` for the next ``method`` request (after those already queued)."""
         self._pending.setdefault(method, deque()).append(fault)
 
     def take(self, method: str) -> Fault | None:
@@ -46,6 +47,7 @@ class Faults:
         return faults.popleft() if faults else None
 
     def drop_randomly(self, count: int, mean_gap: float, seed: int) -> None:
+        """Arm ``count`` drops at random gaps (see ``FaultInjection.drop_randomly``)."""
         if count < 0 or mean_gap < 1:
             raise ValueError("count must be >= 0 and mean_gap >= 1")
         self._rng = random.Random(seed)
@@ -54,6 +56,7 @@ class Faults:
         self._countdown = self._gap()
 
     def drop_after(self, frames: int) -> None:
+        """Arm one drop ``frames`` frames from now, replacing any random ones."""
         if frames < 1:
             raise ValueError("frames must be >= 1")
         self._rng = None

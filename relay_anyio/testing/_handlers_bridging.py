@@ -140,6 +140,7 @@ async def _leave_conference_handler(ctx: HandlerContext, params: JSONObject) -> 
 
 
 def device_groups(params: JSONObject) -> list[list[JSONObject]]:
+    """``params.devices``: a non-empty list of non-empty groups, else the request is refused."""
     devices = params.get("devices")
     if (
         not isinstance(devices, list)

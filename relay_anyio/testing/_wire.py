@@ -59,6 +59,7 @@ def response(
 
 
 def error_body(code: int, message: str, data: Any = None) -> JSONObject:
+    """A JSON-RPC ``error`` object (``data`` only when given)."""
     error: JSONObject = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
@@ -75,6 +76,7 @@ def request_key(request_id: object) -> str | int | None:
 
 
 def parse_frame(raw: str | bytes) -> Frame:
+    """The JSON object a text frame holds, else the frame as it came (for the journal)."""
     if isinstance(raw, bytes):
         return raw
     try:
