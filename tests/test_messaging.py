@@ -312,7 +312,11 @@ async def test_a_late_scheduler_still_delivers_one_messages_states_in_order(
         for _ in range(8):
             message = await client.send_message(to_number=TO, from_number=FROM, body="hi")
             seen: list[str] = []
-            message.on(lambda event, seen=seen: seen.append(event.params["message_state"]))
+
+            def record(event: RelayEvent, seen: list[str] = seen) -> None:
+                seen.append(event.params["message_state"])
+
+            message.on(record)
             time.sleep(0.1)  # noqa: ASYNC251  the late loop this test is about
             with anyio.fail_after(30):
                 await message.wait()
