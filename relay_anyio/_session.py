@@ -364,6 +364,7 @@ class Session:
                         transport=opts.transport,
                         ssl_context=opts.ssl_context,
                         open_timeout=open_timeout,
+                        proxy=opts.proxy,
                     ) as ws:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:
