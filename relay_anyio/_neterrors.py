@@ -21,7 +21,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import anyio
@@ -30,14 +30,18 @@ from ._errors import ConnectionLost, RelayError, TransportError
 
 __all__ = [
     "CA_FILE_ENV",
+    "HANDSHAKE_PHASE",
     "STREAM_GONE",
+    "TLS_PHASE",
     "Opening",
     "client_left_errors",
     "handshake_errors",
     "handshake_failed",
     "mapped",
     "opening",
+    "proxy_closed",
     "proxy_phase",
+    "proxy_refused",
     "trio_websocket_lost",
     "trio_websocket_open_failed",
     "unresolved_host",
@@ -202,7 +206,7 @@ def unresolved_host(host: str, exc: socket.gaierror) -> TransportError:
     )
 
 
-def handshake_errors(host: str) -> Any:
+def handshake_errors(host: str) -> AbstractContextManager[None]:
     """Around a client WebSocket handshake over a stream: a stream gone is a TransportError.
 
     ``host`` is what the handshake sends as ``Host`` (``name`` or ``name:port``).
@@ -213,7 +217,7 @@ def handshake_errors(host: str) -> Any:
     )
 
 
-def client_left_errors() -> Any:
+def client_left_errors() -> AbstractContextManager[None]:
     """Around the server side's handshake reads: a stream gone is the client leaving."""
     return mapped(
         STREAM_GONE, lambda exc: ConnectionLost("client left during the WebSocket handshake")
@@ -236,7 +240,7 @@ def handshake_failed(where: str, status: int, detail: str) -> TransportError:
 # -- the proxy: TCP to it, then its CONNECT ---------------------------------------------
 
 
-def proxy_phase(proxy: str, target: str, phase: str) -> Any:
+def proxy_phase(proxy: str, target: str, phase: str) -> AbstractContextManager[None]:
     """Around the TCP connect to a proxy (``phase="connect"``) or its CONNECT exchange.
 
     ``proxy`` is the masked proxy URL; ``target`` the RELAY ``host:port`` tunnelled to.
