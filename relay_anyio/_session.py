@@ -230,6 +230,7 @@ class Session:
             transport=opts.transport,
             ssl_context=opts.ssl_context,
             open_timeout=opts.request_timeout if opts.open_timeout is None else opts.open_timeout,
+            proxy=opts.proxy,
         )
 
     async def _serve(self, ws: MessageTransport, on_ready: Callable[[], None]) -> None:
