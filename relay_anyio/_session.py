@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -48,6 +49,7 @@ from ._errors import (
 )
 from ._reconnect import Backoff, GiveUp
 from ._rpc import Inbox, NotSent, RoutedEvent, RpcConnection, check_result, short
+from ._telemetry import KEEPALIVE_PREFIX, NOOP, Telemetry, reconnect_cause
 from ._transport import MessageTransport, open_transport
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("relay_anyio.session")
+
+_monotonic = time.monotonic
 
 
 class ConnectionState(enum.Enum):
@@ -97,6 +101,18 @@ class Session:
         self.authorization_state: str | None = None
         self.state = ConnectionState.CONNECTING
         self.connection_count = 0
+        #: Health (``RelayClient.health``): when ``state`` was entered (monotonic and
+        #: wall clock), when a socket read last brought frames, the last ping's round
+        #: trip, how many times the link was replaced.
+        self.state_since: float = _monotonic()
+        self.state_since_wall: float = time.time()
+        self.last_frame_at: float | None = None
+        self.ping_rtt: float | None = None
+        self.reconnects = 0
+        self.telemetry: Telemetry = NOOP
+        #: Sends a request (``_request``), through ``telemetry.request`` when that is
+        #: active: chosen once (``observe``), so requests pay nothing for it otherwise.
+        self.request: Callable[..., Awaitable[dict[str, Any]]] = self._request
         self._conn: RpcConnection | None = None
         self._ready = anyio.Event()
         self._closed = False
@@ -114,7 +130,30 @@ class Session:
     def connected(self) -> bool:
         return self._conn is not None
 
-    async def request(
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests sent on the live connection and not answered yet."""
+        conn = self._conn
+        return len(conn.pending) if conn is not None else 0
+
+    def observe(self, telemetry: Telemetry) -> None:
+        """Report to ``telemetry`` from now on (set before the session runs)."""
+        self.telemetry = telemetry
+        self.request = self._observed_request if telemetry.active else self._request
+
+    async def _observed_request(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> dict[str, Any]:
+        return await self.telemetry.request(
+            method, params, self._request(method, params, timeout=timeout, check=check)
+        )
+
+    async def _request(
         self,
         method: str,
         params: Mapping[str, Any],
@@ -182,6 +221,7 @@ class Session:
         give_up = self.give_up
         started = False
         open_timeout = opts.request_timeout if opts.open_timeout is None else opts.open_timeout
+        telemetry = self.telemetry
 
         def on_ready() -> None:
             nonlocal started
@@ -193,6 +233,7 @@ class Session:
 
         try:
             while True:
+                cause = "closed"
                 try:
                     async with open_transport(
                         opts.url,
@@ -203,10 +244,15 @@ class Session:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:
                     give_up.on_rejected(exc)
+                    cause = reconnect_cause(exc)
                 except TransportError as exc:
                     give_up.on_transport_error(exc)
+                    cause = reconnect_cause(exc)
                 except (ConnectionLost, ProtocolError, RequestTimeout) as exc:
                     give_up.on_lost(exc.message)
+                    cause = reconnect_cause(exc, server_asked=self._reconnect_now)
+                self.reconnects += 1
+                telemetry.reconnect(cause)
                 self._set_state(ConnectionState.RECONNECTING)
                 if self._reconnect_now:
                     self._reconnect_now = False
@@ -367,9 +413,14 @@ class Session:
 
     async def _read(self, conn: RpcConnection, tg: anyio.abc.TaskGroup) -> None:
         ws = conn.ws
+        telemetry = self.telemetry
         try:
             while True:
-                replies, events = self._inbox.take_batch(conn, await ws.receive_batch())
+                batch = await ws.receive_batch()
+                self.last_frame_at = _monotonic()
+                replies, events = self._inbox.take_batch(conn, batch)
+                if telemetry.active:
+                    telemetry.received(events, len(replies))
                 try:
                     if replies:
                         await ws.send_texts(replies)
@@ -411,11 +462,14 @@ class Session:
         opts = self.options
         while True:
             await anyio.sleep(opts.ping_interval)
+            sent = _monotonic()
             with anyio.move_on_after(opts.ping_timeout) as scope:
                 try:
                     await conn.request("signalwire.ping", {})
                 except (RelayError, NotSent):
                     return  # the reader has seen the loss, or will
+                self.ping_rtt = rtt = _monotonic() - sent
+                self.telemetry.ping(rtt)
             if scope.cancelled_caught:
                 logger.warning(
                     "no reply to signalwire.ping within %g s: the link is dead, reconnecting",
@@ -424,7 +478,8 @@ class Session:
                 self._lose(
                     conn,
                     ConnectionLost(
-                        f"keepalive: no reply to signalwire.ping within {opts.ping_timeout:g} s",
+                        f"{KEEPALIVE_PREFIX} no reply to signalwire.ping within "
+                        f"{opts.ping_timeout:g} s",
                         close_code=1006,
                     ),
                 )
@@ -459,5 +514,7 @@ class Session:
         if state is self.state and not fresh_session:
             return
         self.state = state
+        self.state_since = _monotonic()
+        self.state_since_wall = time.time()
         logger.info("connection state: %s", state.value)
         self._listener.session_state(state, fresh_session=fresh_session)
