@@ -197,9 +197,9 @@ class RelayClient(StackOwned):
                 f"RelayClient connection limit reached ({limit}); raise RELAY_MAX_CONNECTIONS "
                 "to run more clients in this process"
             )
+        self._observe(_resolve_telemetry(self._telemetry_setting))
         _active_clients.add(self)
         self._fatal = None
-        self._observe(_resolve_telemetry(self._telemetry_setting))
         try:
             async with owned_task_group() as tg:
                 self._tg = tg
@@ -267,7 +267,11 @@ class RelayClient(StackOwned):
 
         try:
             anyio.run(main, backend=backend)
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            # On trio, Ctrl+C lands in whichever task runs (the reader, writing a log
+            # line): then it leaves the client's task group inside an exception group.
+            if not _only_interrupts(exc):
+                raise
             logger.info("interrupted: client shut down")
 
     async def _run_session(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -450,3 +454,10 @@ def _resolve_telemetry(setting: Telemetry | bool | None) -> Telemetry:
     if setting is None and not providers_configured():
         return Telemetry()
     return OpenTelemetry()
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    """A ``KeyboardInterrupt``, or an exception group holding nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_interrupts(inner) for inner in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
