@@ -12,13 +12,14 @@ call's handler runs with that span current, so the application's own spans nest 
 it. Every request is a span (named by its method) under the span of its action (by
 ``control_id``) or of its call (by ``call_id``), else under the current span. Every
 action is a span (``relay.action.<kind>``) from its start to its terminal state. The
-events of a call are span events of its span.
+events of a call are span events of its span (the first ``events_per_call``, and
+its end).
 
 Metrics (instrument names; attributes in brackets): ``relay.calls.active``,
 ``relay.calls`` [disposition: handled, passed, dialed], ``relay.events``
-[event_type], ``relay.acks``, ``relay.requests`` and ``relay.request.duration``
-(seconds) [rpc.method, error.type], ``relay.reconnects`` [cause], ``relay.ping.rtt``
-(seconds), ``relay.listener.overflows`` [policy].
+[event_type], ``relay.acks``, ``relay.request.duration`` (seconds; its count is the
+number of requests) [rpc.method, error.type], ``relay.reconnects`` [cause],
+``relay.ping.rtt`` (seconds), ``relay.listener.overflows`` [policy].
 
 Phone numbers, device addresses and command params are never recorded: only ids,
 states, kinds and codes.
@@ -33,6 +34,7 @@ from collections.abc import Awaitable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._constants import EVENT_CALL_STATE
 from ._errors import RelayError
 from ._telemetry import ActionInfo, CallInfo, Telemetry
 from ._version import __version__
@@ -71,14 +73,28 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+class _CallSpan:
+    """A live call's span, what ending it needs, and its span-event budget."""
+
+    __slots__ = ("direction", "disposition", "events_left", "span")
+
+    def __init__(self, span: Span, disposition: str, direction: str, events: int) -> None:
+        self.span = span
+        self.disposition = disposition
+        self.direction = direction
+        self.events_left = events
+
+
 class OpenTelemetry(Telemetry):
     """Report a client's calls, requests, actions and link to OpenTelemetry.
 
     ``RelayClient(telemetry=OpenTelemetry(tracer_provider=..., meter_provider=...))``
     uses the given providers (the global ones by default, which is what the client
-    picks by itself when they are configured). ``record_events=False`` leaves the
-    calls' events out of their spans. One instance per client. Raises
-    ``ImportError`` naming the extra when ``opentelemetry-api`` is not installed.
+    picks by itself when they are configured). A call's span gets its first
+    ``events_per_call`` events as span events, and its ``ended`` state event in any
+    case, which bounds what a chatty call costs. One instance per
+    client. Raises ``ImportError`` naming the extra when ``opentelemetry-api`` is not
+    installed.
     """
 
     active: ClassVar[bool] = True
@@ -88,15 +104,17 @@ class OpenTelemetry(Telemetry):
         *,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
-        record_events: bool = True,
+        events_per_call: int = 32,
     ) -> None:
         try:
             from opentelemetry import context, metrics, trace
         except ImportError as exc:
             raise ImportError(_INSTALL_HINT) from exc
+        if events_per_call < 0:
+            raise ValueError(f"events_per_call must not be negative, got {events_per_call!r}")
         self._trace = trace
         self._context = context
-        self.record_events = record_events
+        self.events_per_call = events_per_call
         self._tracer = trace.get_tracer("relay_anyio", __version__, tracer_provider)
         meter = metrics.get_meter("relay_anyio", __version__, meter_provider)
         self._active_calls = meter.create_up_down_counter(
@@ -111,7 +129,6 @@ class OpenTelemetry(Telemetry):
         self._acks = meter.create_counter(
             "relay.acks", "{reply}", "Acknowledgements and replies sent to server requests"
         )
-        self._requests = meter.create_counter("relay.requests", "{request}", "Requests sent")
         self._request_duration = meter.create_histogram(
             "relay.request.duration",
             "s",
@@ -130,8 +147,8 @@ class OpenTelemetry(Telemetry):
         self._overflows = meter.create_counter(
             "relay.listener.overflows", "{overflow}", "Listener queues that overflowed"
         )
-        #: call_id -> (span, disposition, direction) of the calls not ended yet.
-        self._calls: dict[str, tuple[Span, str, str]] = {}
+        #: call_id -> the span of each call not ended yet.
+        self._calls: dict[str, _CallSpan] = {}
         #: control_id -> (span, start method) of the actions not settled yet.
         self._actions: dict[str, tuple[Span, str]] = {}
         #: dial tag -> the context of its ``calling.dial`` request span.
@@ -163,24 +180,25 @@ class OpenTelemetry(Telemetry):
         span = self._tracer.start_span("relay.call", parent, kind, attributes)
         previous = self._calls.pop(call.call_id, None)
         if previous is not None:  # the same call taken twice: close the first
-            previous[0].end()
-        self._calls[call.call_id] = (span, disposition, call.direction)
+            previous.span.end()
+        self._calls[call.call_id] = _CallSpan(
+            span, disposition, call.direction, self.events_per_call
+        )
         self._calls_total.add(1, {"relay.call.disposition": disposition})
         if disposition != "passed":
             self._active_calls.add(1, {"relay.direction": call.direction})
 
     def call_ended(self, call: CallInfo) -> None:
         entry = self._calls.pop(call.call_id, None)
-        if entry is None:
-            return
-        span, disposition, direction = entry
-        self._end_call_span(span, disposition, call.end_reason, direction)
+        if entry is not None:
+            self._end_call_span(entry, call.end_reason)
 
-    def _end_call_span(self, span: Span, disposition: str, reason: str, direction: str) -> None:
-        if disposition == "passed":
+    def _end_call_span(self, entry: _CallSpan, reason: str) -> None:
+        span = entry.span
+        if entry.disposition == "passed":
             reason = reason or "passed"
         else:
-            self._active_calls.add(-1, {"relay.direction": direction})
+            self._active_calls.add(-1, {"relay.direction": entry.direction})
         span.set_attribute("relay.end_reason", reason or "unknown")
         if reason == "session_lost":
             span.set_status(self._trace.StatusCode.ERROR, "the RELAY session was lost")
@@ -190,7 +208,7 @@ class OpenTelemetry(Telemetry):
         entry = self._calls.get(call.call_id)
         if entry is None:
             return super().handling(call)
-        return self._trace.use_span(entry[0], end_on_exit=False)
+        return self._trace.use_span(entry.span, end_on_exit=False)
 
     # -- requests and actions --------------------------------------------------------
 
@@ -211,7 +229,7 @@ class OpenTelemetry(Telemetry):
         if action is not None:
             parent = trace.set_span_in_context(action[0])
         elif isinstance(call_id, str) and (call := self._calls.get(call_id)) is not None:
-            parent = trace.set_span_in_context(call[0])
+            parent = trace.set_span_in_context(call.span)
         span = self._tracer.start_span(method, parent, trace.SpanKind.CLIENT, attributes)
         tag = params.get("tag")
         if method == "calling.dial" and isinstance(tag, str):
@@ -245,7 +263,6 @@ class OpenTelemetry(Telemetry):
             labels = {"rpc.method": method}
             if error_type:
                 labels["error.type"] = error_type
-            self._requests.add(1, labels)
             self._request_duration.record(elapsed, labels)
 
     def action_started(self, call: CallInfo, action: ActionInfo) -> None:
@@ -254,7 +271,7 @@ class OpenTelemetry(Telemetry):
         parent = None
         entry = self._calls.get(call.call_id)
         if entry is not None:
-            parent = self._trace.set_span_in_context(entry[0])
+            parent = self._trace.set_span_in_context(entry.span)
         span = self._tracer.start_span(
             f"relay.action.{kind}",
             parent,
@@ -298,13 +315,17 @@ class OpenTelemetry(Telemetry):
         if not events:
             return
         counts: dict[str, int] = {}
-        calls = self._calls if self.record_events else None
+        calls = self._calls
         for event_type, params, _ in events:
             counts[event_type] = counts.get(event_type, 0) + 1
-            if calls:
-                entry = calls.get(params.get("call_id"))  # type: ignore[arg-type]
-                if entry is not None:
-                    entry[0].add_event(event_type, _event_attributes(params))
+            entry = calls.get(params.get("call_id"))  # type: ignore[arg-type]
+            if entry is None:
+                continue
+            if entry.events_left > 0:
+                entry.events_left -= 1
+            elif not (event_type == EVENT_CALL_STATE and params.get("call_state") == "ended"):
+                continue  # over budget: only the call's end still goes in
+            entry.span.add_event(event_type, _event_attributes(params))
         for event_type, count in counts.items():
             self._events.add(count, {"relay.event_type": event_type})
 
@@ -323,8 +344,8 @@ class OpenTelemetry(Telemetry):
             span.end()
         self._actions.clear()
         calls, self._calls = self._calls, {}
-        for span, disposition, direction in calls.values():
-            self._end_call_span(span, disposition, "client_closed", direction)
+        for entry in calls.values():
+            self._end_call_span(entry, "client_closed")
         self._dials.clear()
 
 

@@ -173,7 +173,7 @@ async def test_an_inbound_call_is_a_trace_of_its_own_with_commands_and_actions(
 
     assert otel.total("relay.calls", **{"relay.call.disposition": "handled"}) == 1
     assert otel.total("relay.calls.active") == 0
-    assert otel.total("relay.requests", **{"rpc.method": "calling.answer"}) == 1
+    assert otel.total("relay.request.duration", **{"rpc.method": "calling.answer"}) == 1
     assert otel.total("relay.request.duration", **{"rpc.method": "calling.play"}) == 1
     assert otel.total("relay.events", **{"relay.event_type": EVENT_CALL_STATE}) >= 3
     assert otel.total("relay.acks") >= otel.total("relay.events")
@@ -216,8 +216,8 @@ async def test_a_refused_command_and_an_action_that_never_started_are_errors(
     assert action.status.status_code is StatusCode.ERROR
     assert action.attributes is not None
     assert action.attributes["error.type"] == "RelayError"
-    assert otel.total("relay.requests", **{"error.type": "RelayError"}) == 2
-    assert otel.total("relay.requests", **{"rpc.method": "calling.end"}) == 1
+    assert otel.total("relay.request.duration", **{"error.type": "RelayError"}) == 2
+    assert otel.total("relay.request.duration", **{"rpc.method": "calling.end"}) == 1
 
 
 async def test_a_passed_call_and_a_dialled_leg_have_their_spans(
@@ -313,6 +313,38 @@ async def test_calls_still_live_when_the_client_leaves_end_their_spans(
     assert span.attributes is not None
     assert span.attributes["relay.end_reason"] == "client_closed"
     assert otel.total("relay.calls.active") == 0
+
+
+async def test_a_chatty_call_records_a_bounded_number_of_span_events(
+    relay_server: FakeRelayServer, otel: Otel
+) -> None:
+    otel.telemetry.events_per_call = 3
+    client = make_client(relay_server, telemetry=otel.telemetry)
+    answered = anyio.Event()
+
+    @client.on_call
+    async def handle(call: Call) -> None:
+        await call.answer()
+        answered.set()
+        await call.wait_for_ended()
+
+    async with client:
+        fake = await relay_server.offer_call()
+        with anyio.fail_after(10):
+            await answered.wait()
+        for n in range(20):
+            await fake.send_event("test.noise", {"call_id": fake.call_id, "n": n})
+        await fake.remote_hangup()
+        await eventually(lambda: otel.finished("relay.call"))
+    names = [e.name for e in otel.one("relay.call").events]
+    assert len(names) == 4 and "test.noise" in names[:3]
+    # Over budget, only the call's end still goes in.
+    last = otel.one("relay.call").events[-1]
+    assert last.name == EVENT_CALL_STATE
+    assert (last.attributes or {}).get("relay.call_state") == "ended"
+    assert otel.total("relay.events", **{"relay.event_type": "test.noise"}) == 20
+    with pytest.raises(ValueError, match="events_per_call"):
+        OpenTelemetry(events_per_call=-1)
 
 
 # -- choosing the telemetry ----------------------------------------------------------
