@@ -281,19 +281,11 @@ class RelayClient(StackOwned):
         # hang up their calls (leaving the client cancels it after that). Before that
         # it is not, so cancelling the task entering the client stops the session.
         scope = self._session_scope = anyio.CancelScope()
-        connected = False
-
-        class _Status:
-            def started(self, value: None = None) -> None:
-                nonlocal connected
-                connected = True
-                task_status.started()
-
         try:
             with scope:
-                await self._session.run(task_status=_Status())
+                await self._session.run(task_status=task_status)
         except RelayError as exc:
-            if not connected:  # never connected: entering the client raises it
+            if not self._session.established:  # never connected: entering the client raises it
                 raise
             logger.error("RELAY client stopped: %s", exc)
             self._fatal = exc

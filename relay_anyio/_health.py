@@ -121,7 +121,9 @@ class Health:
 class HealthSource(Protocol):
     """What ``serve_health`` serves: anything with a ``health()`` (a ``RelayClient``)."""
 
-    def health(self) -> Health: ...
+    def health(self) -> Health:
+        """The snapshot to serve."""
+        ...
 
 
 async def serve_health(

@@ -70,6 +70,7 @@ class JsonFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
         created = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
         out: dict[str, Any] = {
             "time": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -135,6 +136,7 @@ class RepeatFilter(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """False for a repeat within its window; True otherwise (maybe annotated)."""
         if record.levelno < self.level or hasattr(record, "repeated"):
             return True
         message = record.getMessage()

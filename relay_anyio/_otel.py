@@ -157,6 +157,7 @@ class OpenTelemetry(Telemetry):
     # -- calls ---------------------------------------------------------------------
 
     def call_started(self, call: CallInfo, disposition: str) -> None:
+        """Start the call's span (a new trace, or under its dial) and count the call."""
         trace = self._trace
         if disposition == "dialed":
             parent = self._dials.get(call.tag)
@@ -189,6 +190,7 @@ class OpenTelemetry(Telemetry):
             self._active_calls.add(1, {"relay.direction": call.direction})
 
     def call_ended(self, call: CallInfo) -> None:
+        """End the call's span with its end reason."""
         entry = self._calls.pop(call.call_id, None)
         if entry is not None:
             self._end_call_span(entry, call.end_reason)
@@ -205,6 +207,7 @@ class OpenTelemetry(Telemetry):
         span.end()
 
     def handling(self, call: CallInfo) -> AbstractContextManager[Any]:
+        """Make the call's span current for its handler."""
         entry = self._calls.get(call.call_id)
         if entry is None:
             return super().handling(call)
@@ -215,6 +218,7 @@ class OpenTelemetry(Telemetry):
     async def request(
         self, method: str, params: Mapping[str, Any], pending: Awaitable[dict[str, Any]]
     ) -> dict[str, Any]:
+        """A span for the request (under its action or call) and its duration."""
         trace = self._trace
         attributes: dict[str, str] = {"rpc.system": "jsonrpc", "rpc.method": method}
         parent: Context | None = None
@@ -266,6 +270,7 @@ class OpenTelemetry(Telemetry):
             self._request_duration.record(elapsed, labels)
 
     def action_started(self, call: CallInfo, action: ActionInfo) -> None:
+        """Start the action's span under its call's."""
         prefix = action.method_prefix
         kind = prefix.removeprefix("calling.") or type(action).__name__
         parent = None
@@ -284,6 +289,7 @@ class OpenTelemetry(Telemetry):
         self._actions[action.control_id] = (span, prefix)
 
     def action_settled(self, action: ActionInfo, error: RelayError | None) -> None:
+        """End the action's span with its final state (an error status if it failed)."""
         entry = self._actions.pop(action.control_id, None)
         if entry is None:
             return
@@ -310,6 +316,7 @@ class OpenTelemetry(Telemetry):
     # -- the link ------------------------------------------------------------------
 
     def received(self, events: list[tuple[str, dict[str, Any], float]], replies: int) -> None:
+        """Count the read's events and acks; add the events to their calls' spans."""
         if replies:
             self._acks.add(replies)
         if not events:
@@ -330,15 +337,19 @@ class OpenTelemetry(Telemetry):
             self._events.add(count, {"relay.event_type": event_type})
 
     def reconnect(self, cause: str) -> None:
+        """Count the reconnect by cause."""
         self._reconnects.add(1, {"relay.reconnect.cause": cause})
 
     def ping(self, rtt: float) -> None:
+        """Record the ping's round trip."""
         self._ping_rtt.record(rtt)
 
     def listener_overflow(self, owner: str, policy: str) -> None:
+        """Count the overflow by policy."""
         self._overflows.add(1, {"relay.overflow.policy": policy})
 
     def close(self) -> None:
+        """End the spans of the calls and actions still open (``client_closed``)."""
         for span, _ in self._actions.values():
             span.set_attribute("relay.action.state", "client_closed")
             span.end()

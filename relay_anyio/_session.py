@@ -31,11 +31,13 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
+from anyio.abc import TaskStatus
 
 from ._config import SessionOptions
 from ._constants import PROTOCOL_VERSION
@@ -78,9 +80,13 @@ class ConnectionState(enum.Enum):
 class SessionListener(Protocol):
     """What the session tells the client. Called from the reader: never block."""
 
-    def session_event(self, event_type: str, params: dict[str, Any], timestamp: float) -> None: ...
+    def session_event(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
+        """One event, acked already and seen for the first time in this session."""
+        ...
 
-    def session_state(self, state: ConnectionState, *, fresh_session: bool) -> None: ...
+    def session_state(self, state: ConnectionState, *, fresh_session: bool) -> None:
+        """The link's state changed; ``fresh_session``: the server forgot the old one."""
+        ...
 
 
 class Session:
@@ -91,16 +97,25 @@ class Session:
         options: SessionOptions,
         listener: SessionListener,
         contexts: Iterable[str] = (),
+        *,
+        connect: Callable[[], AbstractAsyncContextManager[MessageTransport]] | None = None,
     ) -> None:
         self.options = options
+        #: Opens one link per attempt; by default ``open_transport`` on the options'
+        #: URL and transport. ``relay_anyio.lowlevel`` users (and tests) pass their own,
+        #: say one end of ``memory_transport_pair``.
+        self._open_link = connect or self._open_transport
         self._listener = listener
         #: Contexts to receive on: constructor + receive() - unreceive(). Sent in full
         #: with every connect, so a fresh session gets all of them back.
         self.contexts: list[str] = list(dict.fromkeys(contexts))
         self.protocol: str | None = None
         self.authorization_state: str | None = None
-        self.state = ConnectionState.CONNECTING
-        self.connection_count = 0
+        self.state: ConnectionState = ConnectionState.CONNECTING
+        self.connection_count: int = 0
+        #: True from the first successful authentication on (``run`` has reported
+        #: ``task_status.started()``): errors after that are the running client's.
+        self.established: bool = False
         #: Health (``RelayClient.health``): when ``state`` was entered (monotonic and
         #: wall clock), when a socket read last brought frames, the last ping's round
         #: trip, how many times the link was replaced.
@@ -108,19 +123,17 @@ class Session:
         self.state_since_wall: float = time.time()
         self.last_frame_at: float | None = None
         self.ping_rtt: float | None = None
-        self.reconnects = 0
+        self.reconnects: int = 0
+        #: Where requests, reads, reconnects and pings are reported (see ``observe``).
         self.telemetry: Telemetry = NOOP
-        #: Sends a request (``_request``), through ``telemetry.request`` when that is
-        #: active: chosen once (``observe``), so requests pay nothing for it otherwise.
-        self.request: Callable[..., Awaitable[dict[str, Any]]] = self._request
         self._conn: RpcConnection | None = None
         self._ready = anyio.Event()
         self._closed = False
         self._inbox = Inbox(self)
         self._reconnect_now = False
         self._secrets = [v for v in options.authentication.values() if v]
-        self.backoff = Backoff(options.reconnect_min_delay, options.reconnect_max_delay)
-        self.give_up = GiveUp(options.auth_retries, options.max_unresolved)
+        self.backoff: Backoff = Backoff(options.reconnect_min_delay, options.reconnect_max_delay)
+        self.give_up: GiveUp = GiveUp(options.auth_retries, options.max_unresolved)
         #: How the reconnect loop waits out a backoff delay (injectable for tests).
         self.sleep: Callable[[float], Awaitable[None]] = anyio.sleep
 
@@ -137,9 +150,17 @@ class Session:
         return len(conn.pending) if conn is not None else 0
 
     def observe(self, telemetry: Telemetry) -> None:
-        """Report to ``telemetry`` from now on (set before the session runs)."""
+        """Report to ``telemetry`` from now on (call it before the session runs).
+
+        An active telemetry's ``request`` hook wraps every request: this instance's
+        ``request`` is then shadowed by ``_observed_request``, so that without one
+        requests pay nothing, not even a coroutine layer.
+        """
         self.telemetry = telemetry
-        self.request = self._observed_request if telemetry.active else self._request
+        if telemetry.active:
+            vars(self)["request"] = self._observed_request
+        else:
+            vars(self).pop("request", None)
 
     async def _observed_request(
         self,
@@ -147,19 +168,16 @@ class Session:
         params: Mapping[str, Any],
         *,
         timeout: float | None = None,
-        check: bool = True,
     ) -> dict[str, Any]:
-        return await self.telemetry.request(
-            method, params, self._request(method, params, timeout=timeout, check=check)
-        )
+        pending = Session.request(self, method, params, timeout=timeout)
+        return await self.telemetry.request(method, params, pending)
 
-    async def _request(
+    async def request(
         self,
         method: str,
         params: Mapping[str, Any],
         *,
         timeout: float | None = None,
-        check: bool = True,
     ) -> dict[str, Any]:
         """Send ``method`` once authenticated; return its (code-checked) result.
 
@@ -183,7 +201,7 @@ class Session:
             except NotSent:
                 self._detach(conn)
             else:
-                return check_result(method, result) if check else result
+                return check_result(method, result)
         with anyio.move_on_after(limit) as scope:
             while True:
                 conn = await self._wait_ready()
@@ -195,7 +213,7 @@ class Session:
                 break
         if scope.cancelled_caught:
             raise RequestTimeout(method, limit)
-        return check_result(method, result) if check else result
+        return check_result(method, result)
 
     def close(self) -> None:
         """Make every current and future request fail; used when the client exits."""
@@ -206,9 +224,7 @@ class Session:
 
     # -- the reconnect loop --------------------------------------------------------------
 
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, serve, reconnect, until cancelled or a fatal error.
 
         ``task_status.started()`` fires after the first successful authentication.
@@ -216,31 +232,23 @@ class Session:
         ``GiveUp`` rules say retrying cannot help; everything else (refused, reset,
         timed out) is retried forever, spaced by ``Backoff``.
         """
-        opts = self.options
         backoff = self.backoff
         give_up = self.give_up
-        started = False
-        open_timeout = opts.request_timeout if opts.open_timeout is None else opts.open_timeout
+        self.established = False
         telemetry = self.telemetry
 
         def on_ready() -> None:
-            nonlocal started
             backoff.reset()
             give_up.on_ready()
-            if not started:
-                started = True
+            if not self.established:
+                self.established = True
                 task_status.started()
 
         try:
             while True:
                 cause = "closed"
                 try:
-                    async with open_transport(
-                        opts.url,
-                        transport=opts.transport,
-                        ssl_context=opts.ssl_context,
-                        open_timeout=open_timeout,
-                    ) as ws:
+                    async with self._open_link() as ws:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:
                     give_up.on_rejected(exc)
@@ -264,6 +272,15 @@ class Session:
         finally:
             self.close()
             self._set_state(ConnectionState.CLOSED)
+
+    def _open_transport(self) -> AbstractAsyncContextManager[MessageTransport]:
+        opts = self.options
+        return open_transport(
+            opts.url,
+            transport=opts.transport,
+            ssl_context=opts.ssl_context,
+            open_timeout=opts.request_timeout if opts.open_timeout is None else opts.open_timeout,
+        )
 
     async def _serve(self, ws: MessageTransport, on_ready: Callable[[], None]) -> None:
         self.connection_count += 1

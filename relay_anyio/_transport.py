@@ -87,15 +87,25 @@ class MessageTransport(Protocol):
     ``abort`` are idempotent and end a send blocked on a peer that stopped reading.
     """
 
-    async def receive_batch(self) -> list[str | bytes]: ...
+    async def receive_batch(self) -> list[str | bytes]:
+        """The messages of one read, in order: at least one."""
+        ...
 
-    async def send_text(self, text: str) -> None: ...
+    async def send_text(self, text: str) -> None:
+        """Send one text message."""
+        ...
 
-    async def send_texts(self, texts: Sequence[str]) -> None: ...
+    async def send_texts(self, texts: Sequence[str]) -> None:
+        """Send several text messages, in order, in as few writes as the engine can."""
+        ...
 
-    async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close politely (a close frame with ``code``), bounded; idempotent."""
+        ...
 
-    async def abort(self) -> None: ...
+    async def abort(self) -> None:
+        """Drop the link at once, without a close frame; idempotent."""
+        ...
 
 
 class _NativeTransport:
@@ -383,6 +393,8 @@ def _backend_name() -> str:
 
 
 class TransportContext(Protocol):
+    """What ``open_transport`` returns: entering opens the link, leaving closes it."""
+
     async def __aenter__(self) -> MessageTransport: ...
 
     async def __aexit__(

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+from anyio.abc import ByteStream
 from websockets.client import ClientProtocol
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol
@@ -160,7 +161,7 @@ class WebSocket:
     from another task (the keepalive, the session shutting down).
     """
 
-    def __init__(self, stream: anyio.abc.ByteStream, codec: FrameCodec) -> None:
+    def __init__(self, stream: ByteStream, codec: FrameCodec) -> None:
         self._stream = stream
         self._codec = codec
         # fast_acquire: an uncontended acquire does not yield. The write under it is
@@ -178,7 +179,7 @@ class WebSocket:
         self.close_reason: str = ""
 
     @property
-    def stream(self) -> anyio.abc.ByteStream:
+    def stream(self) -> ByteStream:
         """The underlying byte stream (for TLS details in tests)."""
         return self._stream
 
@@ -254,6 +255,7 @@ class WebSocket:
     # -- sending ---------------------------------------------------------------------
 
     async def send_text(self, text: str) -> None:
+        """Send one text message; ``ConnectionLost`` once the link is closed."""
         self._check_open()
         await self._send(self._codec.encode_text(text))
 
@@ -263,6 +265,7 @@ class WebSocket:
         await self._send(self._codec.encode_texts(texts))
 
     async def send_bytes(self, data: bytes) -> None:
+        """Send one binary message (RELAY sends text; tests and other peers may not)."""
         self._check_open()
         await self._send(self._codec.encode_binary(data))
 
@@ -385,7 +388,7 @@ class WebSocket:
 
 
 async def open_websocket(
-    stream: anyio.abc.ByteStream,
+    stream: ByteStream,
     host: str,
     resource: str = "/",
     *,
@@ -432,7 +435,7 @@ async def open_websocket(
 
 
 async def accept_websocket(
-    stream: anyio.abc.ByteStream, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    stream: ByteStream, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 ) -> WebSocket:
     """Run the server side of the opening handshake over ``stream``."""
     proto = _ServerHandshake(logger=_SERVER_ENGINE_LOGGER)
@@ -458,7 +461,7 @@ async def accept_websocket(
         raise
 
 
-async def _start(stream: anyio.abc.ByteStream, proto: Protocol, codec: FrameCodec) -> WebSocket:
+async def _start(stream: ByteStream, proto: Protocol, codec: FrameCodec) -> WebSocket:
     """The WebSocket after a handshake; frames that came with it are decoded now."""
     ws = WebSocket(stream, codec)
     leftover = bytes(proto.reader.buffer)  # kept there by _HandshakeOnly
