@@ -15,7 +15,8 @@ and its play, run plain listeners) plus the reader's telemetry hook, as
 ``Session._read`` runs it. A request is ``call._command("calling.play.volume")``
 through the session's request function onto a connection whose transport answers
 at once (no socket, no task switch): the client's CPU per request, W4's without the
-round trip::
+round trip. Times are CPU time (``time.process_time``), which a busy machine disturbs
+less than the wall clock::
 
     .venv/bin/python benchmarks/telemetry_cost.py
     .venv/bin/python benchmarks/telemetry_cost.py --events 50000 --requests 5000 --reps 3
@@ -122,13 +123,13 @@ async def _events(args: argparse.Namespace, telemetry: Telemetry) -> list[float]
             session._inbox.forget()
             seen = 0
             gc.collect()
-            start = time.perf_counter()
+            start = time.process_time()
             for i in range(0, len(batch), args.reads):
                 replies, events = session._inbox.take_batch(conn, batch[i : i + args.reads])
                 if telemetry.active:  # as Session._read does
                     telemetry.received(events, len(replies))
                 session._route_all(events)
-            elapsed = time.perf_counter() - start
+            elapsed = time.process_time() - start
             assert seen == args.events, (seen, args.events)
             results.append(elapsed / args.events * 1e6)
         tg.cancel_scope.cancel()
@@ -150,10 +151,10 @@ async def _requests(args: argparse.Namespace, telemetry: Telemetry) -> list[floa
     results = []
     for _ in range(args.reps):
         gc.collect()
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(args.requests):
             await call._command("calling.play.volume", params)
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         results.append(elapsed / args.requests * 1e6)
     return results
 

@@ -161,6 +161,9 @@ async def test_the_endpoint_refuses_what_it_does_not_serve(relay_server: FakeRel
         assert post.headers["allow"] == "GET, HEAD"
         huge = await http.get("/healthz", headers={"x-padding": "a" * 10_000})
         assert huge.status_code == 431
+        # A head that never ends is cut at the limit, not read until the deadline.
+        endless = await raw_exchange(base, b"GET /healthz HTTP/1.1\r\nX-A: " + b"a" * 20_000)
+        assert endless.startswith(b"HTTP/1.1 431 ")
         garbage = await raw_exchange(base, b"HELLO\r\n\r\n")
         assert garbage.startswith(b"HTTP/1.1 400 Bad Request\r\n")
         # A head without its blank line, then the peer's half-close: judged as it is.

@@ -137,6 +137,40 @@ async def test_client_run_honours_the_signalwire_log_variables(
     assert not any(line["level"] == "DEBUG" for line in lines)
 
 
+async def test_client_run_exits_cleanly_when_ctrl_c_lands_inside_a_handler(
+    backend: str, tls_server: FakeRelayServer, tmp_path: Path
+) -> None:
+    """On trio a Ctrl+C raises wherever the program is: here, inside a call's handler,
+    so it leaves the client's task groups wrapped in an exception group."""
+    script = tmp_path / "interrupted.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "import anyio\n"
+        "from relay_anyio import RelayClient\n\n"
+        "client = RelayClient(contexts=['obs'])\n\n"
+        "@client.on_call\n"
+        "async def on_call(call):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    for _ in range(1000):\n"
+        "        sum(range(1000))  # plain code: where trio delivers it\n"
+        "    await anyio.sleep_forever()\n\n"
+        "client.run(backend=sys.argv[1])\n"
+    )
+    environment = {**app_env(tls_server, tmp_path), "SIGNALWIRE_LOG_LEVEL": "info"}
+    async with python_process(
+        str(script), backend, env=environment, stderr=subprocess.STDOUT
+    ) as process:
+        out = Output(process)
+        await out.until(r"connected and authenticated")
+        await tls_server.offer_call("obs")
+        with anyio.fail_after(20):  # a failure detector only
+            code = await process.wait()
+        text = await out.rest()
+    assert code == 0, text
+    assert "interrupted: client shut down" in text
+    assert "Traceback" not in text
+
+
 def test_bad_log_settings_and_ports_are_usage_errors(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
