@@ -459,7 +459,12 @@ class Session:
             try:
                 session_event(event_type, params, timestamp)
             except Exception:
-                logger.exception("failed to route a %s event; it was dropped", short(event_type))
+                call_id = params.get("call_id")
+                logger.exception(
+                    "failed to route a %s event; it was dropped",
+                    short(event_type),
+                    extra={"call_id": call_id} if type(call_id) is str else None,
+                )
 
     def secrets(self) -> list[str]:
         """What a logged frame must not show: credentials and the authorization blob."""
