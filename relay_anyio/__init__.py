@@ -119,8 +119,12 @@ from ._events import (
     TranscribeEvent,
     parse_event,
 )
+from ._health import Health, serve_health
+from ._logsetup import JsonFormatter, RepeatFilter, configure_logging
 from ._messaging import Message
+from ._otel import OpenTelemetry
 from ._session import ConnectionState
+from ._telemetry import Telemetry
 from ._version import __version__
 
 __all__ = [
@@ -201,11 +205,14 @@ __all__ = [
     "EventOverflow",
     "FaxAction",
     "FaxEvent",
+    "Health",
     "HoldEvent",
+    "JsonFormatter",
     "Message",
     "MessageExpired",
     "MessageReceiveEvent",
     "MessageStateEvent",
+    "OpenTelemetry",
     "PayAction",
     "PayEvent",
     "PeerInfo",
@@ -219,6 +226,7 @@ __all__ = [
     "RelayClient",
     "RelayError",
     "RelayEvent",
+    "RepeatFilter",
     "RequestTimeout",
     "SendDigitsEvent",
     "StandaloneCollectAction",
@@ -226,9 +234,12 @@ __all__ = [
     "StreamEvent",
     "TapAction",
     "TapEvent",
+    "Telemetry",
     "TranscribeAction",
     "TranscribeEvent",
     "TransportError",
     "__version__",
+    "configure_logging",
     "parse_event",
+    "serve_health",
 ]

@@ -99,6 +99,8 @@ class Action:
     #: The terminal event carries what the user came for and may arrive after the
     #: call's ``ended`` (reference §12.7): the call waits a short grace for it.
     result_outlives_call: ClassVar[bool] = False
+    #: Told when the action settles (set by active telemetry; see ``_telemetry``).
+    _on_settled: Callable[[Action, RelayError | None], object] | None = None
 
     def __init__(
         self,
@@ -120,6 +122,10 @@ class Action:
     def __repr__(self) -> str:
         state = "done" if self.is_done else "running"
         return f"<{type(self).__name__} {self.control_id} on {self.call.call_id} {state}>"
+
+    def _log_fields(self) -> dict[str, str]:
+        """The structured fields of a log line about this action (``extra=``)."""
+        return {"call_id": self.call.call_id, "control_id": self.control_id}
 
     @property
     def is_done(self) -> bool:
@@ -159,6 +165,8 @@ class Action:
         self.result = event
         self._error = error
         self._done.set()
+        if self._on_settled is not None:
+            self._on_settled(self, error)
         return self._on_completed if error is None else None
 
     def _resolve(self, event: RelayEvent) -> None:
@@ -194,7 +202,7 @@ class Action:
             if inspect.isawaitable(outcome):
                 await outcome
         except Exception:
-            logger.exception("on_completed callback of %r failed", self)
+            logger.exception("on_completed callback of %r failed", self, extra=self._log_fields())
 
     def _fail(self, error: RelayError) -> None:
         """End every wait with ``error``: the session the action ran in is gone.
@@ -246,12 +254,17 @@ class Action:
             try:
                 accepted = await self._control("stop")
             except RelayError as exc:
-                logger.warning("could not stop %r: %s", self, exc)
+                logger.warning("could not stop %r: %s", self, exc, extra=self._log_fields())
             else:
                 if accepted:  # {}: the call or the operation is gone, nothing will come
                     await self._done.wait()
         if scope.cancelled_caught:
-            logger.warning("stopping %r timed out after %g s", self, CLEANUP_TIMEOUT)
+            logger.warning(
+                "stopping %r timed out after %g s",
+                self,
+                CLEANUP_TIMEOUT,
+                extra=self._log_fields(),
+            )
 
     async def __aenter__(self) -> Action:
         return self

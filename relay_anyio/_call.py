@@ -100,7 +100,11 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
         self._actions: dict[str, Action] = {}
         self._listeners = ListenerSet()
         self._dispatcher = Dispatcher(
-            f"call {call_id}", event_buffer, "fail", on_fail=self._listeners.clear
+            f"call {call_id}",
+            event_buffer,
+            "fail",
+            on_fail=self._listeners.clear,
+            extra={"call_id": call_id},
         )
         self._waiters: list[_Waiter] = []
         self._state_events: dict[str, RelayEvent] = {}
@@ -172,6 +176,7 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
                         state,
                         self.call_id,
                         self.state,
+                        extra={"call_id": self.call_id},
                     )
                 else:
                     self.state = state

@@ -9,7 +9,11 @@
     message, ``hangup`` ends the newest call.
 ``relay-anyio run module:client``
     Runs an app's ``RelayClient`` (or a function returning one) with logging set up,
-    until SIGINT or SIGTERM; ``--drain-timeout`` lets active calls finish first.
+    until SIGINT or SIGTERM; ``--drain-timeout`` lets active calls finish first,
+    ``--health-port`` serves ``/healthz`` and ``/readyz`` for probes.
+
+Every command takes ``--log-level`` and ``--log-format text|json`` (defaults from
+``SIGNALWIRE_LOG_LEVEL`` and ``SIGNALWIRE_LOG_FORMAT``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -38,6 +42,9 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._client import RelayClient
 from ._errors import RelayError
+from ._health import serve_health
+from ._logsetup import configure_logging
+from ._scopes import owned_task_group
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -48,7 +55,6 @@ __all__ = ["load_client", "main"]
 logger = logging.getLogger("relay_anyio.cli")
 
 Backend = Literal["asyncio", "trio"]
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class CliError(Exception):
@@ -270,36 +276,62 @@ async def _drain(client: RelayClient, timeout: float) -> None:
         logger.warning("drain timeout: %d call(s) still active", client.active_calls)
 
 
-async def serve(client: RelayClient, *, drain_timeout: float = 0.0) -> None:
+async def serve(
+    client: RelayClient,
+    *,
+    drain_timeout: float = 0.0,
+    health_port: int | None = None,
+    health_host: str = "0.0.0.0",
+) -> None:
     """Run ``client`` until SIGINT or SIGTERM, then drain and shut it down.
 
     With ``drain_timeout`` > 0 the client first stops receiving new calls (they go to
     other workers on the same contexts) and waits that long for active calls to end;
     a second signal ends the wait. Calls still being handled are then hung up.
+    With ``health_port`` (0 picks a free one) the health endpoint runs from before
+    the first connect (``/readyz`` says 503 until connected) to the end.
     """
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with client:
-            logger.info("serving on contexts %s; SIGINT or SIGTERM stops", client.contexts)
-            signum = await anext(signals)
-            logger.info("received %s: shutting down", signal.Signals(signum).name)
-            if drain_timeout > 0:
-                async with anyio.create_task_group() as tg:
+        # The body's own exception (rejected credentials) leaves as it is, unwrapped.
+        async with owned_task_group() as tg:
+            if health_port is not None:
+                await tg.start(serve_health, client, health_port, health_host)
+            await _serve_until_signal(client, signals, drain_timeout)
+            tg.cancel_scope.cancel()
 
-                    async def second_signal() -> None:
-                        await anext(signals)
-                        logger.info("second signal: not waiting for active calls")
-                        tg.cancel_scope.cancel()
 
-                    tg.start_soon(second_signal)
-                    await _drain(client, drain_timeout)
+async def _serve_until_signal(
+    client: RelayClient, signals: AsyncIterator[signal.Signals], drain_timeout: float
+) -> None:
+    async with client:
+        logger.info("serving on contexts %s; SIGINT or SIGTERM stops", client.contexts)
+        signum = await anext(signals)
+        logger.info("received %s: shutting down", signal.Signals(signum).name)
+        if drain_timeout > 0:
+            async with anyio.create_task_group() as tg:
+
+                async def second_signal() -> None:
+                    await anext(signals)
+                    logger.info("second signal: not waiting for active calls")
                     tg.cancel_scope.cancel()
+
+                tg.start_soon(second_signal)
+                await _drain(client, drain_timeout)
+                tg.cancel_scope.cancel()
 
 
 def _run_app(args: argparse.Namespace) -> int:
     client = load_client(args.target)
     try:
         anyio.run(
-            functools.partial(serve, client, drain_timeout=args.drain_timeout), backend=args.backend
+            functools.partial(
+                serve,
+                client,
+                drain_timeout=args.drain_timeout,
+                health_port=args.health_port,
+                health_host=args.health_host,
+            ),
+            backend=args.backend,
         )
     except RelayError as exc:
         logger.error("client stopped: %s", exc)
@@ -326,7 +358,15 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="logging level; DEBUG shows every frame, secrets masked "
-        "(default: INFO for run, WARNING otherwise)",
+        "(default: SIGNALWIRE_LOG_LEVEL, else INFO for run, WARNING otherwise)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=default,
+        type=str.lower,
+        choices=["text", "json", "console"],
+        help="text lines, or one JSON object per line with call_id/control_id "
+        "fields (default: SIGNALWIRE_LOG_FORMAT, else text)",
     )
     return parser
 
@@ -410,8 +450,32 @@ def _parser() -> argparse.ArgumentParser:
         help="on SIGINT/SIGTERM stop receiving new calls and let active ones "
         "run up to SECONDS before hanging them up (default: 0)",
     )
+    run.add_argument(
+        "--health-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve GET /healthz (200 while running) and /readyz (200 when "
+        "connected, else 503) as JSON on PORT; 0 picks a free one (logged)",
+    )
+    run.add_argument(
+        "--health-host",
+        default="0.0.0.0",
+        metavar="ADDRESS",
+        help="address the health endpoint listens on (default: 0.0.0.0, all interfaces)",
+    )
     run.set_defaults(func=_run_app)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
+    return port
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -419,8 +483,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     args.backend = args.backend or "asyncio"
-    level = args.log_level or ("INFO" if args.command == "run" else "WARNING")
-    logging.basicConfig(level=level, format=_LOG_FORMAT)
+    default_level = "INFO" if args.command == "run" else "WARNING"
+    level = args.log_level or os.environ.get("SIGNALWIRE_LOG_LEVEL", "").strip() or default_level
+    try:
+        configure_logging(level, args.log_format)
+    except ValueError as exc:
+        parser.error(str(exc))
     func = cast(Callable[[argparse.Namespace], int], args.func)
     try:
         return func(args)

@@ -24,12 +24,14 @@ import anyio.abc
 from ._call import Call, CallHandler
 from ._config import ClientConfig, max_connections
 from ._errors import DialTimeout, RelayError
+from ._health import Health
 from ._listeners import EventListener
 from ._messaging import Message, MessageListener
 from ._proxy import ProxySetting
 from ._router import ConnectionStateCallback, PendingDial, Router
 from ._scopes import StackOwned, owned_task_group
 from ._session import ConnectionState, Session
+from ._telemetry import Telemetry, otel_installed
 from ._transport import TransportName
 
 __all__ = ["CallHandler", "RelayClient"]
@@ -79,6 +81,7 @@ class RelayClient(StackOwned):
         shutdown_timeout: float = 5.0,
         message_ttl: float = 3600.0,
         late_result_grace: float = 2.0,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         self.config: ClientConfig = ClientConfig.resolve(
             project,
@@ -113,6 +116,12 @@ class RelayClient(StackOwned):
         self._tg: anyio.abc.TaskGroup | None = None
         self._fatal: RelayError | None = None
         self._session_scope: anyio.CancelScope | None = None
+        if not isinstance(telemetry, Telemetry | bool | None):
+            raise TypeError(
+                f"telemetry must be a relay_anyio.Telemetry, True, False or None, "
+                f"got {type(telemetry).__name__}"
+            )
+        self._telemetry_setting = telemetry
 
     def __repr__(self) -> str:
         return f"<RelayClient {self.host} {self._session.state.value}>"
@@ -136,6 +145,26 @@ class RelayClient(StackOwned):
     @property
     def active_calls(self) -> int:
         return len(self._router.calls)
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where this client reports calls, requests and the link (chosen on entry)."""
+        return self._router.telemetry
+
+    def health(self) -> Health:
+        """A snapshot of the link and the load, for a readiness probe (``to_dict()``)."""
+        session = self._session
+        return Health.capture(
+            state=session.state.value,
+            state_since=session.state_since,
+            state_since_wall=session.state_since_wall,
+            last_frame_at=session.last_frame_at,
+            ping_rtt=session.ping_rtt,
+            reconnects=session.reconnects,
+            requests_in_flight=session.requests_in_flight,
+            active_calls=len(self._router.calls),
+            listener_overflows=self._router.overflows,
+        )
 
     def on_call(self, handler: _H) -> _H:
         """Decorator: run ``handler(call)`` for every inbound call, in the call's task group."""
@@ -177,6 +206,7 @@ class RelayClient(StackOwned):
                 f"RelayClient connection limit reached ({limit}); raise RELAY_MAX_CONNECTIONS "
                 "to run more clients in this process"
             )
+        self._observe(_resolve_telemetry(self._telemetry_setting))
         _active_clients.add(self)
         self._fatal = None
         try:
@@ -209,6 +239,10 @@ class RelayClient(StackOwned):
         if self._fatal is not None:
             raise self._fatal
 
+    def _observe(self, telemetry: Telemetry) -> None:
+        self._router.telemetry = telemetry
+        self._session.observe(telemetry)
+
     def _cancel(self, tg: anyio.abc.TaskGroup) -> None:
         """End everything the client runs; nothing more goes out."""
         tg.cancel_scope.cancel()
@@ -226,7 +260,15 @@ class RelayClient(StackOwned):
         await self._leave()
 
     def run(self, *, backend: Literal["asyncio", "trio"] = "asyncio") -> None:
-        """Connect and serve until interrupted (Ctrl+C shuts down cleanly)."""
+        """Connect and serve until interrupted (Ctrl+C shuts down cleanly).
+
+        ``SIGNALWIRE_LOG_LEVEL`` / ``SIGNALWIRE_LOG_FORMAT`` (``json`` for one JSON
+        object per line), when set, configure logging first (``configure_logging``).
+        """
+        from ._logsetup import configure_logging, logging_requested
+
+        if logging_requested():
+            configure_logging()
 
         async def main() -> None:
             async with self:
@@ -234,7 +276,11 @@ class RelayClient(StackOwned):
 
         try:
             anyio.run(main, backend=backend)
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            # On trio, Ctrl+C lands in whichever task runs (the reader, writing a log
+            # line): then it leaves the client's task group inside an exception group.
+            if not _only_interrupts(exc):
+                raise
             logger.info("interrupted: client shut down")
 
     async def _run_session(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -390,3 +436,29 @@ class RelayClient(StackOwned):
         )
         self._router.messages.track(message)
         return message
+
+
+def _resolve_telemetry(setting: Telemetry | bool | None) -> Telemetry:
+    """The client's telemetry: the one given, OpenTelemetry, or the no-op default.
+
+    ``None`` (the default) uses OpenTelemetry when the ``otel`` extra is installed and
+    the application configured a tracer or meter provider (and ``OTEL_SDK_DISABLED``
+    is not true); ``True`` insists on OpenTelemetry's global providers; ``False`` is
+    off. Off costs nothing on the request and event paths (see ``_telemetry``).
+    """
+    if isinstance(setting, Telemetry):
+        return setting
+    if setting is False or (setting is None and not otel_installed()):
+        return Telemetry()
+    from ._otel import OpenTelemetry, providers_configured
+
+    if setting is None and not providers_configured():
+        return Telemetry()
+    return OpenTelemetry()
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    """A ``KeyboardInterrupt``, or an exception group holding nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_interrupts(inner) for inner in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)

@@ -22,6 +22,7 @@ from ._errors import RelayError, RequestTimeout
 from ._events import RelayEvent
 from ._listeners import Callbacks
 from ._sync import LazyEvent
+from ._telemetry import NOOP, Telemetry
 
 __all__ = ["CommandCore", "ControlCommands", "RequestFunction", "drop_none", "normalize_media"]
 
@@ -67,6 +68,8 @@ class CommandCore:
     _request: RequestFunction
     _actions: dict[str, Action]
     _ended: LazyEvent
+    #: Where actions are reported; the client sets its own on every call.
+    _telemetry: Telemetry = NOOP
 
     def _dispatch(self, callbacks: Callbacks, event: RelayEvent) -> None:
         raise NotImplementedError  # the call's (it owns the listener task)
@@ -84,7 +87,12 @@ class CommandCore:
             return await self._request(method, full)
         except RelayError as exc:
             if exc.code in _GONE_CODES:
-                logger.warning("%s on call %s: call is gone (%s)", method, self.call_id, exc)
+                extra = {"call_id": self.call_id}
+                if params and isinstance(params.get("control_id"), str):
+                    extra["control_id"] = params["control_id"]
+                logger.warning(
+                    "%s on call %s: call is gone (%s)", method, self.call_id, exc, extra=extra
+                )
                 return None
             raise
 
@@ -102,6 +110,10 @@ class CommandCore:
         command may have reached the server, the operation is stopped (shielded,
         bounded): nobody holds a handle that could stop it later.
         """
+        telemetry = self._telemetry
+        if telemetry.active:
+            telemetry.action_started(self, action)  # type: ignore[arg-type]
+            action._on_settled = telemetry.action_settled
         if self._ended.is_set():
             await action._complete_now(self.end_reason)
             return action

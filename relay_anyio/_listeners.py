@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import anyio
@@ -77,7 +77,9 @@ class Dispatcher:
         "_send",
         "buffer",
         "closed",
+        "extra",
         "failed",
+        "on_overflow",
         "owner",
         "policy",
         "task_group",
@@ -90,8 +92,11 @@ class Dispatcher:
         policy: OverflowPolicy,
         *,
         on_fail: Callable[[], object] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> None:
         self.owner: str = owner
+        #: The structured fields of this owner's log lines (a call's ``call_id``).
+        self.extra: Mapping[str, str] | None = extra
         self.buffer: int = buffer
         self.policy: OverflowPolicy = policy
         self.task_group: TaskGroup | None = None
@@ -99,12 +104,14 @@ class Dispatcher:
         self.failed: EventOverflow | None = None
         self.closed: bool = False
         self._on_fail = on_fail
+        #: Told ``(owner, policy)`` on every overflow (the client counts them).
+        self.on_overflow: Callable[[str, str], object] | None = None
         self._send: MemoryObjectSendStream[_Item] | None = None
 
     def dispatch(self, callbacks: Callbacks, event: RelayEvent) -> None:
         """Run ``callbacks`` on ``event`` now, or queue them; never blocks (the reader)."""
         if self._send is None:
-            callbacks = _run_plain(callbacks, event, self.owner)
+            callbacks = _run_plain(callbacks, event, self.owner, self.extra)
             if not callbacks:
                 return
             if not self._start():
@@ -120,7 +127,10 @@ class Dispatcher:
             for callback in callbacks:
                 _discard(callback)
             logger.debug(
-                "dropped a %s event for %s: it stopped listening", event.event_type, self.owner
+                "dropped a %s event for %s: it stopped listening",
+                event.event_type,
+                self.owner,
+                extra=self.extra,
             )
 
     def close(self) -> None:
@@ -136,26 +146,31 @@ class Dispatcher:
         if self.failed is not None:
             return False
         if self.task_group is None or self.closed:
-            logger.warning("dropped callbacks for %s: its scope has ended", self.owner)
+            logger.warning(
+                "dropped callbacks for %s: its scope has ended", self.owner, extra=self.extra
+            )
             return False
         send, receive = anyio.create_memory_object_stream[_Item](self.buffer)
         self._send = send
         self.task_group.start_soon(
-            run_queued, receive, self.owner, name=f"relay listeners of {self.owner}"
+            run_queued, receive, self.owner, self.extra, name=f"relay listeners of {self.owner}"
         )
         return True
 
     def _overflow(self, event: RelayEvent) -> None:
+        if self.on_overflow is not None:
+            self.on_overflow(self.owner, self.policy)
         if self.policy == "drop":
             logger.error(
                 "listeners of %s are more than %d events behind; dropped a %s event",
                 self.owner,
                 self.buffer,
                 event.event_type,
+                extra=self.extra,
             )
             return
         error = EventOverflow(f"listeners of {self.owner}", self.buffer)
-        logger.error("%s; its listeners are dropped", error.message)
+        logger.error("%s; its listeners are dropped", error.message, extra=self.extra)
         self.failed = error
         assert self._send is not None
         self._send.close()
@@ -163,10 +178,15 @@ class Dispatcher:
             self._on_fail()
 
 
-async def run_queued(receive: MemoryObjectReceiveStream[_Item], owner: str) -> None:
+async def run_queued(
+    receive: MemoryObjectReceiveStream[_Item],
+    owner: str,
+    extra: Mapping[str, str] | None = None,
+) -> None:
     """A listener task: run queued callbacks in order until the queue closes.
 
-    An exception is logged with ``owner`` and the next callback still runs.
+    An exception is logged with ``owner`` (and ``extra`` as fields) and the next
+    callback still runs.
     """
     async with receive:
         async for callbacks, event in receive:
@@ -177,11 +197,17 @@ async def run_queued(receive: MemoryObjectReceiveStream[_Item], owner: str) -> N
                         await result
                 except Exception:
                     logger.exception(
-                        "listener %r failed on %s for %s", callback, event.event_type, owner
+                        "listener %r failed on %s for %s",
+                        callback,
+                        event.event_type,
+                        owner,
+                        extra=extra,
                     )
 
 
-def _run_plain(callbacks: Callbacks, event: RelayEvent, owner: str) -> Callbacks:
+def _run_plain(
+    callbacks: Callbacks, event: RelayEvent, owner: str, extra: Mapping[str, str] | None
+) -> Callbacks:
     """Run callbacks now, in order, until one returns an awaitable; return the rest.
 
     What is returned (that awaitable, then the callbacks after it) must run on the
@@ -191,7 +217,13 @@ def _run_plain(callbacks: Callbacks, event: RelayEvent, owner: str) -> Callbacks
         try:
             result = callback(event)
         except Exception:
-            logger.exception("listener %r failed on %s for %s", callback, event.event_type, owner)
+            logger.exception(
+                "listener %r failed on %s for %s",
+                callback,
+                event.event_type,
+                owner,
+                extra=extra,
+            )
             continue
         if result is not None and inspect.isawaitable(result):
             return (_Returning(result), *callbacks[index + 1 :])

@@ -182,7 +182,12 @@ class MessageRegistry:
             if deadline > now:
                 return deadline - now
             del self._tracked[message_id]
-            logger.warning("message %s expired in state %s", message_id, message.state)
+            logger.warning(
+                "message %s expired in state %s",
+                message_id,
+                message.state,
+                extra={"message_id": message_id},
+            )
             message._expire(MessageExpired(message_id, self.ttl))
         return self.ttl
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["SECRET_KEYS", "redact_frame"]
+__all__ = ["SECRET_KEYS", "redact_frame", "scrub"]
 
 SECRET_KEYS = frozenset(
     {
@@ -30,14 +30,15 @@ SECRET_KEYS = frozenset(
 _MASK = "***"
 
 
-def _scrub(value: Any) -> Any:
+def scrub(value: Any) -> Any:
+    """``value`` with every string under a credential-shaped key masked (a copy)."""
     if isinstance(value, dict):
         return {
-            k: (_MASK if k in SECRET_KEYS and isinstance(v, str) else _scrub(v))
+            k: (_MASK if k in SECRET_KEYS and isinstance(v, str) else scrub(v))
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
+        return [scrub(v) for v in value]
     return value
 
 
@@ -51,7 +52,7 @@ def redact_frame(frame: Any, secrets: Iterable[str] = ()) -> str:
         except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
             return _truncate(_mask_raw(frame, secrets))
     try:
-        text = json.dumps(_scrub(frame), separators=(",", ":"), default=str)
+        text = json.dumps(scrub(frame), separators=(",", ":"), default=str)
     except RecursionError:
         return "<frame nested too deeply to render>"
     # Mask before truncating so a secret cut at the boundary cannot show in part.

@@ -34,6 +34,7 @@ from ._events import make_event
 from ._listeners import Dispatcher, ListenerSet
 from ._messaging import Message, MessageHandler, MessageRegistry
 from ._session import ConnectionState, Session
+from ._telemetry import NOOP, Telemetry
 
 __all__ = ["PendingDial", "Router"]
 
@@ -71,7 +72,11 @@ class Router:
         self.message_handler: MessageHandler | None = None
         self.state_callbacks: list[ConnectionStateCallback] = []
         self.listeners = ListenerSet()
-        self.dispatcher = Dispatcher("the client", config.call_event_buffer, "drop")
+        #: Where calls, actions and overflows are reported (see ``_telemetry``).
+        self.telemetry: Telemetry = NOOP
+        #: Listener queues that overflowed (calls' and the client's), for ``health()``.
+        self.overflows = 0
+        self.dispatcher = self._dispatcher()
         self.messages = MessageRegistry(config.message_ttl)
         self.calls: dict[str, Call] = {}
         #: Ended calls still waiting for a late action result (see ``Call._finish``).
@@ -94,14 +99,24 @@ class Router:
         """The client was entered: handlers, listeners and probes run in ``task_group``."""
         self.task_group = task_group
         # Client-level listeners and messages: a listener task per entry of the client.
-        self.dispatcher = Dispatcher("the client", self.config.call_event_buffer, "drop")
+        self.dispatcher = self._dispatcher()
         self.dispatcher.task_group = task_group
+
+    def _dispatcher(self) -> Dispatcher:
+        dispatcher = Dispatcher("the client", self.config.call_event_buffer, "drop")
+        dispatcher.on_overflow = self._overflowed
+        return dispatcher
+
+    def _overflowed(self, owner: str, policy: str) -> None:
+        self.overflows += 1
+        self.telemetry.listener_overflow(owner, policy)
 
     def close(self) -> None:
         """The client is leaving: no listener task starts any more."""
         self.dispatcher.close()
         for call in [*self.calls.values(), *self.lingering.values()]:
             call._dispatcher.close()
+        self.telemetry.close()
 
     async def hang_up_handled_calls(self) -> None:
         calls = [c for c in self.handled if c.state != CALL_STATE_ENDED]
@@ -118,7 +133,12 @@ class Router:
         try:
             await call.hangup()
         except RelayError as exc:
-            logger.warning("could not hang up %s at shutdown: %s", call.call_id, exc)
+            logger.warning(
+                "could not hang up %s at shutdown: %s",
+                call.call_id,
+                exc,
+                extra={"call_id": call.call_id},
+            )
 
     async def abandon_dial(self, dial: PendingDial) -> None:
         """End every leg of a dial nobody will get (timeout, cancel, failure)."""
@@ -139,7 +159,9 @@ class Router:
         try:
             await leg.hangup("cancel")
         except RelayError as exc:
-            logger.warning("could not end dial leg %s: %s", leg.call_id, exc)
+            logger.warning(
+                "could not end dial leg %s: %s", leg.call_id, exc, extra={"call_id": leg.call_id}
+            )
 
     def session_event(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
         if event_type == EVENT_CALL_RECEIVE:
@@ -168,7 +190,12 @@ class Router:
         if listeners:
             self.dispatcher.dispatch(listeners, make_event(event_type, params, timestamp))
         elif logger.isEnabledFor(logging.DEBUG):
-            logger.debug("no receiver for %s event (call_id=%r)", event_type, call_id)
+            logger.debug(
+                "no receiver for %s event (call_id=%r)",
+                event_type,
+                call_id,
+                extra={"call_id": call_id} if type(call_id) is str else None,
+            )
 
     def session_state(self, state: ConnectionState, *, fresh_session: bool) -> None:
         if fresh_session and (self.calls or self.dials):
@@ -241,6 +268,7 @@ class Router:
         """A call ended: stop routing to it (``lingering``: only its late results)."""
         if self.calls.get(call.call_id) is call:
             del self.calls[call.call_id]
+            self.telemetry.call_ended(call)
         self.handled.discard(call)
         if lingering:
             self.lingering[call.call_id] = call
@@ -272,7 +300,10 @@ class Router:
             "late_result_grace": self.config.late_result_grace,
         }
         fields.update(overrides)
-        return Call(self._session.request, self._call_finished, **fields)
+        call = Call(self._session.request, self._call_finished, **fields)
+        call._telemetry = self.telemetry
+        call._dispatcher.on_overflow = self._overflowed
+        return call
 
     def _on_call_received(self, params: dict[str, Any], timestamp: float) -> None:
         call = self._new_call(params)
@@ -285,17 +316,31 @@ class Router:
                 if self.call_handler is None
                 else f"max_active_calls ({self.config.max_active_calls}) reached"
             )
-            logger.warning("passing call %s back to RELAY: %s", call.call_id, why)
+            logger.warning(
+                "passing call %s back to RELAY: %s",
+                call.call_id,
+                why,
+                extra={"call_id": call.call_id},
+            )
             self.task_group.start_soon(self._pass_call, call)
             return
         self.calls[call.call_id] = call
+        self.telemetry.call_started(call, "handled")
         self.task_group.start_soon(self._handle_call, call, name=f"relay call {call.call_id}")
 
     async def _pass_call(self, call: Call) -> None:
+        self.telemetry.call_started(call, "passed")
         try:
             await call.pass_()
         except RelayError as exc:
-            logger.warning("calling.pass for %s failed: %s", call.call_id, exc)
+            logger.warning(
+                "calling.pass for %s failed: %s",
+                call.call_id,
+                exc,
+                extra={"call_id": call.call_id},
+            )
+        finally:
+            self.telemetry.call_ended(call)
 
     async def _handle_call(self, call: Call) -> None:
         handler = self.call_handler
@@ -303,7 +348,8 @@ class Router:
         self.handled.add(call)
         # Only a handler that was cancelled (client shutdown) stays "being handled",
         # so that __aexit__ hangs its call up.
-        await call._serve(handler, lambda: self.handled.discard(call))
+        with self.telemetry.handling(call):
+            await call._serve(handler, lambda: self.handled.discard(call))
 
     def _on_dial_event(self, params: dict[str, Any], timestamp: float) -> bool:
         """Resolve a pending dial; return True if the event was consumed by one."""
@@ -352,7 +398,11 @@ class Router:
             if tag in self._abandoned_dials and params.get("call_state") != CALL_STATE_ENDED:
                 leg = self._new_call(params, direction="outbound")
                 if leg is not None:
-                    logger.warning("hanging up leg %s of an abandoned dial", leg.call_id)
+                    logger.warning(
+                        "hanging up leg %s of an abandoned dial",
+                        leg.call_id,
+                        extra={"call_id": leg.call_id},
+                    )
                     self._register_outbound(leg)
                     assert self.task_group is not None
                     self.task_group.start_soon(self._end_leg, leg)
@@ -374,12 +424,17 @@ class Router:
         call._set_scope(self.task_group)
         self.calls[call.call_id] = call
         self.handled.add(call)  # until it ends (see _call_finished)
+        self.telemetry.call_started(call, "dialed")
 
     def _on_message_received(self, params: dict[str, Any]) -> None:
         message = Message(self.dispatcher, params, state="received", direction="inbound")
         handler = self.message_handler
         if handler is None:
-            logger.warning("inbound message %s dropped: no on_message handler", message.message_id)
+            logger.warning(
+                "inbound message %s dropped: no on_message handler",
+                message.message_id,
+                extra={"message_id": message.message_id},
+            )
             return
         assert self.task_group is not None
         self.task_group.start_soon(self._handle_message, handler, message)
@@ -389,4 +444,8 @@ class Router:
         try:
             await handler(message)
         except Exception:
-            logger.exception("on_message handler failed for message %s", message.message_id)
+            logger.exception(
+                "on_message handler failed for message %s",
+                message.message_id,
+                extra={"message_id": message.message_id},
+            )

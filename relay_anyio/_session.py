@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -50,6 +51,7 @@ from ._errors import (
 )
 from ._reconnect import Backoff, GiveUp
 from ._rpc import Inbox, NotSent, RoutedEvent, RpcConnection, check_result, short
+from ._telemetry import KEEPALIVE_PREFIX, NOOP, Telemetry, reconnect_cause
 from ._transport import MessageTransport, open_transport
 
 __all__ = [
@@ -62,6 +64,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("relay_anyio.session")
+
+_monotonic = time.monotonic
 
 
 class ConnectionState(enum.Enum):
@@ -112,6 +116,16 @@ class Session:
         #: True from the first successful authentication on (``run`` has reported
         #: ``task_status.started()``): errors after that are the running client's.
         self.established: bool = False
+        #: Health (``RelayClient.health``): when ``state`` was entered (monotonic and
+        #: wall clock), when a socket read last brought frames, the last ping's round
+        #: trip, how many times the link was replaced.
+        self.state_since: float = _monotonic()
+        self.state_since_wall: float = time.time()
+        self.last_frame_at: float | None = None
+        self.ping_rtt: float | None = None
+        self.reconnects: int = 0
+        #: Where requests, reads, reconnects and pings are reported (see ``observe``).
+        self.telemetry: Telemetry = NOOP
         self._conn: RpcConnection | None = None
         self._ready = anyio.Event()
         self._closed = False
@@ -128,6 +142,35 @@ class Session:
     @property
     def connected(self) -> bool:
         return self._conn is not None
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests sent on the live connection and not answered yet."""
+        conn = self._conn
+        return len(conn.pending) if conn is not None else 0
+
+    def observe(self, telemetry: Telemetry) -> None:
+        """Report to ``telemetry`` from now on (call it before the session runs).
+
+        An active telemetry's ``request`` hook wraps every request: this instance's
+        ``request`` is then shadowed by ``_observed_request``, so that without one
+        requests pay nothing, not even a coroutine layer.
+        """
+        self.telemetry = telemetry
+        if telemetry.active:
+            vars(self)["request"] = self._observed_request
+        else:
+            vars(self).pop("request", None)
+
+    async def _observed_request(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        pending = Session.request(self, method, params, timeout=timeout)
+        return await self.telemetry.request(method, params, pending)
 
     async def request(
         self,
@@ -192,6 +235,7 @@ class Session:
         backoff = self.backoff
         give_up = self.give_up
         self.established = False
+        telemetry = self.telemetry
 
         def on_ready() -> None:
             backoff.reset()
@@ -202,15 +246,21 @@ class Session:
 
         try:
             while True:
+                cause = "closed"
                 try:
                     async with self._open_link() as ws:
                         await self._serve(ws, on_ready)
                 except AuthenticationError as exc:
                     give_up.on_rejected(exc)
+                    cause = reconnect_cause(exc)
                 except TransportError as exc:
                     give_up.on_transport_error(exc)
+                    cause = reconnect_cause(exc)
                 except (ConnectionLost, ProtocolError, RequestTimeout) as exc:
                     give_up.on_lost(exc.message)
+                    cause = reconnect_cause(exc, server_asked=self._reconnect_now)
+                self.reconnects += 1
+                telemetry.reconnect(cause)
                 self._set_state(ConnectionState.RECONNECTING)
                 if self._reconnect_now:
                     self._reconnect_now = False
@@ -381,9 +431,14 @@ class Session:
 
     async def _read(self, conn: RpcConnection, tg: anyio.abc.TaskGroup) -> None:
         ws = conn.ws
+        telemetry = self.telemetry
         try:
             while True:
-                replies, events = self._inbox.take_batch(conn, await ws.receive_batch())
+                batch = await ws.receive_batch()
+                self.last_frame_at = _monotonic()
+                replies, events = self._inbox.take_batch(conn, batch)
+                if telemetry.active:
+                    telemetry.received(events, len(replies))
                 try:
                     if replies:
                         await ws.send_texts(replies)
@@ -405,7 +460,12 @@ class Session:
             try:
                 session_event(event_type, params, timestamp)
             except Exception:
-                logger.exception("failed to route a %s event; it was dropped", short(event_type))
+                call_id = params.get("call_id")
+                logger.exception(
+                    "failed to route a %s event; it was dropped",
+                    short(event_type),
+                    extra={"call_id": call_id} if type(call_id) is str else None,
+                )
 
     def secrets(self) -> list[str]:
         """What a logged frame must not show: credentials and the authorization blob."""
@@ -425,11 +485,14 @@ class Session:
         opts = self.options
         while True:
             await anyio.sleep(opts.ping_interval)
+            sent = _monotonic()
             with anyio.move_on_after(opts.ping_timeout) as scope:
                 try:
                     await conn.request("signalwire.ping", {})
                 except (RelayError, NotSent):
                     return  # the reader has seen the loss, or will
+                self.ping_rtt = rtt = _monotonic() - sent
+                self.telemetry.ping(rtt)
             if scope.cancelled_caught:
                 logger.warning(
                     "no reply to signalwire.ping within %g s: the link is dead, reconnecting",
@@ -438,7 +501,8 @@ class Session:
                 self._lose(
                     conn,
                     ConnectionLost(
-                        f"keepalive: no reply to signalwire.ping within {opts.ping_timeout:g} s",
+                        f"{KEEPALIVE_PREFIX} no reply to signalwire.ping within "
+                        f"{opts.ping_timeout:g} s",
                         close_code=1006,
                     ),
                 )
@@ -473,5 +537,7 @@ class Session:
         if state is self.state and not fresh_session:
             return
         self.state = state
+        self.state_since = _monotonic()
+        self.state_since_wall = time.time()
         logger.info("connection state: %s", state.value)
         self._listener.session_state(state, fresh_session=fresh_session)
