@@ -66,6 +66,7 @@ from ._constants import (
     EVENT_CONFERENCE,
     EVENT_MESSAGING_RECEIVE,
     EVENT_MESSAGING_STATE,
+    EVENT_TASK,
     MESSAGE_STATE_DELIVERED,
     MESSAGE_STATE_FAILED,
     MESSAGE_STATE_INITIATED,
@@ -116,11 +117,13 @@ from ._events import (
     SendDigitsEvent,
     StreamEvent,
     TapEvent,
+    TaskEvent,
     TranscribeEvent,
     parse_event,
 )
 from ._messaging import Message
 from ._session import ConnectionState
+from ._tasks import send_task
 from ._version import __version__
 
 __all__ = [
@@ -166,6 +169,7 @@ __all__ = [
     "EVENT_CONFERENCE",
     "EVENT_MESSAGING_RECEIVE",
     "EVENT_MESSAGING_STATE",
+    "EVENT_TASK",
     "MESSAGE_STATE_DELIVERED",
     "MESSAGE_STATE_FAILED",
     "MESSAGE_STATE_INITIATED",
@@ -226,9 +230,11 @@ __all__ = [
     "StreamEvent",
     "TapAction",
     "TapEvent",
+    "TaskEvent",
     "TranscribeAction",
     "TranscribeEvent",
     "TransportError",
     "__version__",
     "parse_event",
+    "send_task",
 ]

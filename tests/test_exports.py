@@ -95,6 +95,7 @@ EXPECTED_ALL = [
     "EVENT_CONFERENCE",
     "EVENT_MESSAGING_RECEIVE",
     "EVENT_MESSAGING_STATE",
+    "EVENT_TASK",
     "EchoEvent",
     "EventOverflow",
     "FaxAction",
@@ -131,11 +132,13 @@ EXPECTED_ALL = [
     "StreamEvent",
     "TapAction",
     "TapEvent",
+    "TaskEvent",
     "TranscribeAction",
     "TranscribeEvent",
     "TransportError",
     "__version__",
     "parse_event",
+    "send_task",
 ]
 
 EXPECTED_TESTING_ALL = [
