@@ -44,6 +44,22 @@ def _encode(context: str, message: Mapping[str, Any]) -> bytes:
         raise TypeError(f"message is not JSON-serialisable: {exc}") from None
 
 
+def _transport_error(rest: RestConfig, exc: httpx.HTTPError) -> TransportError:
+    """A network failure as ``TransportError``; a certificate that does not verify is fatal.
+
+    httpx's own message is empty on some backends (trio): the first cause in the
+    chain that has one says what happened.
+    """
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain and len(chain) < 8:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    detail = next((f"{type(e).__name__}: {e}" for e in chain if str(e)), type(exc).__name__)
+    fatal = any(isinstance(e, ssl.SSLCertVerificationError) for e in chain)
+    return TransportError(f"send_task to {rest.base_url} failed: {detail}", fatal=fatal)
+
+
 async def post_task(
     rest: RestConfig, context: str, message: Mapping[str, Any], timeout: float
 ) -> None:
@@ -79,10 +95,7 @@ async def post_task(
                         if len(detail) < ERROR_BODY_LIMIT:
                             detail += chunk[: ERROR_BODY_LIMIT - len(detail)]
         except httpx.HTTPError as exc:
-            # Never str(request): the URL carries no credentials, but say only what is needed.
-            raise TransportError(
-                f"send_task to {rest.base_url} failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise _transport_error(rest, exc) from None
     if scope.cancelled_caught:
         raise RequestTimeout(_REQUEST_NAME, timeout)
     extra = {"context": context, "status": status}

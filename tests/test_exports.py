@@ -152,6 +152,7 @@ EXPECTED_TESTING_ALL = [
     "FakeCall",
     "FakeRelayServer",
     "FakeSession",
+    "FakeTask",
     "FollowUp",
     "Handler",
     "HandlerContext",
