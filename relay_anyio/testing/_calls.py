@@ -238,12 +238,14 @@ class FakeCall:
         return self._collect_results.popleft() if self._collect_results else {"type": "no_input"}
 
     def next_detect_events(self, kind: str = "machine") -> tuple[str, ...]:
+        """The detector results the next ``calling.detect`` of ``kind`` reports, in order.
+
+        What ``script_detect`` queued, else the default for the kind (a human for
+        the machine detector).
+        """
         if self._detect_events:
             return self._detect_events.popleft()
         return (_DEFAULT_DETECT_EVENTS.get(kind, "HUMAN"),)
-
-    def next_detect_event(self, kind: str = "machine") -> str:
-        return self.next_detect_events(kind)[0]
 
     def take_failure(self, method: str) -> bool:
         """Whether the action ``method`` starts now was scripted to fail (consumes it)."""
