@@ -8,6 +8,7 @@ under each.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -379,6 +380,18 @@ async def test_the_websocket_still_works_beside_rest(relay_server: FakeRelayServ
         await client.execute("test.ok", {})
         await send_task("default", {"n": 1}, **creds(relay_server))
     assert relay_server.connections == 1
+
+
+async def test_a_connection_silent_when_the_server_stops_is_closed() -> None:
+    # Regression: the listener reads the request line before choosing REST or the
+    # WebSocket; cancelled there (the server stopping), it leaked the socket, which
+    # the suite turns into an error when it is garbage-collected.
+    async with FakeRelayServer() as server:
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+        await stream.send(b"GET ")  # no end of line: the server keeps reading
+        await anyio.sleep(0.2)  # best effort: lets the server start reading it
+    await stream.aclose()
+    gc.collect()  # an unclosed server-side socket would warn here
 
 
 # -- the console and the example programs ---------------------------------------------------

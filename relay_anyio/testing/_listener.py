@@ -151,6 +151,9 @@ async def _request_line(stream: anyio.abc.ByteStream) -> bytes | None:
     except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
         await anyio.aclose_forcefully(stream)
         return None
+    except BaseException:  # cancelled (the server stops): the socket must not leak
+        await anyio.aclose_forcefully(stream)
+        raise
     return data
 
 

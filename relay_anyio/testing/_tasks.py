@@ -98,8 +98,10 @@ class FakeTask:
 
 
 class _BadRequest(Exception):
+    """A request the endpoint cannot parse: answered ``status`` with ``reason``."""
+
     def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(status, reason)  # args rebuild it (pickling)
         self.status = status
         self.reason = reason
 
@@ -188,6 +190,7 @@ class TaskQueue:
         raise NotImplementedError
 
     def notify(self) -> None:  # pragma: no cover - the facade's (Observing)
+        """Wake the server's waiters (``Observing.notify``, which comes first in the MRO)."""
         raise NotImplementedError
 
     # -- driving -----------------------------------------------------------------------
