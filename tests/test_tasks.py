@@ -210,7 +210,8 @@ async def test_a_server_error_raises_and_delivers_nothing(
 
 async def test_an_endpoint_that_never_answers_is_a_timeout(relay_server: FakeRelayServer) -> None:
     relay_server.task_fault = "hang"
-    with pytest.raises(RequestTimeout) as caught:
+    # Timing is the subject: 0.5 s asked, 10 s allowed (a generous bound for a busy machine).
+    with anyio.fail_after(10), pytest.raises(RequestTimeout) as caught:
         await send_task("office", {"job": 1}, **creds(relay_server), timeout=0.5)
     assert caught.value.timeout == 0.5
     [request] = relay_server.task_requests  # it arrived, once, and got no answer

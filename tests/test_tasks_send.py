@@ -258,7 +258,8 @@ async def test_a_large_error_body_is_bounded() -> None:
 
 async def test_no_answer_is_a_request_timeout_and_is_not_retried() -> None:
     async with tiny_http(mode="hang") as server:
-        with pytest.raises(RequestTimeout) as caught:
+        # Timing is the subject: 0.5 s asked, 10 s allowed (generous on a busy machine).
+        with anyio.fail_after(10), pytest.raises(RequestTimeout) as caught:
             await send_task("office", {}, project=PROJECT, token=TOKEN, url=server.url, timeout=0.5)
     assert isinstance(caught.value, TimeoutError)
     assert caught.value.timeout == 0.5
