@@ -13,15 +13,17 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-import httpx
 
 from ._config import AGENT, RestConfig
 from ._constants import TASKS_PATH
 from ._errors import AuthenticationError, RelayError, RequestTimeout, TransportError
 from ._json import dumps
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["post_task", "send_task"]
 
@@ -64,6 +66,10 @@ async def post_task(
     rest: RestConfig, context: str, message: Mapping[str, Any], timeout: float
 ) -> None:
     """The request itself, for ``send_task`` and ``RelayClient.send_task``."""
+    # Imported on first use: a worker that only receives never pays httpx's import
+    # (about 0.1 s); the first task sent does, once.
+    import httpx
+
     body = _encode(context, message)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")

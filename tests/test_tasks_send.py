@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -331,3 +333,13 @@ async def test_the_token_is_never_logged(debug_log: _Everything) -> None:
     assert "office" in text  # the log did record the sends
     assert TOKEN not in text
     assert _basic(PROJECT, TOKEN).split()[1] not in text
+
+
+def test_importing_the_sdk_does_not_import_httpx() -> None:
+    # A worker that only receives never pays httpx's import (about 0.1 s): send_task
+    # imports it on first use.
+    code = "import sys, relay_anyio; print('httpx' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
