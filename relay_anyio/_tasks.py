@@ -102,7 +102,9 @@ async def post_task(
                             detail += chunk[: ERROR_BODY_LIMIT - len(detail)]
         except httpx.HTTPError as exc:
             raise _transport_error(rest, exc) from None
-    if scope.cancelled_caught:
+    if scope.cancelled_caught and status == 0:
+        # No answer (an answer that came, e.g. 204 while the connection was being
+        # closed, is reported as it was).
         raise RequestTimeout(_REQUEST_NAME, timeout)
     extra = {"context": context, "status": status}
     if status == 204:

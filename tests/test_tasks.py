@@ -253,6 +253,37 @@ async def test_offer_task_and_its_errors(relay_server: FakeRelayServer) -> None:
     assert worker.tasks[0].message == {"job": "scan"}
 
 
+@pytest.mark.parametrize(
+    ("switch", "value"), [("task_unrouted", "hld"), ("task_event_shape", "flattened")]
+)
+async def test_a_misspelt_switch_is_an_error_not_a_third_behaviour(
+    relay_server: FakeRelayServer, switch: str, value: str
+) -> None:
+    setattr(relay_server, switch, value)
+    async with make_client(relay_server, contexts=["office"]):
+        with pytest.raises(ValueError, match=f"FakeRelayServer.{switch} must be one of"):
+            await relay_server.offer_task("office", {})
+
+
+def leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions inside nested groups."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
+async def test_a_misspelt_task_fault_stops_the_server_with_a_clear_error() -> None:
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with FakeRelayServer() as server:
+            server.task_fault = "500"  # type: ignore[assignment]  # a string, not a status
+            with pytest.raises(TransportError):
+                await send_task("office", {}, **creds(server))
+            await anyio.sleep_forever()  # the server's failure ends this block
+    [error] = [e for e in leaves(caught.value) if isinstance(e, ValueError)]
+    assert "task_fault must be None, 'hang' or an HTTP status, not '500'" in str(error)
+
+
 async def test_each_handler_runs_in_its_own_task(relay_server: FakeRelayServer) -> None:
     client = make_client(relay_server, contexts=["office"])
     gate, second_ran = anyio.Event(), anyio.Event()

@@ -97,6 +97,10 @@ class FakeTask:
     frame: JSONObject | None = attrs.field(default=None, repr=False)
 
 
+def _is_status(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599
+
+
 class _BadRequest(Exception):
     """A request the endpoint cannot parse: answered ``status`` with ``reason``."""
 
@@ -293,7 +297,12 @@ class TaskQueue:
                 logger.debug("REST client left before its answer")
 
     async def _handle(self, stream: anyio.abc.ByteStream, request: _Request) -> tuple[int, str]:
-        if self.task_fault == "hang":
+        fault = self.task_fault
+        if fault is not None and fault != "hang" and not _is_status(fault):
+            raise ValueError(
+                f"FakeRelayServer.task_fault must be None, 'hang' or an HTTP status, not {fault!r}"
+            )
+        if fault == "hang":
             while True:  # until the client gives up (EndOfStream) or the server stops
                 await stream.receive()
         if request.target.split("?", 1)[0] != TASKS_PATH:
@@ -302,8 +311,8 @@ class TaskQueue:
         if request.method != "POST":
             self.violations.append(f"REST: {request.method} {TASKS_PATH} (only POST exists)")
             return 405, "only POST"
-        if isinstance(self.task_fault, int):
-            return self.task_fault, "the server failed (task_fault)"
+        if isinstance(fault, int):
+            return fault, "the server failed (task_fault)"
         if not self._authorized(request.headers.get("authorization", "")):
             return 401, "Unauthorized"
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip()
