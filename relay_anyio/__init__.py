@@ -66,6 +66,7 @@ from ._constants import (
     EVENT_CONFERENCE,
     EVENT_MESSAGING_RECEIVE,
     EVENT_MESSAGING_STATE,
+    EVENT_TASK,
     MESSAGE_STATE_DELIVERED,
     MESSAGE_STATE_FAILED,
     MESSAGE_STATE_INITIATED,
@@ -116,6 +117,7 @@ from ._events import (
     SendDigitsEvent,
     StreamEvent,
     TapEvent,
+    TaskEvent,
     TranscribeEvent,
     parse_event,
 )
@@ -124,6 +126,7 @@ from ._logsetup import JsonFormatter, RepeatFilter, configure_logging
 from ._messaging import Message
 from ._otel import OpenTelemetry
 from ._session import ConnectionState
+from ._tasks import send_task
 from ._telemetry import Telemetry
 from ._version import __version__
 
@@ -170,6 +173,7 @@ __all__ = [
     "EVENT_CONFERENCE",
     "EVENT_MESSAGING_RECEIVE",
     "EVENT_MESSAGING_STATE",
+    "EVENT_TASK",
     "MESSAGE_STATE_DELIVERED",
     "MESSAGE_STATE_FAILED",
     "MESSAGE_STATE_INITIATED",
@@ -234,6 +238,7 @@ __all__ = [
     "StreamEvent",
     "TapAction",
     "TapEvent",
+    "TaskEvent",
     "Telemetry",
     "TranscribeAction",
     "TranscribeEvent",
@@ -241,5 +246,6 @@ __all__ = [
     "__version__",
     "configure_logging",
     "parse_event",
+    "send_task",
     "serve_health",
 ]

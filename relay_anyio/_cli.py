@@ -6,7 +6,8 @@
     The fake RELAY server on its own, printing the credentials (and, with ``--tls``,
     the ``SIGNALWIRE_*`` variables) a client needs. Lines typed on its standard input
     drive it: ``call CONTEXT [DIGITS]`` offers a call, ``sms CONTEXT TEXT`` delivers a
-    message, ``hangup`` ends the newest call.
+    message, ``task CONTEXT JSON`` gives a task to one worker, ``hangup`` ends the
+    newest call.
 ``relay-anyio run module:client``
     Runs an app's ``RelayClient`` (or a function returning one) with logging set up,
     until SIGINT or SIGTERM; ``--drain-timeout`` lets active calls finish first,
@@ -22,6 +23,7 @@ import argparse
 import functools
 import importlib
 import importlib.util
+import json
 import logging
 import math
 import os
@@ -78,6 +80,8 @@ Commands (type them here, one per line):
   call [CONTEXT] [DIGITS]   offer an inbound call on CONTEXT (default: default);
                             DIGITS answer its next collect, e.g. 'call main-ivr 1'
   sms CONTEXT TEXT...       deliver an inbound SMS on CONTEXT
+  task CONTEXT JSON         give a task to one client on CONTEXT, e.g.
+                            task office {"job": "print"}
   hangup [CALL_ID]          the caller hangs up (default: the newest call)
   help                      this text"""
 
@@ -99,6 +103,7 @@ def _print_banner(server: FakeRelayServer, ca_file: Path | None) -> None:
         print(f"    export SIGNALWIRE_API_TOKEN={token}")
         print(f"    export SIGNALWIRE_SPACE=localhost:{server.port}")
         print(f"    export SIGNALWIRE_RELAY_CA_FILE={ca_file}")
+        print(f"    export SIGNALWIRE_REST_CA_FILE={ca_file}")
         print("  Other clients: trust that CA file (Python's ssl honours SSL_CERT_FILE).")
     print(_CONSOLE_HELP)
     print("Press Ctrl+C to stop.", flush=True)
@@ -135,9 +140,27 @@ async def _console(server: FakeRelayServer) -> None:
     async with receive:
         async for line in receive:
             try:
+                command, _, rest = line.strip().partition(" ")
+                if command.lower() == "task":  # JSON is not shell syntax: no shlex
+                    print(await _console_task(server, rest), flush=True)
+                    continue
                 print(await _console_command(server, shlex.split(line)), flush=True)
             except (LookupError, ValueError) as exc:
                 print(f"error: {exc}", flush=True)
+
+
+async def _console_task(server: FakeRelayServer, text: str) -> str:
+    context, _, raw = text.strip().partition(" ")
+    if not context or not raw.strip():
+        raise ValueError('usage: task CONTEXT JSON, e.g. task office {"job": "print"}')
+    try:
+        message = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"task: the message is not JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise ValueError('task: the message must be a JSON object, e.g. {"job": "print"}')
+    task = await server.offer_task(context, message)
+    return f"gave a task on {context!r} to session {task.session}"
 
 
 async def _console_command(server: FakeRelayServer, words: list[str]) -> str:

@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 
 from ._call import Call, CallHandler
-from ._config import ClientConfig, max_connections
+from ._config import ClientConfig, RestConfig, max_connections
 from ._errors import DialTimeout, RelayError
 from ._health import Health
 from ._listeners import EventListener
@@ -31,6 +31,7 @@ from ._proxy import ProxySetting
 from ._router import ConnectionStateCallback, PendingDial, Router
 from ._scopes import StackOwned, owned_task_group
 from ._session import ConnectionState, Session
+from ._tasks import post_task
 from ._telemetry import Telemetry, otel_installed
 from ._transport import TransportName
 
@@ -44,7 +45,7 @@ _active_clients: weakref.WeakSet[RelayClient] = weakref.WeakSet()
 
 
 class RelayClient(StackOwned):
-    """A connection to SignalWire RELAY that receives and places calls and messages.
+    """A connection to SignalWire RELAY that receives and places calls, messages and tasks.
 
     Credentials come from the arguments or the ``SIGNALWIRE_*`` environment variables
     (``SIGNALWIRE_PROJECT_ID`` + ``SIGNALWIRE_API_TOKEN``, or ``SIGNALWIRE_JWT_TOKEN``);
@@ -174,6 +175,19 @@ class RelayClient(StackOwned):
     def on_message(self, handler: _H) -> _H:
         """Decorator: run ``handler(message)`` for every inbound SMS/MMS."""
         self._router.message_handler = handler
+        return handler
+
+    def on_task(self, handler: _H) -> _H:
+        """Decorator: run ``handler(task)`` for every task RELAY hands this client.
+
+        ``task`` is a ``TaskEvent`` (its ``context`` and ``message``), sent with
+        ``send_task`` to a context this client receives on; RELAY gives each task to
+        one listening session only. Each handler runs in its own task in the
+        client's task group; an exception it raises is logged, never propagated.
+        Register it before entering the client: a task that arrives without a
+        handler is dropped (logged), and no other consumer gets it.
+        """
+        self._router.task_handler = handler
         return handler
 
     def on_connection_state(self, callback: ConnectionStateCallback) -> None:
@@ -436,6 +450,24 @@ class RelayClient(StackOwned):
         )
         self._router.messages.track(message)
         return message
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def send_task(
+        self, context: str, message: Mapping[str, Any], *, timeout: float | None = None
+    ) -> None:
+        """Hand ``message`` to whichever consumer listens on ``context`` (see ``send_task``).
+
+        The standalone ``relay_anyio.send_task`` with this client's project, token and
+        host (``wss`` -> ``https``; a ``ws://`` test URL -> ``http``, loopback only) and
+        TLS trust; it needs no connection, so it also works outside ``async with``.
+        ``timeout`` defaults to the client's ``request_timeout``. Never retried (a
+        retry could deliver the task twice); a JWT client cannot send tasks
+        (``ValueError``).
+        """
+        rest = RestConfig.for_client(self.config)
+        limit = self.config.session.request_timeout if timeout is None else timeout
+        await post_task(rest, context, message, limit)
 
 
 def _resolve_telemetry(setting: Telemetry | bool | None) -> Telemetry:

@@ -12,12 +12,14 @@ loop as a timeout that fires at once or a ping loop that never sleeps.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -27,7 +29,7 @@ from ._transport import TransportName, canonical_transport
 from ._version import __version__
 from ._websocket import build_ssl_context, check_verifying_context, split_url
 
-__all__ = ["AGENT", "ClientConfig", "SessionOptions", "max_connections"]
+__all__ = ["AGENT", "ClientConfig", "RestConfig", "SessionOptions", "max_connections"]
 
 logger = logging.getLogger("relay_anyio.config")
 
@@ -63,6 +65,17 @@ def _check_authentication(
 ) -> None:
     if not value or not all(isinstance(v, str) and v for v in value.values()):
         raise ValueError("authentication needs a project and token, or a JWT")
+
+
+def _relay_host(host: str | None) -> str:
+    """``host``, else ``SIGNALWIRE_SPACE``, else the default; refused if it is a URL."""
+    host = host or os.environ.get("SIGNALWIRE_SPACE") or DEFAULT_RELAY_HOST
+    if any(c in _FORBIDDEN_HOST_CHARS for c in host) or "://" in host:
+        raise ValueError(
+            f"Invalid host {host!r}: must be a hostname like 'example.signalwire.com' "
+            "(optionally with ':port'), not a URL"
+        )
+    return host
 
 
 def _masked(authentication: Mapping[str, str]) -> str:
@@ -205,13 +218,7 @@ class ClientConfig:
                 )
             authentication = {"project": project, "token": token}
         if url is None:
-            host = host or os.environ.get("SIGNALWIRE_SPACE") or DEFAULT_RELAY_HOST
-            if any(c in _FORBIDDEN_HOST_CHARS for c in host) or "://" in host:
-                raise ValueError(
-                    f"Invalid host {host!r}: must be a hostname like 'example.signalwire.com' "
-                    "(optionally with ':port'), not a URL"
-                )
-            url = f"wss://{host}"
+            url = f"wss://{_relay_host(host)}"
         elif not url.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
         if ssl_context is None and url.startswith("wss://"):
@@ -244,3 +251,108 @@ class ClientConfig:
             message_ttl=message_ttl,
             late_result_grace=late_result_grace,
         )
+
+
+# -- REST (send_task) ----------------------------------------------------------------------
+
+#: The REST half of ``SIGNALWIRE_RELAY_CA_FILE`` (reference §1).
+REST_CA_FILE_ENV = "SIGNALWIRE_REST_CA_FILE"
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _rest_ssl_context() -> ssl.SSLContext:
+    ca_file = os.environ.get(REST_CA_FILE_ENV) or ""
+    try:
+        return build_ssl_context(ca_file)
+    except ValueError:
+        raise ValueError(
+            f"{REST_CA_FILE_ENV}={ca_file!r} is not a readable PEM CA bundle"
+        ) from None
+
+
+@attrs.frozen
+class RestConfig:
+    """Where and as whom a REST request (``send_task``) goes, checked once.
+
+    ``base_url`` is ``https://host[:port]``; plain ``http`` only to a loopback
+    address (a test server), because the token travels in the ``Authorization``
+    header and must not cross a network in clear. The token is left out of the repr.
+    """
+
+    base_url: str
+    project: str
+    token: str = attrs.field(repr=False)
+    ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def loopback(self) -> bool:
+        """A local test server: no proxy applies."""
+        return _is_loopback(urlsplit(self.base_url).hostname or "")
+
+    @classmethod
+    def resolve(
+        cls,
+        project: str | None = None,
+        token: str | None = None,
+        host: str | None = None,
+        *,
+        url: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> RestConfig:
+        """Arguments, then ``SIGNALWIRE_PROJECT_ID``/``_API_TOKEN``/``_SPACE``, as a client."""
+        project = project or os.environ.get("SIGNALWIRE_PROJECT_ID") or None
+        token = token or os.environ.get("SIGNALWIRE_API_TOKEN") or None
+        if not project:
+            raise ValueError(
+                "project is required: pass project=... or set SIGNALWIRE_PROJECT_ID "
+                "(a JWT cannot send tasks)"
+            )
+        if not token:
+            raise ValueError(
+                "token is required: pass token=... or set SIGNALWIRE_API_TOKEN "
+                "(a JWT cannot send tasks)"
+            )
+        base = _rest_base(url) if url is not None else f"https://{_relay_host(host)}"
+        if ssl_context is not None:
+            check_verifying_context(ssl_context)
+        elif base.startswith("https://"):
+            ssl_context = _rest_ssl_context()
+        return cls(base, project, token, ssl_context)
+
+    @classmethod
+    def for_client(cls, config: ClientConfig) -> RestConfig:
+        """The REST side of a client: its host (``wss`` -> ``https``), credentials, TLS."""
+        auth = config.session.authentication
+        if "project" not in auth or "token" not in auth:
+            raise ValueError(
+                "send_task needs a project and API token: a JWT cannot send tasks; use the "
+                "standalone relay_anyio.send_task(..., project=..., token=...)"
+            )
+        scheme, rest = config.url.split("://", 1)
+        base = _rest_base(("https" if scheme == "wss" else "http") + "://" + rest)
+        return cls(base, auth["project"], auth["token"], config.session.ssl_context)
+
+
+def _rest_base(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``; refuses plain http to a host not on loopback."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ValueError(f"Invalid REST URL {url!r}: expected https://host[:port]")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"refusing plain http to {parts.hostname!r}: the API token would cross the "
+            "network in clear; plain http (ws://) is only for loopback test servers"
+        )
+    try:
+        parts.port  # noqa: B018  (validates the port)
+    except ValueError as exc:
+        raise ValueError(f"Invalid REST URL {url!r}: {exc}") from None
+    return f"{parts.scheme}://{parts.netloc}"

@@ -64,6 +64,7 @@ __all__ = [
     "EVENT_CONFERENCE",
     "EVENT_MESSAGING_RECEIVE",
     "EVENT_MESSAGING_STATE",
+    "EVENT_TASK",
     "MESSAGE_STATE_DELIVERED",
     "MESSAGE_STATE_FAILED",
     "MESSAGE_STATE_INITIATED",
@@ -87,6 +88,7 @@ __all__ = [
     "RECORD_STATE_NO_INPUT",
     "RECORD_STATE_PAUSED",
     "RECORD_STATE_RECORDING",
+    "TASKS_PATH",
 ]
 
 # -- Session -----------------------------------------------------------------------------
@@ -176,6 +178,12 @@ EVENT_CALLING_ERROR: Final = "calling.error"
 
 EVENT_MESSAGING_RECEIVE: Final = "messaging.receive"
 EVENT_MESSAGING_STATE: Final = "messaging.state"
+
+#: A task handed to whichever consumer listens on a context (reference §17.1): its
+#: data sit next to ``event_type`` in the envelope, not under ``params.params``.
+EVENT_TASK: Final = "queuing.relay.tasks"
+#: The REST path tasks are sent to (``POST``, basic auth, ``204 No Content`` on success).
+TASKS_PATH: Final = "/api/relay/rest/tasks"
 
 # -- Messaging ---------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from typing import Any, Final, Self
 
 import attrs
 
-from ._envelope import event_timestamp
+from ._envelope import event_data, event_timestamp
 from ._event_values import (
     _dict,
     _str,
@@ -95,7 +95,7 @@ class RelayEvent:
         if not isinstance(payload, dict):
             payload = {}
         event_type = _str(payload.get("event_type"))
-        raw = _dict(payload.get("params"))
+        raw = _dict(event_data(event_type, payload))
         return cls(event_type, raw, event_timestamp(payload.get("timestamp"), raw))
 
     @property

@@ -1,9 +1,9 @@
 """Typed, lazy views over RELAY ``signalwire.event`` frames: the registry and the parser.
 
 Why events are lazy and why their properties never raise: ``_event_base``. The classes
-live in ``_call_events``, ``_action_events`` and ``_message_events``, their nested
-values in ``_event_values``; this module maps each ``event_type`` to its class and
-re-exports them all.
+live in ``_call_events``, ``_action_events``, ``_message_events`` and
+``_task_events``, their nested values in ``_event_values``; this module maps each
+``event_type`` to its class and re-exports them all.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ from ._constants import (
     EVENT_CONFERENCE,
     EVENT_MESSAGING_RECEIVE,
     EVENT_MESSAGING_STATE,
+    EVENT_TASK,
 )
-from ._envelope import event_timestamp
+from ._envelope import event_data, event_timestamp
 from ._event_base import RelayEvent
 from ._event_values import (
     EVENT_CONVERTER,
@@ -75,6 +76,7 @@ from ._event_values import (
     _str,
 )
 from ._message_events import MessageReceiveEvent, MessageStateEvent
+from ._task_events import TaskEvent
 
 __all__ = [
     "EVENT_CLASSES",
@@ -108,6 +110,7 @@ __all__ = [
     "SendDigitsEvent",
     "StreamEvent",
     "TapEvent",
+    "TaskEvent",
     "TranscribeEvent",
     "make_event",
     "parse_event",
@@ -142,6 +145,7 @@ EVENT_CLASSES: Final[dict[str, type[RelayEvent]]] = {
     EVENT_CALL_AI: AIEvent,
     EVENT_MESSAGING_RECEIVE: MessageReceiveEvent,
     EVENT_MESSAGING_STATE: MessageStateEvent,
+    EVENT_TASK: TaskEvent,
 }
 
 
@@ -156,17 +160,18 @@ def make_event(event_type: str, raw_params: dict[str, Any], timestamp: float = 0
 def parse_event(payload: dict[str, Any]) -> RelayEvent:
     """Build the typed event for the outer params of a ``signalwire.event`` frame.
 
-    ``payload`` is ``{"event_type": ..., "params": {...}, "timestamp": ...}``. Malformed
-    parts degrade instead of raising: a non-string type gives ``""`` (and a plain
-    ``RelayEvent``), non-dict params give ``{}``, a missing timestamp gives the
-    inner one or ``0.0``.
+    ``payload`` is ``{"event_type": ..., "params": {...}, "timestamp": ...}`` (a task
+    event's data may instead sit next to ``event_type``: then the payload itself is
+    its ``raw_params``). Malformed parts degrade instead of raising: a non-string
+    type gives ``""`` (and a plain ``RelayEvent``), non-dict params give ``{}``, a
+    missing timestamp gives the inner one or ``0.0``.
     """
     if not isinstance(payload, dict):
         payload = {}
     event_type = payload.get("event_type", "")
     if type(event_type) is not str:
         event_type = _str(event_type)
-    raw = payload.get("params")
+    raw = event_data(event_type, payload)  # a task's data may sit next to event_type
     if type(raw) is not dict:
         raw = _dict(raw)
     timestamp = payload.get("timestamp")

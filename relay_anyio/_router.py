@@ -4,8 +4,9 @@ The reader calls :meth:`Router.session_event` for each event, synchronously: an
 inbound offer becomes a ``Call`` whose scope starts in the client's task group (or is
 passed back to RELAY when no handler is registered or ``max_active_calls`` is
 reached); a dial event resolves its pending dial; a state event of a dial's leg
-registers the leg; a messaging event goes to its ``Message``; anything else goes to
-its call by ``call_id``, or to the client-level listeners. This is the only code that
+registers the leg; a messaging event goes to its ``Message``, a task to the
+``on_task`` handler; anything else goes to its call by ``call_id``, or to the
+client-level listeners. This is the only code that
 touches dial legs. :meth:`Router.session_state` fails the old calls and dials when a
 session is replaced, and probes the live calls after a resume.
 """
@@ -13,7 +14,7 @@ session is replaced, and probes the live calls after a resume.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -28,19 +29,23 @@ from ._constants import (
     EVENT_CALL_STATE,
     EVENT_MESSAGING_RECEIVE,
     EVENT_MESSAGING_STATE,
+    EVENT_TASK,
 )
 from ._errors import ConnectionLost, RelayError
 from ._events import make_event
 from ._listeners import Dispatcher, ListenerSet
 from ._messaging import Message, MessageHandler, MessageRegistry
 from ._session import ConnectionState, Session
+from ._task_events import TaskEvent
 from ._telemetry import NOOP, Telemetry
 
-__all__ = ["PendingDial", "Router"]
+__all__ = ["PendingDial", "Router", "TaskHandler"]
 
 logger = logging.getLogger("relay_anyio.client")
 
 ConnectionStateCallback = Callable[[ConnectionState], object]
+#: ``@client.on_task``: run for each task RELAY hands this client.
+TaskHandler = Callable[[TaskEvent], Awaitable[object]]
 #: The probe that asks the server whether a call still exists after a resume: a
 #: command without effect (no binding lives in this realm) that RELAY answers 404/410
 #: for a call it no longer knows.
@@ -70,6 +75,7 @@ class Router:
         self._session: Session = None  # type: ignore[assignment]  # bound by bind()
         self.call_handler: CallHandler | None = None
         self.message_handler: MessageHandler | None = None
+        self.task_handler: TaskHandler | None = None
         self.state_callbacks: list[ConnectionStateCallback] = []
         self.listeners = ListenerSet()
         #: Where calls, actions and overflows are reported (see ``_telemetry``).
@@ -172,6 +178,9 @@ class Router:
             return
         if event_type == EVENT_MESSAGING_RECEIVE:
             self._on_message_received(params)
+            return
+        if event_type == EVENT_TASK:
+            self._on_task(params, timestamp)
             return
         if event_type == EVENT_CALL_DIAL:
             if self._on_dial_event(params, timestamp):
@@ -448,4 +457,29 @@ class Router:
                 "on_message handler failed for message %s",
                 message.message_id,
                 extra={"message_id": message.message_id},
+            )
+
+    def _on_task(self, params: dict[str, Any], timestamp: float) -> None:
+        task = TaskEvent(EVENT_TASK, params, timestamp)
+        handler = self.task_handler
+        if handler is None:
+            # RELAY gave the task to this session, so no other consumer gets it.
+            logger.warning(
+                "task on context %r dropped: no on_task handler",
+                task.context,
+                extra={"context": task.context},
+            )
+            return
+        assert self.task_group is not None
+        self.task_group.start_soon(self._handle_task, handler, task)
+
+    @staticmethod
+    async def _handle_task(handler: TaskHandler, task: TaskEvent) -> None:
+        try:
+            await handler(task)
+        except Exception:
+            logger.exception(
+                "on_task handler failed for a task on context %r",
+                task.context,
+                extra={"context": task.context},
             )

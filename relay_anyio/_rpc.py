@@ -20,7 +20,7 @@ import anyio
 
 from . import _json as json_codec
 from ._constants import EVENT_AUTHORIZATION_STATE
-from ._envelope import as_float, event_timestamp
+from ._envelope import as_float, event_data, event_timestamp
 from ._errors import ConnectionLost, RelayError
 from ._redact import redact_frame
 from ._sync import LazyEvent
@@ -322,10 +322,10 @@ class Inbox:
 
     def _take_event(self, params: dict[str, Any], events: list[RoutedEvent]) -> None:
         event_type = params.get("event_type")
-        inner = params.get("params", {})
         if not isinstance(event_type, str) or not event_type:
             logger.warning("ignored an event without event_type")
             return
+        inner = event_data(event_type, params)  # a task's data may sit next to event_type
         if not isinstance(inner, dict):
             logger.warning("ignored a %s event whose params are not an object", short(event_type))
             return

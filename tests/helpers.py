@@ -44,7 +44,8 @@ def program_env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
 
     Programs run as separate processes configured like production (``wss://`` to
     ``SIGNALWIRE_SPACE``, the fake server's CA trusted through
-    ``SIGNALWIRE_RELAY_CA_FILE``), unbuffered so tests can read their output live.
+    ``SIGNALWIRE_RELAY_CA_FILE`` and ``SIGNALWIRE_REST_CA_FILE``), unbuffered so
+    tests can read their output live.
     """
     kwargs = server.client_kwargs()
     return {
@@ -53,6 +54,8 @@ def program_env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
         "SIGNALWIRE_API_TOKEN": kwargs["token"],
         "SIGNALWIRE_SPACE": f"localhost:{server.port}",
         "SIGNALWIRE_RELAY_CA_FILE": str(server.ca_pem_path(tmp_path)),
+        # The REST half (send_task) trusts its own variable, as in the official SDK.
+        "SIGNALWIRE_REST_CA_FILE": str(server.ca_pem_path(tmp_path)),
         "PYTHONUNBUFFERED": "1",
     }
 

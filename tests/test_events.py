@@ -49,6 +49,7 @@ from relay_anyio._events import (
     SendDigitsEvent,
     StreamEvent,
     TapEvent,
+    TaskEvent,
     TranscribeEvent,
     make_event,
     parse_event,
@@ -235,6 +236,12 @@ MESSAGE_RECEIVE = {
     "message_state": "received",
     "tags": [],
 }
+TASK = {
+    "context": "office",
+    "message": {"job": "print", "copies": 2},
+    "space_id": "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9",
+    "project_id": "7d5c1e2a-3b4f-4c6d-8e9f-0a1b2c3d4e5f",
+}
 
 FRAMES: dict[str, dict[str, Any]] = {
     constants.EVENT_CALL_RECEIVE: RECEIVE,
@@ -261,6 +268,7 @@ FRAMES: dict[str, dict[str, Any]] = {
     constants.EVENT_CALL_AI: AI,
     constants.EVENT_MESSAGING_STATE: MESSAGE_STATE,
     constants.EVENT_MESSAGING_RECEIVE: MESSAGE_RECEIVE,
+    constants.EVENT_TASK: TASK,
 }
 
 EXPECTED_CLASSES: dict[str, type[RelayEvent]] = {
@@ -288,6 +296,7 @@ EXPECTED_CLASSES: dict[str, type[RelayEvent]] = {
     constants.EVENT_CALL_AI: AIEvent,
     constants.EVENT_MESSAGING_STATE: MessageStateEvent,
     constants.EVENT_MESSAGING_RECEIVE: MessageReceiveEvent,
+    constants.EVENT_TASK: TaskEvent,
 }
 
 ALL_EVENT_CLASSES: tuple[type[RelayEvent], ...] = (RelayEvent, *EXPECTED_CLASSES.values())

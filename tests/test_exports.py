@@ -96,6 +96,7 @@ EXPECTED_ALL = [
     "EVENT_CONFERENCE",
     "EVENT_MESSAGING_RECEIVE",
     "EVENT_MESSAGING_STATE",
+    "EVENT_TASK",
     "EchoEvent",
     "EventOverflow",
     "FaxAction",
@@ -137,6 +138,7 @@ EXPECTED_ALL = [
     "TapAction",
     "TapEvent",
     "Telemetry",
+    "TaskEvent",
     "TranscribeAction",
     "TranscribeEvent",
     "TransportError",
@@ -144,6 +146,7 @@ EXPECTED_ALL = [
     "configure_logging",
     "parse_event",
     "serve_health",
+    "send_task",
 ]
 
 EXPECTED_TESTING_ALL = [
@@ -156,6 +159,7 @@ EXPECTED_TESTING_ALL = [
     "FakeCall",
     "FakeRelayServer",
     "FakeSession",
+    "FakeTask",
     "FollowUp",
     "Handler",
     "HandlerContext",

@@ -268,6 +268,7 @@ WIRE_NAMES = {
     "EVENT_CALLING_ERROR": "calling.error",
     "EVENT_MESSAGING_RECEIVE": "messaging.receive",
     "EVENT_MESSAGING_STATE": "messaging.state",
+    "EVENT_TASK": "queuing.relay.tasks",
 }
 
 

@@ -22,6 +22,7 @@ from ._server import (
     FakeRelayServer,
 )
 from ._session import FakeSession
+from ._tasks import FakeTask
 from ._validation import InvalidRequestError
 from ._wire import JournalEntry
 
@@ -37,6 +38,7 @@ __all__ = [
     "FakeCall",
     "FakeRelayServer",
     "FakeSession",
+    "FakeTask",
     "FollowUp",
     "Handler",
     "HandlerContext",

@@ -59,6 +59,7 @@ from ._observing import Observing
 from ._scripts import DIAL_OUTCOMES, DialScript, MessageScript
 from ._session import FakeSession
 from ._switches import ActionEnd, InvalidRequestReply, RecordUrlLocation
+from ._tasks import TaskQueue
 from ._wire import EVENT_SEQ_KEY, JournalEntry, JSONObject
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ _LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "::1")
 _CA_FILE_NAME: Final = "fake-relay-ca.pem"
 
 
-class FakeRelayServer(Observing, FaultInjection):
+class FakeRelayServer(Observing, FaultInjection, TaskQueue):
     """A RELAY server on ``127.0.0.1``, on a free port, for tests of RELAY clients.
 
     Use ``async with FakeRelayServer() as server:`` (it owns a task group) or
@@ -127,6 +128,9 @@ class FakeRelayServer(Observing, FaultInjection):
     * ``disconnect_close_delay`` (§7), ``0.05``: seconds after
       ``signalwire.disconnect`` (``send_disconnect``) the server closes the
       socket; ``None``: it never closes it (read when the disconnect is sent).
+    * Tasks (§17.1): ``task_event_shape``, ``task_unrouted``, ``task_error_body``
+      and the fault knob ``task_fault``; see ``TaskQueue`` (``_tasks``), which also
+      answers ``send_task``'s REST request on this server's port.
 
     ``violations`` lists what a conformant client never does. The pytest
     fixtures fail a test that leaves any there unless it opts out (the
@@ -212,6 +216,7 @@ class FakeRelayServer(Observing, FaultInjection):
         #: Everything a conformant client never does, one line each; a client test can
         #: end with ``assert server.violations == []``.
         self.violations: list[str] = []
+        self._init_tasks()  # tasks: the REST endpoint, its switches and records
         self._faults = Faults()
         self._endpoint = Endpoint(self, dict(DEFAULT_HANDLERS), self._faults)
         self._listener = Listener(tls=tls, host=host)
@@ -254,7 +259,9 @@ class FakeRelayServer(Observing, FaultInjection):
         """Listen and serve until cancelled; ``task_status.started(self)`` once listening."""
         if self._task_group is not None:
             raise RuntimeError("this FakeRelayServer is already serving")
-        listening = self._listener.listening(self.host, self.requested_port, self._endpoint.serve)
+        listening = self._listener.listening(
+            self.host, self.requested_port, self._endpoint.serve, self._serve_rest
+        )
         try:
             async with listening as tg:
                 self._task_group = tg
@@ -279,6 +286,11 @@ class FakeRelayServer(Observing, FaultInjection):
         host = "localhost" if self.tls and self.host in _LOOPBACK_NAMES else self.host
         host = f"[{host}]" if ":" in host else host
         return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST API on the same port (``send_task(..., url=...)``)."""
+        return self.url.replace("ws", "http", 1)
 
     @property
     def ca(self) -> trustme.CA:
@@ -376,6 +388,9 @@ class FakeRelayServer(Observing, FaultInjection):
         }
         await self._subscriber(context).emit(EVENT_MESSAGING_RECEIVE, message)
         return message
+
+    def _task_sessions(self) -> Iterable[FakeSession]:
+        return self._endpoint.registry.sessions.values()
 
     def _subscriber(self, context: str) -> FakeSession:
         candidates = [

@@ -74,9 +74,9 @@ class FakeSession:
         """Events sent or queued and not acknowledged yet, oldest first."""
         return list(self._unacked.values())
 
-    async def emit(self, event_type: str, params: JSONObject) -> JSONObject:
+    async def emit(self, event_type: str, params: JSONObject, *, flat: bool = False) -> JSONObject:
         """Send a ``signalwire.event`` now, or queue it until the session is resumed."""
-        frame = self.queue_event(event_type, params)
+        frame = self.queue_event(event_type, params, flat=flat)
         if self._connection is not None:
             await self._connection.send([frame])
         return frame
@@ -88,15 +88,24 @@ class FakeSession:
             await self._connection.send(frames)
         return frames
 
-    def queue_event(self, event_type: str, params: JSONObject) -> JSONObject:
-        """Register an event as unacknowledged without sending it."""
+    def queue_event(self, event_type: str, params: JSONObject, *, flat: bool = False) -> JSONObject:
+        """Register an event as unacknowledged without sending it.
+
+        ``flat``: ``params`` go next to ``event_type`` instead of under an inner
+        ``params`` (how task events are shaped, reference §17.1).
+        """
         if self.stamp is not None and (seq := self.stamp()) is not None:
             params = {**params, EVENT_SEQ_KEY: seq}
+        envelope: JSONObject = {"event_type": event_type, "timestamp": time.time()}
+        if flat:
+            envelope.update(params)
+        else:
+            envelope["params"] = params
         frame: JSONObject = {
             "jsonrpc": "2.0",
             "id": str(uuid.uuid4()),
             "method": METHOD_SIGNALWIRE_EVENT,
-            "params": {"event_type": event_type, "timestamp": time.time(), "params": params},
+            "params": envelope,
         }
         self._unacked[frame["id"]] = frame
         return frame

@@ -16,6 +16,9 @@ not into a silent third behaviour.
 | ``record_result_url`` | ``True``, ``False`` | §11.2, §11.7 |
 | ``invalid_request_reply`` | ``"jsonrpc_error"``, ``"result_400"`` | §17.5, §2.3, §2.4 |
 | ``disconnect_close_delay`` | seconds, ``0.05``; ``None`` = never close | §7 |
+| ``task_event_shape`` | ``"flat"``, ``"nested"`` | §17.1 (in ``_tasks``) |
+| ``task_unrouted`` | ``"drop"``, ``"hold"``, ``"reject"`` | §17.1 (in ``_tasks``) |
+| ``task_error_body`` | ``"json"``, ``"text"``, ``"empty"`` | §17.1 (in ``_tasks``) |
 """
 
 from __future__ import annotations
