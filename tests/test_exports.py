@@ -137,16 +137,16 @@ EXPECTED_ALL = [
     "StreamEvent",
     "TapAction",
     "TapEvent",
-    "Telemetry",
     "TaskEvent",
+    "Telemetry",
     "TranscribeAction",
     "TranscribeEvent",
     "TransportError",
     "__version__",
     "configure_logging",
     "parse_event",
-    "serve_health",
     "send_task",
+    "serve_health",
 ]
 
 EXPECTED_TESTING_ALL = [
