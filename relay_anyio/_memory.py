@@ -19,16 +19,19 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._errors import ConnectionLost
 
-__all__ = ["MemoryTransport", "memory_transport_pair"]
+__all__ = ["MemoryClose", "MemoryItem", "MemoryTransport", "memory_transport_pair"]
 
 
 @attrs.frozen
-class _Close:
+class MemoryClose:
+    """What ``aclose`` puts on the link: the close and its code, after the messages."""
+
     code: int
     reason: str
 
 
-_Item = str | bytes | _Close
+#: What travels over a memory link: a message, or the close that ends it.
+MemoryItem = str | bytes | MemoryClose
 
 
 class MemoryTransport:
@@ -39,7 +42,9 @@ class MemoryTransport:
     """
 
     def __init__(
-        self, send: MemoryObjectSendStream[_Item], receive: MemoryObjectReceiveStream[_Item]
+        self,
+        send: MemoryObjectSendStream[MemoryItem],
+        receive: MemoryObjectReceiveStream[MemoryItem],
     ) -> None:
         self._send = send
         self._receive = receive
@@ -63,9 +68,9 @@ class MemoryTransport:
         except anyio.ClosedResourceError:
             raise self._gone() from None
         batch: list[str | bytes] = []
-        item: _Item = first
+        item: MemoryItem = first
         while True:
-            if isinstance(item, _Close):
+            if isinstance(item, MemoryClose):
                 self.peer_close_code = item.code
                 lost = ConnectionLost(f"peer closed (code {item.code})", close_code=item.code)
                 self._lose(lost)
@@ -96,7 +101,7 @@ class MemoryTransport:
         if self._closed is None:
             self._lose(ConnectionLost(f"closed by this end (code {code})", close_code=code))
             try:
-                self._send.send_nowait(_Close(code, reason))
+                self._send.send_nowait(MemoryClose(code, reason))
             except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass  # a peer that stopped reading sees the link drop instead
         self._shut()
@@ -109,7 +114,7 @@ class MemoryTransport:
         self._shut()
         await anyio.lowlevel.checkpoint()
 
-    async def _put(self, item: _Item) -> None:
+    async def _put(self, item: MemoryItem) -> None:
         if self._closed is not None:
             await anyio.lowlevel.checkpoint()
             raise self._closed
@@ -140,6 +145,6 @@ def memory_transport_pair(
     max_buffer: float = math.inf,
 ) -> tuple[MemoryTransport, MemoryTransport]:
     """Two connected ends; ``max_buffer`` messages may wait in each direction."""
-    a_send, b_receive = anyio.create_memory_object_stream[_Item](max_buffer)
-    b_send, a_receive = anyio.create_memory_object_stream[_Item](max_buffer)
+    a_send, b_receive = anyio.create_memory_object_stream[MemoryItem](max_buffer)
+    b_send, a_receive = anyio.create_memory_object_stream[MemoryItem](max_buffer)
     return MemoryTransport(a_send, a_receive), MemoryTransport(b_send, b_receive)

@@ -19,7 +19,7 @@ release (with a changelog entry), which the top tier does not.
 """
 
 from ._config import SessionOptions
-from ._memory import MemoryTransport, memory_transport_pair
+from ._memory import MemoryClose, MemoryItem, MemoryTransport, memory_transport_pair
 from ._reconnect import Backoff, GiveUp
 from ._rpc import check_result
 from ._session import ConnectionState, Session, SessionListener
@@ -30,6 +30,8 @@ __all__ = [
     "Backoff",
     "ConnectionState",
     "GiveUp",
+    "MemoryClose",
+    "MemoryItem",
     "MemoryTransport",
     "MessageTransport",
     "Session",

@@ -12,12 +12,13 @@ import functools
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -207,6 +208,8 @@ EXPECTED_LOWLEVEL_ALL = [
     "Backoff",
     "ConnectionState",
     "GiveUp",
+    "MemoryClose",
+    "MemoryItem",
     "MemoryTransport",
     "MessageTransport",
     "Session",
@@ -339,3 +342,39 @@ def test_public_surface_is_type_complete() -> None:
     if fixed:
         print(f"type gaps fixed, remove them from KNOWN_TYPE_GAPS: {fixed}")  # noqa: T201
     assert report["completenessScore"] >= TYPE_COMPLETENESS_FLOOR
+
+
+def _public_callables() -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    for module in (relay_anyio, relay_anyio.testing, relay_anyio.lowlevel):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if inspect.isfunction(value):
+                found.append((f"{module.__name__}.{name}", value))
+            elif inspect.isclass(value):
+                for attr, member in vars(value).items():
+                    if attr.startswith("_") and attr != "__init__":
+                        continue
+                    if isinstance(member, staticmethod | classmethod):
+                        member = member.__func__
+                    if isinstance(member, property):
+                        member = member.fget
+                    if inspect.isfunction(member):
+                        found.append((f"{module.__name__}.{name}.{attr}", member))
+    return found
+
+
+def test_no_private_type_appears_in_a_public_signature() -> None:
+    """A user reading a signature (or their IDE) must find every type it names among
+    the public names: ``Call(client: _Requester)`` would send them into internals."""
+    private_name = re.compile(r"(?<![\w.])_[A-Za-z]\w*")
+    offenders = []
+    for qualname, function in _public_callables():
+        for param, annotation in function.__annotations__.items():
+            text = annotation if isinstance(annotation, str) else repr(annotation)
+            for name in private_name.findall(text):
+                # A type variable's name is a placeholder, private by convention.
+                if not isinstance(function.__globals__.get(name), TypeVar):
+                    offenders.append(f"{qualname}({param}: {text})")
+    assert offenders == []
+    assert len(_public_callables()) > 200  # the walk sees the surface
