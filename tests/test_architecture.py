@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "relay_anyio"
 
 
@@ -91,11 +89,6 @@ def test_the_sdk_has_no_import_cycle() -> None:
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not done: the fake server's modules still import each other (its split into "
-    "listener, session layer, faults and scripts is open work of the core redesign)",
-)
 def test_the_fake_server_has_no_import_cycle() -> None:
     graph = _part(_graph(), testing=True)
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])

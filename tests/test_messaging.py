@@ -18,7 +18,7 @@ from relay_anyio import (
     RelayEvent,
 )
 from relay_anyio.testing import FakeRelayServer, HandlerContext, messaging_send, script_message
-from relay_anyio.testing._messaging import Outcome
+from relay_anyio.testing._scripts import Outcome
 
 from .helpers import make_client, messages
 

@@ -158,14 +158,6 @@ class StalledRelayPeer:
         return None
 
 
-@pytest.fixture(params=["native", "trio-websocket"])
-def transport(request: pytest.FixtureRequest, anyio_backend_name: str) -> TransportName:
-    name: TransportName = request.param
-    if name == "trio-websocket" and anyio_backend_name != "trio":
-        pytest.skip("trio-websocket runs under trio only")
-    return name
-
-
 @pytest.fixture
 def stalled_peer(transport: TransportName) -> Iterator[StalledRelayPeer]:
     # Depends on ``transport`` so that its skip comes first: a peer started for a
