@@ -8,20 +8,32 @@ sends nothing.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
 
 from relay_anyio import (
+    EVENT_CALL_CONNECT,
     EVENT_CALL_STATE,
+    Call,
     CollectAction,
+    ConnectEvent,
     Device,
     Media,
     RelayEvent,
     SipHeader,
 )
-from relay_anyio.testing import FakeRelayServer, HandlerContext, messaging_send, script_message
+from relay_anyio.testing import (
+    FakeCall,
+    FakeRelayServer,
+    HandlerContext,
+    messaging_send,
+    ok,
+    script_message,
+)
 
 from .helpers import make_client
 from .test_call_basics import inbound_call
@@ -286,3 +298,132 @@ async def test_message_on_takes_handler_as_signalwire_spells_it(
         listening.set()
         await message.wait(timeout=10)
     assert seen == ["initiated", "sent", "delivered"]
+
+
+# -- SIP call info (reference §17.3) ---------------------------------------------------------
+
+HEADERS = {"X-Account": "42", "X-Priority": "high"}
+SHAPES = ["list", "object", "omitted"]
+
+
+@asynccontextmanager
+async def sip_call(server: FakeRelayServer, **offer: Any) -> AsyncIterator[tuple[Call, FakeCall]]:
+    """Offer one inbound SIP call; the handler holds it open while the body runs."""
+    calls: list[Call] = []
+    offered, release = anyio.Event(), anyio.Event()
+    relay = make_client(server)
+
+    @relay.on_call
+    async def hold_open(call: Call) -> None:
+        calls.append(call)
+        offered.set()
+        await release.wait()
+
+    async with relay:
+        fake = await server.offer_sip_call(**offer)
+        with anyio.fail_after(10):  # a failure detector only
+            await offered.wait()
+        try:
+            yield calls[0], fake
+        finally:
+            release.set()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_an_inbound_sip_call_says_who_and_which_headers(
+    relay_server: FakeRelayServer, shape: str
+) -> None:
+    relay_server.sip_header_shape = shape  # type: ignore[assignment]
+    async with sip_call(
+        relay_server,
+        from_uri="sip:alice@example.com",
+        to_uri="sip:support@acme.example",
+        headers=HEADERS,
+    ) as (call, fake):
+        assert fake.device["type"] == "sip"
+        assert (call.from_, call.to) == ("sip:alice@example.com", "sip:support@acme.example")
+        if shape == "omitted":
+            assert call.headers == ()
+            assert call.device_info.header("X-Account") is None
+        else:
+            assert call.headers == (SipHeader("X-Account", "42"), SipHeader("X-Priority", "high"))
+            assert call.device_info.header("x-account") == "42"
+        assert call.device_info.type == "sip"
+        assert call.device == fake.device  # the guide's dict is the wire's, untouched
+    [receive] = relay_server.sent_events("calling.call.receive")
+    sent_headers = receive["params"]["params"]["device"]["params"].get("headers")
+    assert (
+        sent_headers
+        == {
+            "list": [{"name": "X-Account", "value": "42"}, {"name": "X-Priority", "value": "high"}],
+            "object": HEADERS,
+            "omitted": None,
+        }[shape]
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_a_dialled_sip_leg_reads_its_headers_in_any_shape(
+    relay_server: FakeRelayServer, shape: str
+) -> None:
+    relay_server.sip_header_shape = shape  # type: ignore[assignment]
+    async with make_client(relay_server) as client:
+        call = await client.dial_sip("sip:bob@example.com", "sip:me@example.com", headers=HEADERS)
+        await call.hangup()
+    assert (call.from_, call.to) == ("sip:me@example.com", "sip:bob@example.com")
+    expected = () if shape == "omitted" else tuple(SipHeader(*item) for item in HEADERS.items())
+    assert call.headers == expected
+    [dial] = relay_server.received("calling.dial")  # the request always has the list form
+    assert dial["params"]["devices"][0][0]["params"]["headers"] == [
+        {"name": "X-Account", "value": "42"},
+        {"name": "X-Priority", "value": "high"},
+    ]
+
+
+async def test_a_leg_announced_without_a_device_takes_the_dial_answers(
+    relay_server: FakeRelayServer,
+) -> None:
+    # A server whose leg state events carry no device (their fields are unconfirmed,
+    # §12.2): the answered dial's ``call.device`` still says who the leg is.
+    async def dial_without_devices(ctx: HandlerContext, params: JSON) -> JSON:
+        device, tag = params["devices"][0][0], params["tag"]
+        leg = FakeCall.register(ctx.server, ctx.session, direction="outbound", device={}, tag=tag)
+        ids = {"call_id": leg.call_id, "node_id": leg.node_id, "tag": tag}
+        for state in ("created", "answered"):
+            leg.state = state
+            ctx.emit(EVENT_CALL_STATE, {**ids, "call_state": state, "direction": "outbound"})
+        winner = {**ids, "device": device, "dial_winner": True}
+        ctx.emit(
+            "calling.call.dial",
+            {"node_id": leg.node_id, "tag": tag, "dial_state": "answered", "call": winner},
+        )
+        return ok("Dialing")
+
+    relay_server.set_handler("calling.dial", dial_without_devices)
+    async with make_client(relay_server) as client:
+        call = await client.dial_phone(AGENT, ME)
+        assert (call.from_, call.to) == (ME, AGENT)
+        assert call.device == Device.phone(AGENT, ME)
+        await call.hangup()
+
+
+async def test_a_bridge_peer_shows_its_sip_device(relay_server: FakeRelayServer) -> None:
+    async with inbound_call(relay_server) as (call, _fake):
+        connected = anyio.Event()
+        peers: list[ConnectEvent] = []
+
+        def on_connect(event: RelayEvent) -> None:
+            if isinstance(event, ConnectEvent) and event.connect_state == "connected":
+                peers.append(event)
+                connected.set()
+
+        call.on(EVENT_CALL_CONNECT, handler=on_connect)
+        await call.bridge_sip("sip:agent@pbx.example.com", "sip:ivr@acme.example", headers=HEADERS)
+        with anyio.fail_after(10):
+            await connected.wait()
+        await call.disconnect()
+    [event] = peers
+    assert event.peer_info is not None and event.peer_info.device is not None
+    device = event.peer_info.device
+    assert (device.to, device.from_) == ("sip:agent@pbx.example.com", "sip:ivr@acme.example")
+    assert device.header("X-Priority") == "high"

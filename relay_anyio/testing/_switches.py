@@ -16,6 +16,9 @@ not into a silent third behaviour.
 | ``record_result_url`` | ``True``, ``False`` | §11.2, §11.7 |
 | ``invalid_request_reply`` | ``"jsonrpc_error"``, ``"result_400"`` | §17.5, §2.3, §2.4 |
 | ``disconnect_close_delay`` | seconds, ``0.05``; ``None`` = never close | §7 |
+| ``sip_header_shape`` | ``"list"``, ``"object"``, ``"omitted"`` | §17.3 |
+| ``machine_not_ready`` | ``False``, ``True`` | §17.2 |
+| ``detect_end`` | ``"silent"``, ``"finished_event"``, ``"finished_state"`` | §12.8, §17.2 |
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from typing import Final, Literal, TypeVar
 
 __all__ = [
     "ACTION_END_CHOICES",
+    "DETECT_ENDS",
     "INVALID_REQUEST_REPLIES",
     "RECORD_URL_LOCATIONS",
+    "SIP_HEADER_SHAPES",
     "ActionEnd",
+    "DetectEnd",
     "InvalidRequestReply",
     "RecordUrlLocation",
+    "SipHeaderShape",
     "choice",
 ]
 
@@ -43,6 +50,16 @@ RECORD_URL_LOCATIONS: Final[tuple[RecordUrlLocation, ...]] = ("both", "top", "re
 #: How the server refuses a malformed request or an unknown method.
 InvalidRequestReply = Literal["jsonrpc_error", "result_400"]
 INVALID_REQUEST_REPLIES: Final[tuple[InvalidRequestReply, ...]] = ("jsonrpc_error", "result_400")
+
+#: How a SIP device's headers appear in the server's events: the reference's list of
+#: ``{"name", "value"}``, an object ``{"X-Name": "value"}``, or not at all.
+SipHeaderShape = Literal["list", "object", "omitted"]
+SIP_HEADER_SHAPES: Final[tuple[SipHeaderShape, ...]] = ("list", "object", "omitted")
+
+#: What a detector sends after its last result: nothing (it goes quiet), a
+#: ``detect.params.event`` ``finished``, or a top-level ``state`` ``finished``.
+DetectEnd = Literal["silent", "finished_event", "finished_state"]
+DETECT_ENDS: Final[tuple[DetectEnd, ...]] = ("silent", "finished_event", "finished_state")
 
 _S = TypeVar("_S", bound=str)
 
