@@ -273,11 +273,9 @@ class FakeCall:
         return DetectScript(("MACHINE", "READY"), script.greeting)
 
     def next_detect_events(self, kind: str = "machine") -> tuple[str, ...]:
-        """The events of ``next_detect_script`` (consumes the script)."""
+        """The detector results the next ``calling.detect`` of ``kind`` reports, in order
+        (consumes the script): those of ``next_detect_script``."""
         return self.next_detect_script(kind).events
-
-    def next_detect_event(self, kind: str = "machine") -> str:
-        return self.next_detect_events(kind)[0]
 
     def take_failure(self, method: str) -> bool:
         """Whether the action ``method`` starts now was scripted to fail (consumes it)."""

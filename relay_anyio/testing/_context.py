@@ -126,10 +126,32 @@ class HandlerContext:
         self.then(functools.partial(self.session.emit, event_type, params))
 
     async def run_follow_ups(self) -> None:
-        """Called by the server once the response is out."""
+        """Called by the server once the response is out.
+
+        The immediate follow-ups run here, in order. The delayed ones run in order of
+        their delays (ties in the order they were added), in one background task,
+        each ``delay`` seconds after this call: a request's events (a message's
+        states, say) then reach the client in order even when a busy scheduler wakes
+        several timers at once, which separate timer tasks did not guarantee.
+        """
         follow_ups, self._follow_ups = self._follow_ups, []
+        delayed = sorted(
+            ((delay, index, f) for index, (delay, f) in enumerate(follow_ups) if delay > 0),
+            key=lambda item: item[:2],
+        )
         for delay, follow_up in follow_ups:
-            await self.server.run_after(delay, follow_up)
+            if delay <= 0:
+                await follow_up()
+        if not delayed:
+            return
+        start = anyio.current_time()
+
+        async def in_order() -> None:
+            for delay, _, follow_up in delayed:
+                await anyio.sleep_until(start + delay)
+                await follow_up()
+
+        await self.server.run_after(delayed[0][0], in_order)
 
     def start_action(self, event_type: str) -> tuple[FakeCall, FakeAction]:
         """Register the operation named by ``params.control_id`` on the call."""

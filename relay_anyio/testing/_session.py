@@ -62,9 +62,11 @@ class FakeSession:
         return None if self._connection is None else self._connection.number
 
     def subscribe(self, contexts: Iterable[str]) -> None:
+        """Add ``contexts`` (``signalwire.receive``, or those of the connect)."""
         self.contexts.extend(c for c in dict.fromkeys(contexts) if c not in self.contexts)
 
     def unsubscribe(self, contexts: Iterable[str]) -> None:
+        """Drop ``contexts`` (``signalwire.unreceive``)."""
         dropped = set(contexts)
         self.contexts[:] = [c for c in self.contexts if c not in dropped]
 
