@@ -19,8 +19,8 @@ Why the commands also take any ``Mapping``
     builder, to have its keys checked.
 
 The shapes are the reference's (§10); ``total=False`` with ``Required`` keys where
-the reference says a key is needed. Keys that are Python keywords (``"from"``) force
-the functional ``TypedDict`` syntax.
+the reference says a key is needed. A key that is a Python keyword (``"from"``)
+needs the functional ``TypedDict`` syntax: it comes from a small base.
 
 This module deliberately does not use ``from __future__ import annotations``: the
 runtime ``__required_keys__`` of a TypedDict are only right when ``Required`` is not
@@ -166,29 +166,29 @@ class SipHeaderItem(TypedDict):
     value: str
 
 
-SipParams = TypedDict(
-    "SipParams",
-    {
-        "to": Required[str],
-        "from": str,
-        "from_name": str,
-        "timeout": float,
-        "max_duration": int,
-        "headers": list[SipHeaderItem],
-        "codecs": list[str],
-        "webrtc_media": bool,
-        "username": str,
-        "password": str,
-        "call_state_url": str,
-        "call_state_events": list[str],
-    },
-    total=False,
-)
-SipParams.__doc__ = """``params`` of a SIP device: URIs, custom headers, codecs.
+#: The keys that are Python keywords, in the functional syntax: ``SipParams`` and
+#: ``WebRTCParams`` add the rest (and their docstrings) with the class syntax.
+_From = TypedDict("_From", {"from": str}, total=False)
 
-``username``/``password`` are for ``refer``; the functional syntax is needed because
-one key is ``"from"``.
-"""
+
+class SipParams(_From, total=False):
+    """``params`` of a SIP device: URIs, custom headers, codecs.
+
+    ``"from"`` (the caller's URI) is a key too; ``username``/``password`` are for
+    ``refer``.
+    """
+
+    to: Required[str]
+    from_name: str
+    timeout: float
+    max_duration: int
+    headers: list[SipHeaderItem]
+    codecs: list[str]
+    webrtc_media: bool
+    username: str
+    password: str
+    call_state_url: str
+    call_state_events: list[str]
 
 
 class SipDevice(TypedDict):
@@ -198,12 +198,12 @@ class SipDevice(TypedDict):
     params: SipParams
 
 
-WebRTCParams = TypedDict(
-    "WebRTCParams",
-    {"to": Required[str], "from": str, "timeout": float, "codecs": list[str]},
-    total=False,
-)
-WebRTCParams.__doc__ = """``params`` of a WebRTC device: the resource to reach, and codecs."""
+class WebRTCParams(_From, total=False):
+    """``params`` of a WebRTC device: the resource to reach (and ``"from"``), codecs."""
+
+    to: Required[str]
+    timeout: float
+    codecs: list[str]
 
 
 class WebRTCDevice(TypedDict):

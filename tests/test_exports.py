@@ -323,6 +323,12 @@ def _verifytypes() -> dict[str, Any]:
     return report
 
 
+#: TypedDicts that must use the functional syntax (a key is a Python keyword: the
+#: ``"from"`` of SIP and WebRTC devices), which has no docstring pyright can read;
+#: the classes built on them carry the documentation.
+_FUNCTIONAL_TYPEDDICTS = frozenset({"relay_anyio._payloads._From"})
+
+
 @pytest.mark.timeout(300)
 def test_every_public_function_and_class_has_a_docstring() -> None:
     """What ``pyright --verifytypes`` counts: functions and classes users can reach,
@@ -332,6 +338,7 @@ def test_every_public_function_and_class_has_a_docstring() -> None:
         symbol["name"]
         for symbol in _verifytypes()["typeCompleteness"]["symbols"]
         if "__converterDescriptor" not in symbol["name"]
+        and symbol["name"] not in _FUNCTIONAL_TYPEDDICTS
         and any("No docstring found" in d["message"] for d in symbol["diagnostics"])
     )
     assert undocumented == []
