@@ -11,6 +11,12 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from ._constants import (
+    DETECT_EVENT_HUMAN,
+    DETECT_EVENT_MACHINE,
+    DETECT_EVENT_NOT_READY,
+    DETECT_EVENT_READY,
+)
 from ._envelope import as_float as _as_float
 from ._event_base import _StatefulEvent
 from ._event_values import (
@@ -42,6 +48,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_MACHINE_EVENTS: Final = frozenset(
+    {DETECT_EVENT_MACHINE, DETECT_EVENT_READY, DETECT_EVENT_NOT_READY}
+)
 
 
 @attrs.frozen
@@ -217,6 +226,22 @@ class DetectEvent(_StatefulEvent):
     @cached_property
     def detect_result(self) -> DetectResult | None:
         return _structure_value(self.raw_params.get("detect"), DetectResult)
+
+    @property
+    def human(self) -> bool:
+        """A machine detector heard a person (``HUMAN``)."""
+        return self.detect_event == DETECT_EVENT_HUMAN
+
+    @property
+    def machine(self) -> bool:
+        """A machine detector heard an answering machine: ``MACHINE``, or its greeting's
+        ``READY``/``NOT_READY`` (only machines report those)."""
+        return self.detect_event in _MACHINE_EVENTS
+
+    @property
+    def beep(self) -> bool:
+        """The machine's greeting is over (``READY``): leave the message now."""
+        return self.detect_event == DETECT_EVENT_READY
 
 
 @attrs.frozen

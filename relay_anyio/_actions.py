@@ -23,7 +23,6 @@ import anyio
 from ._constants import (
     EVENT_CALL_AI,
     EVENT_CALL_COLLECT,
-    EVENT_CALL_DETECT,
     EVENT_CALL_FAX,
     EVENT_CALL_PAY,
     EVENT_CALL_PLAY,
@@ -42,7 +41,6 @@ __all__ = [
     "ActionHost",
     "CollectAction",
     "CompletedCallback",
-    "DetectAction",
     "FaxAction",
     "PayAction",
     "PlayAction",
@@ -373,29 +371,41 @@ class CollectAction(_CollectBase):
     """A ``play_and_collect``: one control_id for the prompt and the input."""
 
     method_prefix: ClassVar[str] = "calling.play_and_collect"
+    #: Whether RELAY has ``calling.play_and_collect.pause``/``.resume``. No server
+    #: schema lists them (reference §11.2, §15.18: the official client's inherited
+    #: ``pause()`` sends a method RELAY does not know), so ``pause()``/``resume()``
+    #: refuse at once, sending nothing. Flip this if RELAY gains them.
+    pause_supported: ClassVar[bool] = False
 
     async def volume(self, volume: float) -> dict[str, Any]:
         """Set the prompt's gain in dB (-40.0 to 40.0)."""
         return await self._control("volume", {"volume": volume})
+
+    async def pause(self) -> dict[str, Any]:
+        """Pause the prompt: not a RELAY method (see ``pause_supported``).
+
+        Raises ``NotImplementedError`` without sending anything. For a pausable
+        prompt, ``play()`` it and ``collect()`` after it.
+        """
+        return await self._pause_or_resume("pause")
+
+    async def resume(self) -> dict[str, Any]:
+        """Resume the prompt: not a RELAY method, like ``pause()``."""
+        return await self._pause_or_resume("resume")
+
+    async def _pause_or_resume(self, op: str) -> dict[str, Any]:
+        if not self.pause_supported:
+            raise NotImplementedError(
+                f"RELAY has no {self.method_prefix}.{op} (it is in no server schema); "
+                "to pause a prompt, play() it and collect() after it"
+            )
+        return await self._control(op)
 
 
 class StandaloneCollectAction(_CollectBase):
     """A ``collect`` without a prompt."""
 
     method_prefix: ClassVar[str] = "calling.collect"
-
-
-class DetectAction(_Stoppable):
-    """A running ``calling.detect``: its events carry detection updates; ``result`` the verdict."""
-
-    event_type: ClassVar[str] = EVENT_CALL_DETECT
-    method_prefix: ClassVar[str] = "calling.detect"
-
-    def _is_terminal(self, event: RelayEvent) -> bool:
-        detect = event.raw_params.get("detect")
-        if isinstance(detect, dict) and detect:
-            return True
-        return super()._is_terminal(event)
 
 
 class FaxAction(_Stoppable):

@@ -25,6 +25,7 @@ import anyio
 import anyio.abc
 
 from ._actions import Action
+from ._call_info import CallInfo
 from ._commands import ControlCommands, RequestFunction
 from ._constants import (
     CALL_STATE_ANSWERED,
@@ -36,9 +37,10 @@ from ._constants import (
 )
 from ._errors import CallEnded, RelayError
 from ._events import RelayEvent, make_event
-from ._listeners import Callbacks, Dispatcher, EventListener, ListenerSet
+from ._listeners import Callbacks, Dispatcher, EventListener, ListenerSet, pick_listener
 from ._media import MediaCommands
 from ._services import ServiceCommands
+from ._shortcuts import CallShortcuts
 from ._sync import LazyEvent
 
 __all__ = ["Call", "CallHandler", "EventListener"]
@@ -60,7 +62,7 @@ class _Waiter:
         self.error: BaseException | None = None
 
 
-class Call(ControlCommands, MediaCommands, ServiceCommands):
+class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceCommands):
     """One call leg, inbound or outbound. Created by the client, never by users.
 
     ``request`` sends a request on the client's session; ``on_finished(call,
@@ -181,6 +183,8 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
                 else:
                     self.state = state
                     self._state_events[state] = event
+                    if not self.device:  # a leg announced without its device
+                        self._adopt_device(params)
                     if state == CALL_STATE_ENDED and not self._ended.is_set():
                         reason = params.get("end_reason")
                         self.end_reason = reason if isinstance(reason, str) else ""
@@ -197,6 +201,11 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
             self._dispatcher.dispatch(listeners, event)
         if ended:
             self._finish()
+
+    def _adopt_device(self, params: dict[str, Any]) -> None:
+        device = params.get("device")
+        if isinstance(device, dict) and device:
+            self.device = device
 
     def _check_waiters(self, event: RelayEvent) -> None:
         for waiter in list(self._waiters):
@@ -271,8 +280,16 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
 
     # -- listeners ---------------------------------------------------------------------
 
-    def on(self, event_type: str, listener: EventListener) -> None:
+    def on(
+        self,
+        event_type: str,
+        listener: EventListener | None = None,
+        *,
+        handler: EventListener | None = None,
+    ) -> None:
         """Call ``listener(event)`` for every event of ``event_type`` on this call.
+
+        ``handler=`` is the same as ``listener`` (SignalWire's client spells it so).
 
         Listeners may be plain or async functions, and run in the order events
         arrived. A plain function runs as the event is routed, before anything waiting
@@ -290,6 +307,7 @@ class Call(ControlCommands, MediaCommands, ServiceCommands):
         this call's listeners fell too far behind and were dropped: in each case a
         new listener would never run.
         """
+        listener = pick_listener(listener, handler)
         if self._ended.is_set():
             raise CallEnded(self.call_id, self.end_reason, "cannot listen on an ended call")
         if self._dispatcher.failed is not None:

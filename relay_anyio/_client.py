@@ -23,10 +23,12 @@ import anyio.abc
 
 from ._call import Call, CallHandler
 from ._config import ClientConfig, RestConfig, max_connections
+from ._devices import Device, SipHeader
 from ._errors import DialTimeout, RelayError
 from ._health import Health
 from ._listeners import EventListener
 from ._messaging import Message, MessageListener
+from ._payloads import DeviceSpec, SipHeaderItem
 from ._proxy import ProxySetting
 from ._router import ConnectionStateCallback, PendingDial, Router
 from ._scopes import StackOwned, owned_task_group
@@ -348,7 +350,7 @@ class RelayClient(StackOwned):
 
     async def dial(
         self,
-        devices: Sequence[Sequence[Mapping[str, Any]]],
+        devices: Sequence[Sequence[DeviceSpec | Mapping[str, Any]]],
         *,
         tag: str | None = None,
         max_duration: int | None = None,
@@ -395,6 +397,71 @@ class RelayClient(StackOwned):
             del self._router.dials[tag]
             if not succeeded:
                 await self._router.abandon_dial(dial)
+
+    async def dial_phone(
+        self,
+        to: str,
+        from_: str,
+        *,
+        ring_timeout: float | None = None,
+        tag: str | None = None,
+        max_duration: int | None = None,
+        timeout: float | None = None,
+        dial_timeout: float = 120.0,
+        region: str | None = None,
+        max_price_per_minute: float | None = None,
+    ) -> Call:
+        """Call the phone number ``to`` with caller id ``from_`` (one of your numbers).
+
+        ``dial([[Device.phone(to, from_, timeout=ring_timeout)]], ...)``: the same frame
+        and the same outcomes (the answered ``Call``, ``RelayError``, ``DialTimeout``).
+        ``ring_timeout`` is how long the number rings (the device's ``timeout`` on the
+        wire); ``timeout`` how long this waits for an answer, as in ``dial``.
+        """
+        device = Device.phone(to, from_, timeout=ring_timeout)
+        return await self.dial(
+            [[device]],
+            tag=tag,
+            max_duration=max_duration,
+            timeout=timeout,
+            dial_timeout=dial_timeout,
+            region=region,
+            max_price_per_minute=max_price_per_minute,
+        )
+
+    async def dial_sip(
+        self,
+        to: str,
+        from_: str,
+        *,
+        from_name: str | None = None,
+        headers: Mapping[str, str] | Iterable[SipHeaderItem | SipHeader] | None = None,
+        codecs: Iterable[str] | None = None,
+        ring_timeout: float | None = None,
+        tag: str | None = None,
+        max_duration: int | None = None,
+        timeout: float | None = None,
+        dial_timeout: float = 120.0,
+        region: str | None = None,
+        max_price_per_minute: float | None = None,
+    ) -> Call:
+        """Call the SIP URI ``to`` from ``from_`` (a SIP URI), with custom ``headers``.
+
+        ``dial([[Device.sip(to, from_, from_name=, headers=, codecs=,
+        timeout=ring_timeout)]], ...)``; the rest as in ``dial_phone``.
+        """
+        device = Device.sip(
+            to, from_, from_name=from_name, headers=headers, codecs=codecs, timeout=ring_timeout
+        )
+        return await self.dial(
+            [[device]],
+            tag=tag,
+            max_duration=max_duration,
+            timeout=timeout,
+            dial_timeout=dial_timeout,
+            region=region,
+            max_price_per_minute=max_price_per_minute,
+        )
 
     # -- messaging ---------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from ._actions import Action
 from ._errors import RelayError, RequestTimeout
 from ._events import RelayEvent
 from ._listeners import Callbacks
+from ._payloads import DeviceSpec, MediaItem, SipDevice
 from ._sync import LazyEvent
 from ._telemetry import NOOP, Telemetry
 
@@ -176,9 +177,9 @@ class ControlCommands(CommandCore):
 
     async def connect(
         self,
-        devices: Sequence[Sequence[Mapping[str, Any]]],
+        devices: Sequence[Sequence[DeviceSpec | Mapping[str, Any]]],
         *,
-        ringback: Sequence[Mapping[str, Any]] | None = None,
+        ringback: Sequence[MediaItem | Mapping[str, Any]] | None = None,
         tag: str | None = None,
         max_duration: int | None = None,
         max_price_per_minute: float | None = None,
@@ -239,7 +240,11 @@ class ControlCommands(CommandCore):
         return await self._command("calling.transfer", {"dest": dest, **kwargs})
 
     async def refer(
-        self, device: Mapping[str, Any], *, status_url: str | None = None, **kwargs: Any
+        self,
+        device: SipDevice | Mapping[str, Any],
+        *,
+        status_url: str | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         """SIP REFER this call to another endpoint; progress in ``calling.call.refer``."""
         return await self._command(

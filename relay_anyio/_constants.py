@@ -27,6 +27,11 @@ __all__ = [
     "CONNECT_STATE_DISCONNECTED",
     "CONNECT_STATE_FAILED",
     "DEFAULT_RELAY_HOST",
+    "DETECT_EVENT_HUMAN",
+    "DETECT_EVENT_MACHINE",
+    "DETECT_EVENT_NOT_READY",
+    "DETECT_EVENT_READY",
+    "DETECT_EVENT_UNKNOWN",
     "DETECT_TYPE_DIGIT",
     "DETECT_TYPE_FAX",
     "DETECT_TYPE_MACHINE",
@@ -219,3 +224,11 @@ RECORD_STATE_NO_INPUT: Final = "no_input"
 DETECT_TYPE_MACHINE: Final = "machine"
 DETECT_TYPE_FAX: Final = "fax"
 DETECT_TYPE_DIGIT: Final = "digit"
+
+# ``detect.params.event`` of a machine detector (reference §12.8, §17.2): ``READY`` is the
+# end of a machine's greeting (the beep), ``NOT_READY`` the greeting talking again.
+DETECT_EVENT_HUMAN: Final = "HUMAN"
+DETECT_EVENT_MACHINE: Final = "MACHINE"
+DETECT_EVENT_UNKNOWN: Final = "UNKNOWN"
+DETECT_EVENT_READY: Final = "READY"
+DETECT_EVENT_NOT_READY: Final = "NOT_READY"

@@ -2,7 +2,8 @@
 
 Each reader takes a value pulled out of a wire dict and returns it only if it has the
 type the caller promises, else the caller's default; the value classes are structured
-with cattrs on first access (see ``_event_base`` for why events are lazy).
+with cattrs on first access (see ``_event_base`` for why events are lazy). ``Device``
+lives in ``_devices`` with its builders; it is registered here like the others.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Final, TypeVar
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
+
+from ._devices import Device
 
 __all__ = [
     "EVENT_CONVERTER",
@@ -68,18 +71,6 @@ def _str_list(value: object) -> list[str]:
 # -- Nested value objects ----------------------------------------------------------------
 # Dict-valued fields exclude themselves from hashing so that these frozen objects stay
 # hashable (by their scalar fields) while still comparing equal by full value.
-
-
-@attrs.frozen
-class Device:
-    """A device object: ``{"type": "phone", "params": {...}}``.
-
-    ``params`` stays a plain dict because its keys depend on ``type`` (phone, sip,
-    webrtc, rtp...) and the server may add more.
-    """
-
-    type: str = ""
-    params: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
 
 @attrs.frozen
@@ -182,6 +173,7 @@ def _register_value_class(cls: type[Any]) -> None:
     overrides: dict[str, Any] = {
         field.name: override(struct_hook=_LENIENT_FIELD_HOOKS[hints[field.name]])
         for field in attrs.fields(cls)
+        if field.init  # derived fields (Device.from_...) are computed, not structured
     }
     hook = make_dict_structure_fn(cls, EVENT_CONVERTER, **overrides)
     EVENT_CONVERTER.register_structure_hook(cls, hook)

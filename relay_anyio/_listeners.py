@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -28,7 +28,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._errors import EventOverflow
 from ._events import RelayEvent
 
-__all__ = ["Callbacks", "Dispatcher", "EventListener", "ListenerSet", "OverflowPolicy"]
+__all__ = [
+    "Callbacks",
+    "Dispatcher",
+    "EventListener",
+    "ListenerSet",
+    "OverflowPolicy",
+    "pick_listener",
+]
 
 logger = logging.getLogger("relay_anyio.listeners")
 
@@ -36,6 +43,23 @@ EventListener = Callable[[RelayEvent], Any]
 Callbacks = tuple[EventListener, ...]
 OverflowPolicy = Literal["fail", "drop"]
 _Item = tuple[Callbacks, RelayEvent]
+_L = TypeVar("_L", bound=Callable[..., Any])
+
+
+def pick_listener(listener: _L | None, handler: _L | None) -> _L:
+    """The callback of ``on(..., listener)`` or ``on(..., handler=...)``.
+
+    SignalWire's client names the parameter ``handler``, this package ``listener``;
+    either works, positionally or by keyword, but not both at once.
+    """
+    if listener is not None and handler is not None:
+        raise TypeError("on() takes a listener or handler=, not both")
+    chosen = listener if listener is not None else handler
+    if chosen is None:
+        raise TypeError("on() needs a listener: on(event_type, listener) or handler=...")
+    if not callable(chosen):
+        raise TypeError(f"a listener must be callable, not {chosen!r}")
+    return chosen
 
 
 class ListenerSet(dict[str, Callbacks]):

@@ -8,12 +8,14 @@ from typing import Any
 from ._actions import (
     CollectAction,
     CompletedCallback,
-    DetectAction,
     PlayAction,
     RecordAction,
     StandaloneCollectAction,
 )
 from ._commands import CommandCore, drop_none, normalize_media
+from ._constants import DETECT_TYPE_MACHINE
+from ._detect import DetectAction
+from ._payloads import CollectSpec, DetectSpec, DigitsSpec, MediaItem, RecordAudio, SpeechSpec
 
 __all__ = ["MediaCommands"]
 
@@ -23,7 +25,7 @@ class MediaCommands(CommandCore):
 
     async def play(
         self,
-        media: Sequence[Mapping[str, Any]],
+        media: Sequence[MediaItem | Mapping[str, Any]],
         *,
         volume: float | None = None,
         direction: str | None = None,
@@ -110,7 +112,7 @@ class MediaCommands(CommandCore):
 
     async def record(
         self,
-        audio: Mapping[str, Any] | None = None,
+        audio: RecordAudio | Mapping[str, Any] | None = None,
         *,
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
@@ -123,8 +125,8 @@ class MediaCommands(CommandCore):
 
     async def play_and_collect(
         self,
-        media: Sequence[Mapping[str, Any]],
-        collect: Mapping[str, Any],
+        media: Sequence[MediaItem | Mapping[str, Any]],
+        collect: CollectSpec | Mapping[str, Any],
         *,
         volume: float | None = None,
         control_id: str | None = None,
@@ -144,7 +146,7 @@ class MediaCommands(CommandCore):
     async def prompt_tts(
         self,
         text: str,
-        collect: Mapping[str, Any],
+        collect: CollectSpec | Mapping[str, Any],
         *,
         language: str | None = None,
         gender: str | None = None,
@@ -167,7 +169,7 @@ class MediaCommands(CommandCore):
     async def prompt_audio(
         self,
         url: str,
-        collect: Mapping[str, Any],
+        collect: CollectSpec | Mapping[str, Any],
         *,
         volume: float | None = None,
         control_id: str | None = None,
@@ -187,8 +189,8 @@ class MediaCommands(CommandCore):
     async def collect(
         self,
         *,
-        digits: Mapping[str, Any] | None = None,
-        speech: Mapping[str, Any] | None = None,
+        digits: DigitsSpec | Mapping[str, Any] | None = None,
+        speech: SpeechSpec | Mapping[str, Any] | None = None,
         initial_timeout: float | None = None,
         partial_results: bool | None = None,
         continuous: bool | None = None,
@@ -218,16 +220,31 @@ class MediaCommands(CommandCore):
 
     async def detect(
         self,
-        detect: Mapping[str, Any],
+        detect: DetectSpec | Mapping[str, Any],
         *,
         timeout: float | None = None,
+        wait_for_beep: bool = False,
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> DetectAction:
-        """Start a detector (machine, fax, digit); ``wait()`` gives the first result."""
+        """Start a detector (machine, fax, digit); ``wait()`` gives the first result.
+
+        ``wait_for_beep`` (machine detectors only; nothing extra goes on the wire):
+        a ``MACHINE`` result does not end the wait; the ``READY`` that follows it
+        (the end of the greeting: the moment to leave a message) does. ``HUMAN``,
+        ``UNKNOWN``, the detector's end and the call's end still end it at once.
+        See ``DetectAction``.
+        """
+        if wait_for_beep and detect.get("type") != DETECT_TYPE_MACHINE:
+            raise ValueError(
+                f"wait_for_beep needs a machine detector, not {detect.get('type')!r}: "
+                "only answering machines beep"
+            )
         params = {"detect": dict(detect), **drop_none(timeout=timeout), **kwargs}
-        action = DetectAction(self, self._control_id(control_id), on_completed)
+        action = DetectAction(
+            self, self._control_id(control_id), on_completed, wait_for_beep=wait_for_beep
+        )
         return await self._start(action, "calling.detect", params)
 
     async def detect_answering_machine(
@@ -241,13 +258,16 @@ class MediaCommands(CommandCore):
         detect_interruptions: bool | None = None,
         detect_message_end: bool | None = None,
         timeout: float | None = None,
+        wait_for_beep: bool = False,
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> DetectAction:
         """Detect a human or a machine; the result is a ``DetectEvent`` (``.human``, ``.machine``).
 
         The thresholds and timeouts are the wire's ``machine`` detector params; ``timeout``
-        bounds the whole detection."""
+        bounds the whole detection. ``wait_for_beep=True``: on a machine, wait for the
+        end of its greeting (``READY``, ``result.beep``) before returning, to leave a
+        voicemail at the right moment (see ``detect``)."""
         params = drop_none(
             initial_timeout=initial_timeout,
             end_silence_timeout=end_silence_timeout,
@@ -260,6 +280,7 @@ class MediaCommands(CommandCore):
         return await self.detect(
             {"type": "machine", "params": params},
             timeout=timeout,
+            wait_for_beep=wait_for_beep,
             control_id=control_id,
             on_completed=on_completed,
         )

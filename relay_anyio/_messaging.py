@@ -23,7 +23,7 @@ import anyio
 from ._constants import EVENT_MESSAGING_STATE, MESSAGE_TERMINAL_STATES
 from ._errors import MessageExpired, RelayError
 from ._events import MessageStateEvent, RelayEvent, make_event
-from ._listeners import Callbacks, Dispatcher
+from ._listeners import Callbacks, Dispatcher, pick_listener
 from ._sync import LazyEvent
 
 __all__ = ["Message", "MessageListener", "MessageRegistry"]
@@ -87,9 +87,14 @@ class Message:
     def is_done(self) -> bool:
         return self._done.is_set()
 
-    def on(self, listener: MessageListener) -> None:
-        """Call ``listener(event)`` on every state change (plain or async function)."""
-        self._listeners = (*self._listeners, listener)
+    def on(
+        self, listener: MessageListener | None = None, *, handler: MessageListener | None = None
+    ) -> None:
+        """Call ``listener(event)`` on every state change (plain or async function).
+
+        ``handler=`` is the same as ``listener`` (SignalWire's client spells it so).
+        """
+        self._listeners = (*self._listeners, pick_listener(listener, handler))
 
     async def wait(self, timeout: float | None = None) -> RelayEvent:
         """Wait for the terminal state event (delivered, undelivered or failed).

@@ -386,8 +386,11 @@ class Router:
                     dial.done.set()
                     return True
                 self._register_outbound(winner)
-            elif not winner.node_id and isinstance(info.get("node_id"), str):
-                winner.node_id = info["node_id"]
+            else:
+                if not winner.node_id and isinstance(info.get("node_id"), str):
+                    winner.node_id = info["node_id"]
+                if not winner.device:  # its state events came without one
+                    winner._adopt_device(info)
             dial.winner = winner
             dial.done.set()
         elif state == "failed":

@@ -15,6 +15,7 @@ from ._actions import (
     TranscribeAction,
 )
 from ._commands import CommandCore, drop_none
+from ._payloads import AILanguage, AIPrompt, TapDevice, TapSpec
 
 __all__ = ["ServiceCommands"]
 
@@ -24,8 +25,8 @@ class ServiceCommands(CommandCore):
 
     async def tap(
         self,
-        tap: Mapping[str, Any],
-        device: Mapping[str, Any],
+        tap: TapSpec | Mapping[str, Any],
+        device: TapDevice | Mapping[str, Any],
         *,
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
@@ -189,15 +190,15 @@ class ServiceCommands(CommandCore):
         *,
         control_id: str | None = None,
         agent: str | None = None,
-        prompt: Mapping[str, Any] | None = None,
-        post_prompt: Mapping[str, Any] | None = None,
+        prompt: AIPrompt | Mapping[str, Any] | None = None,
+        post_prompt: AIPrompt | Mapping[str, Any] | None = None,
         post_prompt_url: str | None = None,
         post_prompt_auth_user: str | None = None,
         post_prompt_auth_password: str | None = None,
         global_data: Mapping[str, Any] | None = None,
         pronounce: Sequence[Mapping[str, Any]] | None = None,
         hints: Sequence[str] | None = None,
-        languages: Sequence[Mapping[str, Any]] | None = None,
+        languages: Sequence[AILanguage | Mapping[str, Any]] | None = None,
         SWAIG: Mapping[str, Any] | None = None,  # the wire spells it so
         ai_params: Mapping[str, Any] | None = None,
         on_completed: CompletedCallback | None = None,

@@ -1069,8 +1069,11 @@ async def test_every_action_control_sends_its_exact_frame(relay_server: FakeRela
                 [frame] = relay_server.received(method)[before:]
                 assert frame["params"] == {**ids, "control_id": action.control_id, **extra}, name
                 assert result == ok(message), (name, method)
-    # The official CollectAction's pause()/resume() map to methods no server has.
-    assert not hasattr(CollectAction, "pause") and not hasattr(StandaloneCollectAction, "volume")
+    # The official CollectAction's pause()/resume() map to methods no server has: here
+    # they refuse without sending (tests/test_builders_wire.py), and a standalone
+    # collect has no prompt whose volume could change.
+    assert CollectAction.pause_supported is False
+    assert not hasattr(StandaloneCollectAction, "volume")
     assert relay_server.violations == []
 
 

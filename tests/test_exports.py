@@ -32,7 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ALL = [
     "AIAction",
     "AIEvent",
+    "AILanguage",
+    "AIPrompt",
     "Action",
+    "AudioMedia",
+    "AudioParams",
     "AuthenticationError",
     "CALL_STATE_ANSWERED",
     "CALL_STATE_CREATED",
@@ -51,6 +55,7 @@ EXPECTED_ALL = [
     "CollectAction",
     "CollectEvent",
     "CollectResult",
+    "CollectSpec",
     "ConferenceEvent",
     "ConnectEvent",
     "ConnectionLost",
@@ -59,10 +64,15 @@ EXPECTED_ALL = [
     "DetectAction",
     "DetectEvent",
     "DetectResult",
+    "DetectSpec",
     "Device",
+    "DeviceSpec",
     "DialCallInfo",
     "DialEvent",
     "DialTimeout",
+    "DigitDetect",
+    "DigitDetectParams",
+    "DigitsSpec",
     "END_REASON_ABANDONED",
     "END_REASON_BUSY",
     "END_REASON_CANCEL",
@@ -100,6 +110,8 @@ EXPECTED_ALL = [
     "EchoEvent",
     "EventOverflow",
     "FaxAction",
+    "FaxDetect",
+    "FaxDetectParams",
     "FaxEvent",
     "Health",
     "HoldEvent",
@@ -111,6 +123,10 @@ EXPECTED_ALL = [
     "MESSAGE_STATE_RECEIVED",
     "MESSAGE_STATE_SENT",
     "MESSAGE_STATE_UNDELIVERED",
+    "MachineDetect",
+    "MachineDetectParams",
+    "Media",
+    "MediaItem",
     "Message",
     "MessageExpired",
     "MessageReceiveEvent",
@@ -119,11 +135,16 @@ EXPECTED_ALL = [
     "PayAction",
     "PayEvent",
     "PeerInfo",
+    "PhoneDevice",
+    "PhoneParams",
     "PlayAction",
     "PlayEvent",
     "ProtocolError",
     "QueueEvent",
+    "RTPDevice",
+    "RTPParams",
     "RecordAction",
+    "RecordAudio",
     "RecordEvent",
     "ReferEvent",
     "RelayClient",
@@ -131,17 +152,35 @@ EXPECTED_ALL = [
     "RelayEvent",
     "RepeatFilter",
     "RequestTimeout",
+    "RingtoneMedia",
+    "RingtoneParams",
     "SendDigitsEvent",
+    "SilenceMedia",
+    "SilenceParams",
+    "SipDevice",
+    "SipHeader",
+    "SipHeaderItem",
+    "SipParams",
+    "SpeechSpec",
     "StandaloneCollectAction",
     "StreamAction",
     "StreamEvent",
+    "TTSMedia",
+    "TTSParams",
     "TapAction",
+    "TapDevice",
     "TapEvent",
+    "TapParams",
+    "TapSpec",
     "TaskEvent",
     "Telemetry",
     "TranscribeAction",
     "TranscribeEvent",
     "TransportError",
+    "WSDevice",
+    "WSParams",
+    "WebRTCDevice",
+    "WebRTCParams",
     "__version__",
     "configure_logging",
     "parse_event",
@@ -295,6 +334,12 @@ def _verifytypes() -> dict[str, Any]:
     return report
 
 
+#: TypedDicts that must use the functional syntax (a key is a Python keyword: the
+#: ``"from"`` of SIP and WebRTC devices), which has no docstring pyright can read;
+#: the classes built on them carry the documentation.
+_FUNCTIONAL_TYPEDDICTS = frozenset({"relay_anyio._payloads._From"})
+
+
 @pytest.mark.timeout(300)
 def test_every_public_function_and_class_has_a_docstring() -> None:
     """What ``pyright --verifytypes`` counts: functions and classes users can reach,
@@ -304,6 +349,7 @@ def test_every_public_function_and_class_has_a_docstring() -> None:
         symbol["name"]
         for symbol in _verifytypes()["typeCompleteness"]["symbols"]
         if "__converterDescriptor" not in symbol["name"]
+        and symbol["name"] not in _FUNCTIONAL_TYPEDDICTS
         and any("No docstring found" in d["message"] for d in symbol["diagnostics"])
     )
     assert undocumented == []

@@ -28,9 +28,16 @@ from .._constants import (
     EVENT_CONFERENCE,
 )
 from ._actions import FakeAction, terminal_payload
-from ._scripts import DialScript, FaxScript, MessageScript
+from ._scripts import DetectScript, DialScript, FaxScript, MessageScript
 from ._session import FakeSession
-from ._switches import ACTION_END_CHOICES, ActionEnd, RecordUrlLocation, choice
+from ._switches import (
+    ACTION_END_CHOICES,
+    ActionEnd,
+    DetectEnd,
+    RecordUrlLocation,
+    SipHeaderShape,
+    choice,
+)
 
 __all__ = [
     "CallHost",
@@ -77,6 +84,9 @@ class CallHost(Protocol):
     late_action_delay: float
     record_url_location: RecordUrlLocation
     record_result_url: bool
+    sip_header_shape: SipHeaderShape
+    machine_not_ready: bool
+    detect_end: DetectEnd
 
     def notify(self) -> None:
         """Wake the server's waiters after a change they may watch."""
@@ -116,7 +126,8 @@ class FakeCall:
     page, a payment and a bridge succeed, a tap/stream/transcription/AI session runs
     until stopped or the call ends. ``script_*`` changes the next outcome:
     ``script_digits``/``script_speech``/``script_collect``, ``script_detect``,
-    ``script_fax``, ``script_pay``, ``script_connect``, ``script_action_error``;
+    ``script_answering_machine``, ``script_fax``, ``script_pay``, ``script_connect``,
+    ``script_action_error``;
     ``send_calling_error`` and ``send_event`` push events as the server would.
     """
 
@@ -150,7 +161,7 @@ class FakeCall:
     #: use ``{"state": "hold"}``).
     hold_events: bool = attrs.field(default=False, init=False)
     _collect_results: deque[JSONObject] = attrs.field(factory=deque, init=False, repr=False)
-    _detect_events: deque[tuple[str, ...]] = attrs.field(factory=deque, init=False, repr=False)
+    _detect_scripts: deque[DetectScript] = attrs.field(factory=deque, init=False, repr=False)
     _failing: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
     _fax_scripts: deque[FaxScript] = attrs.field(factory=deque, init=False, repr=False)
     _pay_outcomes: deque[JSONObject | None] = attrs.field(factory=deque, init=False, repr=False)
@@ -199,12 +210,24 @@ class FakeCall:
         """Queue any ``result`` object (``no_match``, ``error``...) for the next collect."""
         self._collect_results.append(result)
 
-    def script_detect(self, event: str = "MACHINE", *more: str) -> None:
+    def script_detect(self, event: str = "MACHINE", *more: str, gap: float = 0.0) -> None:
         """Make the next ``calling.detect`` report ``event`` (then ``more``, in order).
 
-        Unscripted detectors report ``HUMAN`` (machine), ``CED`` (fax) or ``1`` (digit).
+        The first at once, each later one ``gap`` seconds after the one before (0: all
+        at once), while the detector runs. Unscripted detectors report ``HUMAN``
+        (machine), ``CED`` (fax) or ``1`` (digit). What follows the last one is the
+        server's ``detect_end``.
         """
-        self._detect_events.append((event, *more))
+        self._detect_scripts.append(DetectScript((event, *more), gap))
+
+    def script_answering_machine(self, greeting: float = 0.0) -> None:
+        """Make the next machine detector hear an answering machine (reference §17.2).
+
+        ``MACHINE`` at once, then ``READY`` (the beep) when its greeting of
+        ``greeting`` seconds ends; with the server's ``machine_not_ready``, a
+        ``NOT_READY`` halfway through the greeting as well. Then ``detect_end``.
+        """
+        self._detect_scripts.append(DetectScript(greeting=greeting))
 
     def script_action_error(self, method: str, count: int = 1) -> None:
         """Make the next ``count`` actions started by ``method`` fail with state ``error``.
@@ -237,15 +260,22 @@ class FakeCall:
         """The scripted result of the next collect, ``no_input`` when none is left."""
         return self._collect_results.popleft() if self._collect_results else {"type": "no_input"}
 
-    def next_detect_events(self, kind: str = "machine") -> tuple[str, ...]:
-        """The detector results the next ``calling.detect`` of ``kind`` reports, in order.
+    def next_detect_script(self, kind: str = "machine") -> DetectScript:
+        """What the detector starting now reports (consumes the script); an answering
+        machine's events are decided here, by ``server.machine_not_ready``."""
+        if not self._detect_scripts:
+            return DetectScript((_DEFAULT_DETECT_EVENTS.get(kind, "HUMAN"),))
+        script = self._detect_scripts.popleft()
+        if script.greeting is None:
+            return script
+        if self.server.machine_not_ready:
+            return DetectScript(("MACHINE", "NOT_READY", "READY"), script.greeting / 2)
+        return DetectScript(("MACHINE", "READY"), script.greeting)
 
-        What ``script_detect`` queued, else the default for the kind (a human for
-        the machine detector).
-        """
-        if self._detect_events:
-            return self._detect_events.popleft()
-        return (_DEFAULT_DETECT_EVENTS.get(kind, "HUMAN"),)
+    def next_detect_events(self, kind: str = "machine") -> tuple[str, ...]:
+        """The detector results the next ``calling.detect`` of ``kind`` reports, in order
+        (consumes the script): those of ``next_detect_script``."""
+        return self.next_detect_script(kind).events
 
     def take_failure(self, method: str) -> bool:
         """Whether the action ``method`` starts now was scripted to fail (consumes it)."""

@@ -39,6 +39,7 @@ from ._context import (
     invalid_params,
     ok,
 )
+from ._devices import announced
 from ._scripts import DIAL_OUTCOMES, DialScript
 from ._session import FakeSession
 
@@ -73,9 +74,8 @@ async def _bridge(call: FakeCall, device: JSONObject, tag: str, outcome: str) ->
         await call.emit(EVENT_CALL_CONNECT, {"tag": tag, "connect_state": "failed"})
         return
     # The peer belongs to the bridge, not to the client: its state is never announced.
-    peer = FakeCall.register(
-        call.server, call.session, direction="outbound", device=device, tag=tag
-    )
+    shown = announced(device, call.server.sip_header_shape)
+    peer = FakeCall.register(call.server, call.session, direction="outbound", device=shown, tag=tag)
     peer.state = CALL_STATE_ANSWERED
     peer.states.extend((CALL_STATE_CREATED, CALL_STATE_ANSWERED))
     call.peer = peer
@@ -206,8 +206,9 @@ class _Dial:
     def _new_leg(self, device: JSONObject) -> tuple[FakeCall, str]:
         outcome = self.script.outcome(self._legs_started)
         self._legs_started += 1
+        shown = announced(device, self.server.sip_header_shape)
         leg = FakeCall.register(
-            self.server, self.session, direction="outbound", device=device, tag=self.tag
+            self.server, self.session, direction="outbound", device=shown, tag=self.tag
         )
         return leg, outcome
 

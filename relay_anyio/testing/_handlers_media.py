@@ -44,6 +44,8 @@ from ._context import (
     ok,
     stop_action,
 )
+from ._scripts import DetectScript
+from ._switches import DETECT_ENDS, choice
 
 JSONObject = dict[str, Any]
 
@@ -186,15 +188,35 @@ async def _detect(ctx: HandlerContext, params: JSONObject) -> JSONObject:
 
 
 async def _deliver_detect(call: FakeCall, action: FakeAction, kind: str) -> None:
-    """The scripted detection results, one event each; then the detector is done.
+    """The scripted detection results, one event each; then the detector's end.
 
-    The first one is the outcome clients wait for; later ones (a machine's
-    ``READY``...) only reach listeners.
+    The first result goes out at once, each later one (a machine's ``READY``...) its
+    script's ``gap`` after the one before, unless a stop or the call's end finished
+    the detector meanwhile. After the last, ``server.detect_end`` says whether the
+    detector reports its end (reference §12.8: unconfirmed) or just goes quiet.
     """
-    action.state = "finished"
-    for event in call.next_detect_events(kind):
-        detect = {"type": kind, "params": {"event": event}}
-        await call.emit_action(action, {"detect": detect})
+    script = call.next_detect_script(kind)
+    end = choice("detect_end", call.server.detect_end, DETECT_ENDS)
+    await _detect_result(call, action, kind, script, 0, end)
+
+
+async def _detect_result(
+    call: FakeCall, action: FakeAction, kind: str, script: DetectScript, index: int, end: str
+) -> None:
+    if not action.active:
+        return
+    detect = {"type": kind, "params": {"event": script.events[index]}}
+    await call.emit_action(action, {"detect": detect})
+    if index + 1 < len(script.events):
+        later = functools.partial(_detect_result, call, action, kind, script, index + 1, end)
+        await call.server.run_after(script.gap, later)
+    elif end == "finished_event":
+        action.state = "finished"
+        await call.emit_action(action, {"detect": {"type": kind, "params": {"event": "finished"}}})
+    elif end == "finished_state":
+        await call.emit_action(action, {"state": "finished"})
+    else:
+        action.state = "finished"  # quiet from now on: a late stop sends nothing
 
 
 # -- digits, media taps, streams, transcription --------------------------------------------

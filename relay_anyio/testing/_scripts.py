@@ -19,7 +19,7 @@ from .._constants import (
     END_REASON_NO_ANSWER,
 )
 
-__all__ = ["DIAL_OUTCOMES", "DialScript", "FaxScript", "MessageScript", "Outcome"]
+__all__ = ["DIAL_OUTCOMES", "DetectScript", "DialScript", "FaxScript", "MessageScript", "Outcome"]
 
 #: Outcomes ``FakeRelayServer.script_dial`` accepts, with the ``end_reason`` a leg
 #: with that outcome ends with (``answer`` legs that lose the race end with ``cancel``).
@@ -42,6 +42,22 @@ class DialScript:
     def outcome(self, leg_index: int) -> str:
         """Legs beyond the scripted list answer, like an unscripted dial."""
         return self.outcomes[leg_index] if leg_index < len(self.outcomes) else "answer"
+
+
+@attrs.frozen
+class DetectScript:
+    """What the next ``calling.detect`` on a call reports (see ``script_detect``).
+
+    ``events`` go out in order, the first at once, each later one ``gap`` seconds
+    after the one before, while the detector runs (a stop or the call's end cuts the
+    rest). ``greeting`` (``script_answering_machine``) stands for a machine whose
+    greeting lasts that long; its events follow the server's ``machine_not_ready``,
+    read when the detector starts.
+    """
+
+    events: tuple[str, ...] = ()
+    gap: float = 0.0
+    greeting: float | None = None
 
 
 @attrs.frozen

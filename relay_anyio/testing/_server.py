@@ -30,7 +30,7 @@ import os
 import ssl
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +51,7 @@ from .._scopes import owned_task_group
 from ._calls import FakeCall, FakeConference, FollowUp
 from ._connect import AUTH_FAILED_CODE, AUTH_FAILED_ERROR_CODE, AUTH_FAILED_MESSAGE
 from ._context import Handler
+from ._devices import announced, sip_device
 from ._endpoint import NOT_AUTHENTICATED_CODE, NOT_AUTHENTICATED_MESSAGE, Endpoint
 from ._faults import FaultInjection, Faults
 from ._handlers import DEFAULT_HANDLERS
@@ -58,7 +59,13 @@ from ._listener import Listener
 from ._observing import Observing
 from ._scripts import DIAL_OUTCOMES, DialScript, MessageScript
 from ._session import FakeSession
-from ._switches import ActionEnd, InvalidRequestReply, RecordUrlLocation
+from ._switches import (
+    ActionEnd,
+    DetectEnd,
+    InvalidRequestReply,
+    RecordUrlLocation,
+    SipHeaderShape,
+)
 from ._tasks import TaskQueue
 from ._wire import EVENT_SEQ_KEY, JournalEntry, JSONObject
 
@@ -131,6 +138,17 @@ class FakeRelayServer(Observing, FaultInjection, TaskQueue):
     * Tasks (§17.1): ``task_event_shape``, ``task_unrouted``, ``task_error_body``
       and the fault knob ``task_fault``; see ``TaskQueue`` (``_tasks``), which also
       answers ``send_task``'s REST request on this server's port.
+    * ``sip_header_shape`` (§17.3), ``"list"``: a SIP device in the server's events
+      (``offer_sip_call``, dialled SIP legs, bridge peers) carries its headers as
+      ``[{"name", "value"}]``. ``"object"``: as ``{"X-Name": "value"}``.
+      ``"omitted"``: not at all. Read when the call is created.
+    * ``machine_not_ready`` (§17.2), ``False``: an answering machine
+      (``script_answering_machine``) reports ``MACHINE``, then ``READY`` when its
+      greeting ends. ``True``: a ``NOT_READY`` halfway through the greeting too.
+    * ``detect_end`` (§12.8, §17.2), ``"silent"``: after its last result a detector
+      sends nothing more. ``"finished_event"``: it reports
+      ``detect.params.event`` ``"finished"``. ``"finished_state"``: a top-level
+      ``state`` ``"finished"``.
 
     ``violations`` lists what a conformant client never does. The pytest
     fixtures fail a test that leaves any there unless it opts out (the
@@ -174,6 +192,9 @@ class FakeRelayServer(Observing, FaultInjection, TaskQueue):
         self.record_url_location: RecordUrlLocation = "both"
         self.record_result_url: bool = True
         self.invalid_request_reply: InvalidRequestReply = "jsonrpc_error"
+        self.sip_header_shape: SipHeaderShape = "list"
+        self.machine_not_ready: bool = False
+        self.detect_end: DetectEnd = "silent"
         #: Events a resume dropped instead of redelivering (``redeliver_on_resume``).
         self.dropped_on_resume: list[JSONObject] = []
         #: True: the violations this server records are expected (the test provokes
@@ -344,8 +365,31 @@ class FakeRelayServer(Observing, FaultInjection, TaskQueue):
         Prefers a connected session; a disconnected one gets the offer on resume.
         Raises LookupError if no session is subscribed to ``context``.
         """
-        session = self._subscriber(context)
         device = {"type": "phone", "params": {"from_number": from_number, "to_number": to_number}}
+        return await self._offer(context, device, call_id, node_id)
+
+    async def offer_sip_call(
+        self,
+        context: str = "default",
+        *,
+        from_uri: str = "sip:alice@example.com",
+        to_uri: str = "sip:support@example.sip.signalwire.com",
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        call_id: str | None = None,
+        node_id: str | None = None,
+    ) -> FakeCall:
+        """Offer an inbound SIP call, with custom ``headers`` (``{"X-Account": "42"}``).
+
+        The device is ``{"type": "sip", "params": {"from", "to", "headers"}}``, its
+        headers in the shape ``sip_header_shape`` says. Otherwise like ``offer_call``.
+        """
+        device = announced(sip_device(from_uri, to_uri, headers), self.sip_header_shape)
+        return await self._offer(context, device, call_id, node_id)
+
+    async def _offer(
+        self, context: str, device: JSONObject, call_id: str | None, node_id: str | None
+    ) -> FakeCall:
+        session = self._subscriber(context)
         call = FakeCall.register(
             self,
             session,

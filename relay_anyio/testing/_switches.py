@@ -19,6 +19,9 @@ not into a silent third behaviour.
 | ``task_event_shape`` | ``"flat"``, ``"nested"`` | §17.1 (in ``_tasks``) |
 | ``task_unrouted`` | ``"drop"``, ``"hold"``, ``"reject"`` | §17.1 (in ``_tasks``) |
 | ``task_error_body`` | ``"json"``, ``"text"``, ``"empty"`` | §17.1 (in ``_tasks``) |
+| ``sip_header_shape`` | ``"list"``, ``"object"``, ``"omitted"`` | §17.3 |
+| ``machine_not_ready`` | ``False``, ``True`` | §17.2 |
+| ``detect_end`` | ``"silent"``, ``"finished_event"``, ``"finished_state"`` | §12.8, §17.2 |
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from typing import Final, Literal, TypeVar
 
 __all__ = [
     "ACTION_END_CHOICES",
+    "DETECT_ENDS",
     "INVALID_REQUEST_REPLIES",
     "RECORD_URL_LOCATIONS",
+    "SIP_HEADER_SHAPES",
     "ActionEnd",
+    "DetectEnd",
     "InvalidRequestReply",
     "RecordUrlLocation",
+    "SipHeaderShape",
     "choice",
 ]
 
@@ -46,6 +53,16 @@ RECORD_URL_LOCATIONS: Final[tuple[RecordUrlLocation, ...]] = ("both", "top", "re
 #: How the server refuses a malformed request or an unknown method.
 InvalidRequestReply = Literal["jsonrpc_error", "result_400"]
 INVALID_REQUEST_REPLIES: Final[tuple[InvalidRequestReply, ...]] = ("jsonrpc_error", "result_400")
+
+#: How a SIP device's headers appear in the server's events: the reference's list of
+#: ``{"name", "value"}``, an object ``{"X-Name": "value"}``, or not at all.
+SipHeaderShape = Literal["list", "object", "omitted"]
+SIP_HEADER_SHAPES: Final[tuple[SipHeaderShape, ...]] = ("list", "object", "omitted")
+
+#: What a detector sends after its last result: nothing (it goes quiet), a
+#: ``detect.params.event`` ``finished``, or a top-level ``state`` ``finished``.
+DetectEnd = Literal["silent", "finished_event", "finished_state"]
+DETECT_ENDS: Final[tuple[DetectEnd, ...]] = ("silent", "finished_event", "finished_state")
 
 _S = TypeVar("_S", bound=str)
 
