@@ -1,4 +1,4 @@
-"""When the reconnect loop waits, and when it gives up: two small policy objects.
+"""When the reconnect loop waits, when it gives up, and what it sends to connect.
 
 ``Backoff`` spaces the attempts; ``GiveUp`` decides, failure by failure, whether
 retrying can still help. They hold the loop's only counters, so each rule is read
@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
+from ._config import SessionOptions
+from ._constants import PROTOCOL_VERSION
 from ._errors import AuthenticationError, TransportError
 
-__all__ = ["Backoff", "GiveUp"]
+__all__ = ["Backoff", "GiveUp", "connect_params", "credentials_hint"]
 
 logger = logging.getLogger("relay_anyio.session")
 
@@ -107,3 +111,36 @@ class GiveUp:
         """An open link was lost (or never answered): always retried."""
         self.unresolved = 0
         logger.warning("connection lost: %s", message)
+
+
+def credentials_hint(authentication: Mapping[str, str]) -> str:
+    """What a rejected connect should tell the user to check, by credential kind."""
+    if "jwt_token" in authentication:
+        return "check the JWT: jwt_token= or SIGNALWIRE_JWT_TOKEN"
+    return (
+        "check the project ID and API token: project=/token= or "
+        "SIGNALWIRE_PROJECT_ID/SIGNALWIRE_API_TOKEN"
+    )
+
+
+def connect_params(
+    options: SessionOptions,
+    contexts: Sequence[str],
+    protocol: str | None,
+    authorization_state: str | None,
+) -> dict[str, Any]:
+    """The ``signalwire.connect`` params; ``protocol`` and ``authorization_state``,
+    when the session has them, ask the server to resume it (reference §3)."""
+    params: dict[str, Any] = {
+        "version": PROTOCOL_VERSION,
+        "agent": options.agent,
+        "event_acks": True,
+        "authentication": dict(options.authentication),
+    }
+    if contexts:
+        params["contexts"] = list(contexts)
+    if protocol:
+        params["protocol"] = protocol
+    if authorization_state:
+        params["authorization_state"] = authorization_state
+    return params

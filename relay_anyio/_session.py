@@ -27,12 +27,11 @@ that prove them: ``docs/reliability.md``.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -40,7 +39,6 @@ import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from ._config import SessionOptions
-from ._constants import PROTOCOL_VERSION
 from ._errors import (
     AuthenticationError,
     ConnectionLost,
@@ -49,9 +47,11 @@ from ._errors import (
     RequestTimeout,
     TransportError,
 )
-from ._reconnect import Backoff, GiveUp
+from ._link_state import ConnectionState, SessionListener
+from ._liveness import close_when_done, drain, keep_alive
+from ._reconnect import Backoff, GiveUp, connect_params, credentials_hint
 from ._rpc import Inbox, NotSent, RoutedEvent, RpcConnection, check_result, short
-from ._telemetry import KEEPALIVE_PREFIX, NOOP, Telemetry, reconnect_cause
+from ._telemetry import NOOP, Telemetry, reconnect_cause
 from ._transport import MessageTransport, open_transport
 
 __all__ = [
@@ -66,27 +66,6 @@ __all__ = [
 logger = logging.getLogger("relay_anyio.session")
 
 _monotonic = time.monotonic
-
-
-class ConnectionState(enum.Enum):
-    """Where the client's link to RELAY stands; see ``RelayClient.on_connection_state``."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-
-
-class SessionListener(Protocol):
-    """What the session tells the client. Called from the reader: never block."""
-
-    def session_event(self, event_type: str, params: dict[str, Any], timestamp: float) -> None:
-        """One event, acked already and seen for the first time in this session."""
-        ...
-
-    def session_state(self, state: ConnectionState, *, fresh_session: bool) -> None:
-        """The link's state changed; ``fresh_session``: the server forgot the old one."""
-        ...
 
 
 class Session:
@@ -289,7 +268,7 @@ class Session:
         failure: RelayError | None = None
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._close_when_done, conn)
+                tg.start_soon(close_when_done, conn)
                 tg.start_soon(self._read, conn, tg)
                 try:
                     await self._authenticate(conn)
@@ -305,21 +284,6 @@ class Session:
             raise failure
         if conn.lost is not None:
             raise conn.lost
-
-    @staticmethod
-    async def _close_when_done(conn: RpcConnection) -> None:
-        """Close the link as soon as its task group ends, for whatever reason.
-
-        Writes are shielded (a partial frame would corrupt the link), so a reader or
-        a request blocked writing to a peer that stopped reading would keep the task
-        group open; closing the transport from here ends those writes. The close is
-        polite when it can be (a close frame), bounded when it cannot.
-        """
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await conn.ws.aclose(1000, "")
 
     def _connection_gone(self, conn: RpcConnection) -> None:
         conn.fail_all(conn.lost or ConnectionLost())
@@ -358,19 +322,8 @@ class Session:
     async def _authenticate(self, conn: RpcConnection) -> None:
         """Send ``signalwire.connect``; the reader applies its result (see ``_connected``)."""
         opts = self.options
-        params: dict[str, Any] = {
-            "version": PROTOCOL_VERSION,
-            "agent": opts.agent,
-            "event_acks": True,
-            "authentication": dict(opts.authentication),
-        }
-        if self.contexts:
-            params["contexts"] = list(self.contexts)
         sent_protocol = self.protocol
-        if sent_protocol:
-            params["protocol"] = sent_protocol
-        if self.authorization_state:
-            params["authorization_state"] = self.authorization_state
+        params = connect_params(opts, self.contexts, sent_protocol, self.authorization_state)
 
         def on_result(result: Any) -> None:
             self._connected(conn, result, sent_protocol)
@@ -384,18 +337,12 @@ class Session:
                 if isinstance(exc, ConnectionLost):
                     raise
                 raise AuthenticationError(
-                    exc.code, f"{exc.message} ({self._credentials_hint()})", exc.data
+                    exc.code,
+                    f"{exc.message} ({credentials_hint(self.options.authentication)})",
+                    exc.data,
                 ) from None
         if scope.cancelled_caught:
             raise RequestTimeout("signalwire.connect", opts.request_timeout)
-
-    def _credentials_hint(self) -> str:
-        if "jwt_token" in self.options.authentication:
-            return "check the JWT: jwt_token= or SIGNALWIRE_JWT_TOKEN"
-        return (
-            "check the project ID and API token: project=/token= or "
-            "SIGNALWIRE_PROJECT_ID/SIGNALWIRE_API_TOKEN"
-        )
 
     def _connected(self, conn: RpcConnection, result: Any, sent_protocol: str | None) -> None:
         """Apply a successful connect result. Runs in the reader, before the next frame.
@@ -482,32 +429,18 @@ class Session:
     # -- keepalive and server-requested disconnect ---------------------------------------
 
     async def _keepalive(self, conn: RpcConnection) -> None:
+        def on_rtt(rtt: float) -> None:
+            self.ping_rtt = rtt
+            self.telemetry.ping(rtt)
+
         opts = self.options
-        while True:
-            await anyio.sleep(opts.ping_interval)
-            sent = _monotonic()
-            with anyio.move_on_after(opts.ping_timeout) as scope:
-                try:
-                    await conn.request("signalwire.ping", {})
-                except (RelayError, NotSent):
-                    return  # the reader has seen the loss, or will
-                self.ping_rtt = rtt = _monotonic() - sent
-                self.telemetry.ping(rtt)
-            if scope.cancelled_caught:
-                logger.warning(
-                    "no reply to signalwire.ping within %g s: the link is dead, reconnecting",
-                    opts.ping_timeout,
-                )
-                self._lose(
-                    conn,
-                    ConnectionLost(
-                        f"{KEEPALIVE_PREFIX} no reply to signalwire.ping within "
-                        f"{opts.ping_timeout:g} s",
-                        close_code=1006,
-                    ),
-                )
-                await conn.ws.abort()
-                return
+        await keep_alive(
+            conn,
+            opts.ping_interval,
+            opts.ping_timeout,
+            on_rtt=on_rtt,
+            on_dead=lambda error: self._lose(conn, error),
+        )
 
     def _start_drain(self, conn: RpcConnection, tg: anyio.abc.TaskGroup) -> None:
         """After ``signalwire.disconnect``: stop using this link, reconnect promptly.
@@ -522,14 +455,7 @@ class Session:
         if not conn.pending:
             conn.idle.set()
 
-        async def drain(idle: anyio.Event) -> None:
-            with anyio.move_on_after(self.options.disconnect_grace):
-                await idle.wait()
-            conn.lost = conn.lost or ConnectionLost("server asked to disconnect")
-            await conn.ws.aclose(1000, "server asked to disconnect")
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(drain, conn.idle)
+        tg.start_soon(drain, conn, self.options.disconnect_grace, tg)
 
     # -- state -----------------------------------------------------------------------
 

@@ -136,3 +136,32 @@ def test_the_sdk_never_imports_the_testing_tier() -> None:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("testing")
     ]
     assert top_level == [], "the CLI must import the testing tier inside its commands"
+
+
+MODULE_LIMIT = 500
+CLASS_LIMIT = 400
+#: The phrase a module or class docstring uses to say why it is longer than the limit.
+SIZE_REASON = "Why this is long:"
+
+
+def _oversized() -> list[str]:
+    found: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        tree = ast.parse(source, str(path))
+        name = _module_name(path)
+        lines = source.count("\n")
+        if lines > MODULE_LIMIT and SIZE_REASON not in (ast.get_docstring(tree) or ""):
+            found.append(f"{name}: {lines} lines")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                span = (node.end_lineno or node.lineno) - node.lineno + 1
+                if span > CLASS_LIMIT and SIZE_REASON not in (ast.get_docstring(node) or ""):
+                    found.append(f"{name}.{node.name}: {span} lines")
+    return found
+
+
+def test_modules_and_classes_stay_small_enough_to_read_in_one_sitting() -> None:
+    """No module over 500 lines, no class over 400, unless its docstring says why
+    (a paragraph starting with ``Why this is long:``)."""
+    assert _oversized() == []
