@@ -20,10 +20,8 @@ answer all the event acks of that read with one write.
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 from collections.abc import Generator, Sequence
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -47,6 +45,7 @@ from ._neterrors import (
 )
 from ._netstream import connect_stream
 from ._proxy import Proxy
+from ._tls_url import build_ssl_context, check_verifying_context, split_url
 
 __all__ = [
     "CA_FILE_ENV",
@@ -61,28 +60,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("relay_anyio.websocket")
-
-
-def build_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
-    """The default verifying client context, plus ``SIGNALWIRE_RELAY_CA_FILE`` if set.
-
-    The one place the default context is built: every ``wss://`` connection opened
-    without an explicit ``ssl_context`` (the client with ``host=``/``SIGNALWIRE_SPACE``
-    or ``url=``, either transport, ``connect_websocket`` on its own) uses it. As
-    in the official client, the extra bundle is trusted *in addition to* the system
-    store, and hostname checking stays on. An unreadable bundle is a ``ValueError``
-    naming the variable.
-    """
-    ctx = ssl.create_default_context()
-    ca_file = ca_file if ca_file is not None else os.environ.get(CA_FILE_ENV) or None
-    if ca_file:
-        try:
-            ctx.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(
-                f"{CA_FILE_ENV}={ca_file!r} is not a readable PEM CA bundle: {exc}"
-            ) from None
-    return ctx
 
 
 _READ_SIZE = 65536
@@ -458,24 +435,6 @@ async def _start(stream: ByteStream, proto: Protocol, codec: FrameCodec) -> WebS
     return ws
 
 
-def split_url(url: str) -> tuple[bool, str, int, str]:
-    """``ws[s]://host[:port][/path]`` -> (tls, host, port, resource)."""
-    expected = "expected ws://host[:port] or wss://host[:port]"
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"Invalid RELAY URL {url!r}: {expected}")
-    try:
-        explicit_port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"Invalid RELAY URL {url!r}: {exc}; {expected}") from None
-    tls = parts.scheme == "wss"
-    port = explicit_port or (443 if tls else 80)
-    resource = parts.path or "/"
-    if parts.query:
-        resource += "?" + parts.query
-    return tls, parts.hostname, port, resource
-
-
 async def connect_websocket(
     url: str,
     *,
@@ -515,12 +474,3 @@ async def connect_websocket(
             stream, host_header, resource, max_message_size=max_message_size
         )
     raise AssertionError("unreachable: opening() raises when the body did not return")
-
-
-def check_verifying_context(ctx: ssl.SSLContext) -> None:
-    """Refuse a client TLS context that would not verify the certificate and hostname."""
-    if ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname:
-        raise ValueError(
-            "refusing a TLS context without certificate and hostname checks: "
-            "RELAY is only reached over verified TLS"
-        )

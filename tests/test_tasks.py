@@ -32,8 +32,8 @@ from relay_anyio import (
     TransportError,
     send_task,
 )
-from relay_anyio._cli import _console_task
 from relay_anyio.testing import FakeRelayServer
+from relay_anyio.testing._console import _console_task
 from relay_anyio.testing._tasks import TaskErrorBody, TaskEventShape, TaskUnrouted
 
 from .helpers import make_client, messages, program_env, python_process
