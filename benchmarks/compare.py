@@ -216,6 +216,46 @@ def server_share(s: dict[str, Any]) -> float:
 
 # -- count checks --------------------------------------------------------------------
 
+#: Events the server sends per workload call: the offer, answered, the play's playing
+#: and finished, ending and ended.
+EVENTS_PER_CALL = 6
+#: ctl-start (offer, ending, ended) and ctl-done's offer; W3 adds ctl-hold (3 more).
+CONTROL_EVENTS = 4
+
+
+def expected_at_done(workload: str, z: Sizes) -> tuple[int, dict[str, int]]:
+    """(events sent, requests by method) when the workload completed, exactly.
+
+    ``signalwire.ping`` is left out (the keepalive may or may not fire in a run).
+    """
+    if workload == "W4":
+        calls, extra_events = 1, 0
+    else:
+        calls = {"W1": z.w1_calls, "W2": z.w2_calls, "W3": z.w3_calls}[workload]
+        extra_events = z.w2_events if workload == "W2" else 0
+    controls = 2 if workload == "W3" else 1  # the hung-up control calls
+    events = EVENTS_PER_CALL * calls + extra_events + CONTROL_EVENTS + 3 * (controls - 1)
+    methods = {
+        "signalwire.connect": 1,
+        "calling.answer": calls,
+        "calling.play": calls,
+        "calling.end": calls + controls,
+    }
+    if workload == "W4":
+        methods["calling.play.volume"] = z.w4_requests
+    return events, methods
+
+
+def check_server_totals(
+    workload: str, s: dict[str, Any], z: Sizes, expect: Callable[[str, Any, Any], None]
+) -> None:
+    """The server's own exact counts at completion: events sent, requests by method."""
+    done = s.get("at_done") or {}
+    events, methods = expected_at_done(workload, z)
+    expect("server: events sent", done.get("counts", {}).get("events_sent"), events)
+    got = {m: n for m, n in (done.get("methods") or {}).items() if m != "signalwire.ping"}
+    expect("server: requests by method", got, methods)
+
 
 def check(job: Job, d: dict[str, Any], s: dict[str, Any], z: Sizes) -> list[str]:
     """Every count, exactly. Returns the problems (empty: all good)."""
@@ -242,9 +282,11 @@ def check(job: Job, d: dict[str, Any], s: dict[str, Any], z: Sizes) -> list[str]
     expect("server: connects", c.get("connects"), 1)
     expect("server: events acked == events sent", c.get("acks"), c.get("events_sent"))
     expect("server: events never acked", s.get("unacked"), 0)
+    w = job.workload
+    if s.get("complete"):
+        check_server_totals(w, s, z, expect)
     if not d:
         return problems
-    w = job.workload
     if w == "W1":
         n = z.w1_calls
         expect("server: calls offered", c.get("offered"), n)
@@ -259,6 +301,10 @@ def check(job: Job, d: dict[str, Any], s: dict[str, Any], z: Sizes) -> list[str]
         expect("driver: listener events", d.get("listener_events"), e)
         expect("driver: play listener events", d.get("listener_play"), c.get("blast_play"))
         expect("driver: state listener events", d.get("listener_state"), c.get("blast_state"))
+        # Every event sent to a listened call, teardown (finished, ending, ended) included.
+        sent = (s.get("at_done") or {}).get("to_calls") or s.get("to_calls")
+        expect("driver: every listener event, by type:state", d.get("listener_counts"), sent)
+        expect("server: ended events sent to the calls", (sent or {}).get("state:ended"), n)
     elif w == "W3":
         n = z.w3_calls
         expect("server: plays held", c.get("held"), n)

@@ -190,6 +190,13 @@ class Bench:
             "blast_state": 0,
             "held": 0,
         }
+        #: Every event sent to a non-control call after its offer (the events a
+        #: listener registered in the handler can see), by "play:<state>" /
+        #: "state:<call_state>": the drivers' listeners must have seen exactly these.
+        self.to_calls: dict[str, int] = {}
+        #: counts, methods and to_calls when the workload completed (ctl-done offered):
+        #: the exact expectations are checked on these, acks on the final counts.
+        self.at_done: dict[str, Any] = {}
         self.latencies: list[float] = []
         self.started = False
         self.done = False
@@ -222,14 +229,21 @@ class Bench:
         eid = self.next_event_id()
         out.append(_frame(T_RECEIVE % (eid, self.now_ts, call_id.encode())))
 
+    def sent_to_call(self, call_id: str, key: str) -> None:
+        """Count an event for a workload call (control calls have no listeners)."""
+        if not call_id.startswith("ctl-"):
+            self.to_calls[key] = self.to_calls.get(key, 0) + 1
+
     def state_event(self, out: list[bytes], call_id: str, state: bytes, extra: bytes = b"") -> None:
         eid = self.next_event_id()
+        self.sent_to_call(call_id, "state:" + state.decode())
         out.append(_frame(T_STATE % (eid, self.now_ts, call_id.encode(), state, extra)))
 
     def play_event(
         self, out: list[bytes], call_id: str, control_id: bytes, state: bytes, extra: bytes = b""
     ) -> None:
         eid = self.next_event_id()
+        self.sent_to_call(call_id, "play:" + state.decode())
         out.append(_frame(T_PLAY % (eid, self.now_ts, call_id.encode(), control_id, state, extra)))
 
     # -- workload ---------------------------------------------------------------------
@@ -267,6 +281,11 @@ class Bench:
         self.t_done = time.perf_counter()
         self.cpu_done = time.process_time()
         self.offer(out, CTL_DONE)
+        self.at_done = {
+            "counts": dict(self.counts),
+            "methods": dict(self.methods),
+            "to_calls": dict(self.to_calls),
+        }
 
     def on_request(self, out: list[bytes], rid: Any, method: str, params: dict[str, Any]) -> None:
         self.methods[method] = self.methods.get(method, 0) + 1
@@ -389,6 +408,7 @@ class Bench:
         calls = [c for c in self.calls.values() if not c.call_id.startswith("ctl-")]
         ids = [(c.call_id.encode(), c.play_id or b"") for c in calls]
         n_calls = len(ids)
+        to_calls = self.to_calls
         batch: list[bytes] = []
         for i in range(self.n_events):
             call_id, play_id = ids[i % n_calls]
@@ -400,9 +420,12 @@ class Bench:
                     _frame(T_PLAY % (eid, self.now_ts, call_id, play_id, state, BENCH_MARK))
                 )
                 self.counts["blast_play"] += 1
+                key = "play:" + state.decode()
             else:
                 batch.append(_frame(T_STATE % (eid, self.now_ts, call_id, b"answered", BENCH_MARK)))
                 self.counts["blast_state"] += 1
+                key = "state:answered"
+            to_calls[key] = to_calls.get(key, 0) + 1
             self.counts["blast_sent"] += 1
             if len(batch) >= WRITE_BATCH:
                 conn.write(batch)
@@ -453,6 +476,8 @@ class Bench:
             "codec": CODEC,
             "complete": self.done,
             "counts": self.counts,
+            "to_calls": self.to_calls,
+            "at_done": self.at_done,
             "unacked": unacked,
             "methods": self.methods,
             "errors": self.errors,

@@ -109,6 +109,9 @@ class Report:
     listener_events: int = 0  # W2: blast events seen by listeners
     listener_play: int = 0
     listener_state: int = 0
+    #: W2: every event a listener saw, blast and teardown alike, by "play:<state>" /
+    #: "state:<call_state>" (compared exactly with what the server sent the calls)
+    listener_counts: dict[str, int] = field(default_factory=dict)
     run_cpu_s: float = 0.0  # ctl-start -> ctl-done
     run_wall_s: float = 0.0
     window_cpu_s: float = 0.0  # W2: first -> last blast event in a listener

@@ -103,6 +103,8 @@ class Workload:
         self.held = 0
         self.all_held = rt.make_flag()
         self.all_completed = rt.make_flag()
+        self.ended_seen = 0  # W2: "ended" state events seen by the listeners
+        self.all_ended = rt.make_flag()
         self.heap_snapshot: tracemalloc.Snapshot | None = None
 
     def _completed(self) -> None:
@@ -182,14 +184,27 @@ class Workload:
     # -- W2 listeners -------------------------------------------------------------------
 
     def _on_play(self, event: EventLike) -> None:
-        if event.params.get("bench"):
+        params = event.params
+        key = "play:" + str(params.get("state"))
+        counts = self.report.listener_counts
+        counts[key] = counts.get(key, 0) + 1
+        if params.get("bench"):
             self.report.listener_play += 1
             self._tick()
 
     def _on_state(self, event: EventLike) -> None:
-        if event.params.get("bench"):
+        params = event.params
+        state = params.get("call_state")
+        key = "state:" + str(state)
+        counts = self.report.listener_counts
+        counts[key] = counts.get(key, 0) + 1
+        if params.get("bench"):
             self.report.listener_state += 1
             self._tick()
+        elif state == "ended":
+            self.ended_seen += 1
+            if self.ended_seen == self.cfg.calls:
+                self.all_ended.set()
 
     def _tick(self) -> None:
         self.seen += 1
@@ -228,6 +243,10 @@ class Workload:
             # can come after this one runs (trio runs the tasks a read woke in any
             # order). Give the handlers a bounded moment, as for ctl-hold.
             await self.rt.wait_flag(self.all_completed, 10.0)
+            if self.cfg.workload == "W2":
+                # Likewise the listeners' last "ended" events, which an SDK may hand
+                # to its listeners after the hangup returned.
+                await self.rt.wait_flag(self.all_ended, 10.0)
             end = Sample.take()
             if self.start is not None:
                 self.report.run_cpu_s = end.cpu - self.start.cpu

@@ -224,17 +224,29 @@ class Client(asyncio.Protocol):
         call = self.calls.get(call_id) if isinstance(call_id, str) else None
         if call is None:
             return
+        listened = self.workload == "W2" and not call.call_id.startswith("ctl-")
         if event_type == EV_PLAY:
-            if self.workload == "W2" and params.get("bench"):
-                self.report.listener_play += 1
-                self.tick()
-            elif params.get("state") in TERMINAL and params.get("control_id") == call.control_id:
+            if listened:
+                key = "play:" + str(params.get("state"))
+                counts = self.report.listener_counts
+                counts[key] = counts.get(key, 0) + 1
+                if params.get("bench"):
+                    self.report.listener_play += 1
+                    self.tick()
+                    return
+            if params.get("state") in TERMINAL and params.get("control_id") == call.control_id:
                 self.call_request("end", call, "calling.end", reason="hangup")
         elif event_type == EV_STATE:
-            if self.workload == "W2" and params.get("bench"):
-                self.report.listener_state += 1
-                self.tick()
-            elif params.get("call_state") == "ended":
+            state = params.get("call_state")
+            if listened:
+                key = "state:" + str(state)
+                counts = self.report.listener_counts
+                counts[key] = counts.get(key, 0) + 1
+                if params.get("bench"):
+                    self.report.listener_state += 1
+                    self.tick()
+                    return
+            if state == "ended":
                 del self.calls[call.call_id]
 
     def on_offer(self, call: LimitCall) -> None:
