@@ -128,6 +128,7 @@ class Run:
     problems: list[str] = field(default_factory=list)
     stderr_tail: str = ""
     seconds: float = 0.0
+    load: float = 0.0  # the 1-minute load average just before the run
 
     @property
     def ok(self) -> bool:
@@ -364,20 +365,44 @@ def _tail(text: bytes, lines: int = 12) -> str:
 
 def run_one(client: Client, job: Job, rep: int, z: Sizes, certs: dict[str, str]) -> Run:
     run = Run(client=client.name, job=job.name, rep=rep)
+    run_pair(
+        run,
+        client,
+        [str(LOADSERVER), "--workload", job.workload, *job.server_args(z)],
+        ["--workload", job.workload, *job.driver_args(z)],
+        z.timeout,
+        certs,
+    )
+    run.problems.extend(check(job, run.driver, run.server, z))
+    return run
+
+
+def run_pair(
+    run: Run,
+    client: Client,
+    server_args: list[str],
+    driver_args: list[str],
+    timeout: float,
+    certs: dict[str, str],
+    max_calls: int = 5000,
+) -> None:
+    """One load server and one driver: fill ``run`` with their reports and problems.
+
+    ``server_args`` starts with the server script; the count checks are the caller's
+    (``run.problems`` gets only what went wrong with the processes).
+    """
     t0 = time.perf_counter()
     server = subprocess.Popen(
         [
             sys.executable,
-            str(LOADSERVER),
+            server_args[0],
             "--cert",
             certs["cert"],
             "--key",
             certs["key"],
-            "--workload",
-            job.workload,
             "--deadline",
-            str(z.timeout + 20),
-            *job.server_args(z),
+            str(timeout + 20),
+            *server_args[1:],
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -390,33 +415,24 @@ def run_one(client: Client, job: Job, rep: int, z: Sizes, certs: dict[str, str])
             server.kill()
             _, err = server.communicate()
             run.problems.append(f"load server did not start: {first!r} {_tail(err)}")
-            return run
+            return
         env = dict(os.environ)
         env["SIGNALWIRE_RELAY_CA_FILE"] = certs["ca"]
-        env["RELAY_MAX_ACTIVE_CALLS"] = "5000"
+        env["RELAY_MAX_ACTIVE_CALLS"] = str(max_calls)
         env.pop("PYTHONPATH", None)
         driver = subprocess.Popen(
-            [
-                *client.command,
-                "--port",
-                str(port),
-                "--workload",
-                job.workload,
-                "--timeout",
-                str(z.timeout),
-                *job.driver_args(z),
-            ],
+            [*client.command, "--port", str(port), "--timeout", str(timeout), *driver_args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
             cwd=str(DRIVERS),
         )
         try:
-            d_out, d_err = driver.communicate(timeout=z.timeout + 15)
+            d_out, d_err = driver.communicate(timeout=timeout + 15)
         except subprocess.TimeoutExpired:
             driver.kill()
             d_out, d_err = driver.communicate()
-            run.problems.append(f"driver killed: no exit within {z.timeout + 15:g} s")
+            run.problems.append(f"driver killed: no exit within {timeout + 15:g} s")
         try:
             s_out, s_err = server.communicate(timeout=15)
         except subprocess.TimeoutExpired:
@@ -429,14 +445,11 @@ def run_one(client: Client, job: Job, rep: int, z: Sizes, certs: dict[str, str])
             server.communicate()
     run.driver = _last_json(d_out.decode("utf-8", "replace"))
     run.server = _last_json((rest + s_out).decode("utf-8", "replace"))
-    run.problems.extend(check(job, run.driver, run.server, z))
-    if run.problems:
-        run.stderr_tail = (
-            f"driver exit {driver.returncode}, stderr:\n{_tail(d_err)}\n"
-            f"server stderr:\n{_tail(s_err, 6)}"
-        )
+    run.stderr_tail = (
+        f"driver exit {driver.returncode}, stderr:\n{_tail(d_err)}\n"
+        f"server stderr:\n{_tail(s_err, 6)}"
+    )
     run.seconds = time.perf_counter() - t0
-    return run
 
 
 # -- setup ---------------------------------------------------------------------------

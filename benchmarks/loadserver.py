@@ -464,6 +464,14 @@ class Bench:
         params = msg.get("params")
         self.on_request(out, msg.get("id"), str(method), params if isinstance(params, dict) else {})
 
+    def connection_closed(self, conn: Connection) -> None:
+        """The client's connection is gone: the run is over (the sweep's R overrides)."""
+        if self.conn is conn:
+            self.finished.set()
+
+    def after_write(self, conn: Connection) -> None:
+        """Called after the frames of one read went out (a hook for the sweep's R)."""
+
     def report(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
         t_end = self.t_done if self.done else time.perf_counter()
@@ -516,8 +524,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._can_write.set()
-        if self.bench.conn is self:
-            self.bench.finished.set()
+        self.bench.connection_closed(self)
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -594,6 +601,7 @@ class Connection(asyncio.Protocol):
         if not bench.done and bench.workload_complete():
             bench.finish_workload(out)
         self.write(out)
+        bench.after_write(self)
 
     def _handshake(self) -> bool:
         head_end = self.buf.find(b"\r\n\r\n")
@@ -625,8 +633,9 @@ class Connection(asyncio.Protocol):
         return True
 
 
-async def serve(args: argparse.Namespace) -> dict[str, Any]:
-    bench = Bench(args)
+async def serve(args: argparse.Namespace, bench_cls: type[Bench] = Bench) -> dict[str, Any]:
+    """Serve one client until it disconnects (or the deadline); return the report."""
+    bench = bench_cls(args)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(args.cert, args.key)
     loop = asyncio.get_running_loop()
@@ -648,17 +657,23 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def make_parser(description: str, workloads: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The options every load server takes (the sweep's adds its own)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--cert", required=True, help="PEM certificate chain for localhost")
     parser.add_argument("--key", required=True, help="PEM private key")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--workload", choices=("W1", "W2", "W3", "W4"), required=True)
+    parser.add_argument("--workload", choices=workloads, required=True)
     parser.add_argument("--calls", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--events", type=int, default=0)
     parser.add_argument("--requests", type=int, default=0)
     parser.add_argument("--deadline", type=float, default=120.0, help="give up after N s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser(__doc__.split("\n\n")[0], ("W1", "W2", "W3", "W4"))
     args = parser.parse_args(argv)
     report = asyncio.run(serve(args))
     print(json.dumps(report), flush=True)

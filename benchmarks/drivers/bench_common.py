@@ -21,9 +21,10 @@ import tracemalloc
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-WORKLOADS = ("W1", "W2", "W3", "W4")
+WORKLOADS = ("W1", "W2", "W3", "W4", "S", "R", "M")  # S, R, M: the scale sweep
 #: Control calls offered by the load server (see loadserver.py).
 CTL_START, CTL_HOLD, CTL_DONE = "ctl-start", "ctl-hold", "ctl-done"
+CTL_DROP = "ctl-drop"  # R: the server drops the link once this call is hung up
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -93,6 +94,9 @@ class Config:
     timeout: float
     heap: bool  # W3: trace the Python heap with tracemalloc
     backend: str = "asyncio"
+    paced: int = 0  # S: latency events (after the blast of ``events``)
+    mode: str = "resume"  # R: "resume" or "fresh" (the server refuses the resume)
+    messages: int = 0  # M: send_message calls in flight at once
 
 
 @dataclass
@@ -127,6 +131,13 @@ class Report:
     rtt_p50_us: float = 0.0
     rtt_p99_us: float = 0.0
     rtt_n: int = 0
+    failed: int = 0  # R fresh: waits that failed when the session was replaced
+    delivered: int = 0  # M: messages whose wait() returned in state "delivered"
+    completed_callbacks: int = 0  # M: on_completed callbacks run
+    lat_p50_us: float = 0.0  # S: paced event latency, server write -> listener
+    lat_p99_us: float = 0.0
+    lat_n: int = 0
+    mono_last: float = 0.0  # time.monotonic() when the last call completed / failed
     extra: dict[str, Any] = field(default_factory=dict)
 
     def emit(self) -> None:
@@ -145,6 +156,9 @@ def parse_args(description: str, argv: list[str] | None = None) -> Config:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--heap", action="store_true", help="W3: measure with tracemalloc")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--paced", type=int, default=0)
+    parser.add_argument("--mode", choices=("resume", "fresh"), default="resume")
+    parser.add_argument("--messages", type=int, default=0)
     ns = parser.parse_args(argv)
     return Config(
         port=ns.port,
@@ -155,4 +169,7 @@ def parse_args(description: str, argv: list[str] | None = None) -> Config:
         timeout=ns.timeout,
         heap=ns.heap,
         backend=ns.backend,
+        paced=ns.paced,
+        mode=ns.mode,
+        messages=ns.messages,
     )

@@ -87,6 +87,8 @@ class Runtime:
     make_flag: Callable[[], Flag]
     sleep: Callable[[float], Awaitable[Any]]
     wait_flag: Callable[[Flag, float], Awaitable[bool]]  # False on timeout
+    #: Run the coroutine functions concurrently, return when all have (the sweep's M).
+    gather: Callable[[list[Callable[[], Awaitable[Any]]]], Awaitable[Any]]
 
 
 class Workload:
@@ -106,6 +108,7 @@ class Workload:
         self.ended_seen = 0  # W2: "ended" state events seen by the listeners
         self.all_ended = rt.make_flag()
         self.heap_snapshot: tracemalloc.Snapshot | None = None
+        self.client: Any = None  # the SDK's RelayClient, once created
 
     def _completed(self) -> None:
         self.report.completed += 1
@@ -264,13 +267,20 @@ class Workload:
 
 async def run(rt: Runtime, cfg: Config, client_name: str) -> Report:
     """Connect, serve the workload until the server's ``ctl-done``, disconnect."""
-    workload = Workload(cfg, rt, client_name)
+    workload: Workload
+    if cfg.workload in ("S", "R", "M"):
+        from bench_scale import ScaleWorkload  # the sweep's workloads (scale.py)
+
+        workload = ScaleWorkload(cfg, rt, client_name)
+    else:
+        workload = Workload(cfg, rt, client_name)
     if cfg.heap:
         tracemalloc.start()
     client = rt.client_cls(
         project=PROJECT, token=TOKEN, host=f"localhost:{cfg.port}", contexts=[CONTEXT]
     )
     client.on_call(workload.on_call)
+    workload.client = client
     report = workload.report
     finished = False
     try:

@@ -97,7 +97,8 @@ class Client(asyncio.Protocol):
         self.upgraded = False
         self.out: list[bytes] = []
         self.next_id = 0
-        self.pending: dict[str, tuple[str, LimitCall]] = {}  # request id -> (what, call)
+        self.pending: dict[str, tuple[str, LimitCall | None]] = {}  # request id -> (what, call)
+        self.latencies: list[float] = []  # the sweep's S: paced events, server write -> here
         self.calls: dict[str, LimitCall] = {}
         self.start: Sample | None = None
         self.window_start: Sample | None = None
@@ -119,8 +120,7 @@ class Client(asyncio.Protocol):
     def request(self, what: str, call: LimitCall | None, method: str, params: Any) -> None:
         self.next_id += 1
         rid = f"r{self.next_id}"
-        if call is not None:
-            self.pending[rid] = (what, call)
+        self.pending[rid] = (what, call)
         self.out.append(
             _frame(_dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}))
         )
@@ -144,6 +144,15 @@ class Client(asyncio.Protocol):
             b"Sec-WebSocket-Version: 13\r\n\r\n" % (self.cfg.port, key)
         )
 
+    def connect_params(self) -> dict[str, Any]:
+        return {
+            "version": {"major": 2, "minor": 0, "revision": 0},
+            "agent": "relay-bench-limit/1",
+            "event_acks": True,
+            "authentication": {"project": "bench-project", "token": "bench-token"},
+            "contexts": ["bench"],
+        }
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.done.set()
 
@@ -160,18 +169,7 @@ class Client(asyncio.Protocol):
                 return
             del buf[: end + 4]
             self.upgraded = True
-            self.request(
-                "connect",
-                None,
-                "signalwire.connect",
-                {
-                    "version": {"major": 2, "minor": 0, "revision": 0},
-                    "agent": "relay-bench-limit/1",
-                    "event_acks": True,
-                    "authentication": {"project": "bench-project", "token": "bench-token"},
-                    "contexts": ["bench"],
-                },
-            )
+            self.request("connect", None, "signalwire.connect", self.connect_params())
         pos, end = 0, len(buf)
         while end - pos >= 2:
             length = buf[pos + 1] & 0x7F
@@ -206,7 +204,7 @@ class Client(asyncio.Protocol):
             entry = self.pending.pop(rid, None) if isinstance(rid, str) else None
             if "error" in msg or not str(msg.get("result", {}).get("code", "200")).startswith("2"):
                 self.error(f"request failed: {msg!r}")
-            if entry is not None:
+            if entry is not None and entry[1] is not None:
                 self.on_result(entry[0], entry[1])
             return
         self.out.append(_frame(b'{"jsonrpc":"2.0","id":%s,"result":{}}' % _dumps(rid)))
@@ -224,7 +222,7 @@ class Client(asyncio.Protocol):
         call = self.calls.get(call_id) if isinstance(call_id, str) else None
         if call is None:
             return
-        listened = self.workload == "W2" and not call.call_id.startswith("ctl-")
+        listened = (self.workload == "W2" or self.workload == "S") and call.call_id[:4] != "ctl-"
         if event_type == EV_PLAY:
             if listened:
                 key = "play:" + str(params.get("state"))
@@ -233,6 +231,10 @@ class Client(asyncio.Protocol):
                 if params.get("bench"):
                     self.report.listener_play += 1
                     self.tick()
+                    return
+                sent = params.get("sent_ns")
+                if sent is not None:
+                    self.latencies.append(float(time.monotonic_ns() - sent))
                     return
             if params.get("state") in TERMINAL and params.get("control_id") == call.control_id:
                 self.call_request("end", call, "calling.end", reason="hangup")
@@ -245,6 +247,10 @@ class Client(asyncio.Protocol):
                 if params.get("bench"):
                     self.report.listener_state += 1
                     self.tick()
+                    return
+                sent = params.get("sent_ns")
+                if sent is not None:
+                    self.latencies.append(float(time.monotonic_ns() - sent))
                     return
             if state == "ended":
                 del self.calls[call.call_id]
@@ -287,7 +293,7 @@ class Client(asyncio.Protocol):
             call.control_id = f"k{self.next_id}"
             self.call_request("play", call, "calling.play", control_id=call.control_id, play=MEDIA)
         elif what == "play":
-            if self.workload == "W3":
+            if self.workload in ("W3", "S", "R"):
                 self.held += 1
             elif self.workload == "W4":
                 self.w4_cpu, self.w4_wall = time.process_time(), time.perf_counter()
@@ -321,14 +327,19 @@ class Client(asyncio.Protocol):
             self.report.window_wall_s = end.wall - self.window_start.wall
 
 
-async def run(cfg: Config) -> Report:
-    if cfg.heap:
-        tracemalloc.start()
+def client_ssl_context() -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ca_file = os.environ.get("SIGNALWIRE_RELAY_CA_FILE")
     if ca_file:
         ctx.load_verify_locations(cafile=ca_file)
-    client = Client(cfg)
+    return ctx
+
+
+async def run(cfg: Config, client_cls: type[Client] = Client) -> Report:
+    if cfg.heap:
+        tracemalloc.start()
+    ctx = client_ssl_context()
+    client = client_cls(cfg)
     report = client.report
     report.extra["codec"] = "json" if orjson is None else "orjson"
     loop = asyncio.get_running_loop()
