@@ -15,6 +15,8 @@ import gc
 import json
 import os
 import resource
+import signal
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -67,6 +69,69 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return 0.0
     rank = max(1, min(len(sorted_values), round(q / 100.0 * len(sorted_values) + 0.5)))
     return sorted_values[rank - 1]
+
+
+class WindowSampler:
+    """py-spy on this very process, over the measured window only (``BENCH_SAMPLE``).
+
+    ``cpu_profile.py`` sets ``BENCH_SAMPLE=PATH`` (and ``BENCH_PYSPY``, the py-spy
+    binary); the drivers call ``window_start()`` and ``window_stop()`` where they
+    take their window samples, so the imports, the connect and the teardown are not
+    profiled. py-spy samples the stack from outside at ``BENCH_SAMPLE_HZ`` (idle
+    samples, a thread waiting in epoll, are left out) and, stopped with SIGINT,
+    writes the collapsed stacks (``frame;frame;... count``, root first). Time in a C
+    function (an ``ssl`` read, ``orjson.loads``) is counted on the Python function
+    that called it. The py-spy process is started before the window's first sample
+    and stopped after its last, so its start costs are outside the window.
+    """
+
+    def __init__(self, path: str, pyspy: str, rate_hz: int) -> None:
+        self.path = path
+        self.pyspy = pyspy
+        self.rate = rate_hz
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.proc is not None:
+            return
+        pid = str(os.getpid())
+        command = [self.pyspy, "record", "--pid", pid, "--rate", str(self.rate)]
+        command += ["--nonblocking", "--threads", "--format", "raw", "--output", self.path]
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.3)  # let it attach (the clock has not started yet)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+
+
+_SAMPLER = (
+    WindowSampler(
+        os.environ["BENCH_SAMPLE"],
+        os.environ.get("BENCH_PYSPY", "py-spy"),
+        int(os.environ.get("BENCH_SAMPLE_HZ", "1000")),
+    )
+    if os.environ.get("BENCH_SAMPLE")
+    else None
+)
+
+
+def window_start() -> None:
+    """The measured window begins (a no-op unless ``BENCH_SAMPLE`` is set)."""
+    if _SAMPLER is not None:
+        _SAMPLER.start()
+
+
+def window_stop() -> None:
+    """The measured window ends; the profile is written (if one runs)."""
+    if _SAMPLER is not None:
+        _SAMPLER.stop()
 
 
 @dataclass

@@ -33,6 +33,8 @@ from bench_common import (
     count_live,
     heap_growth,
     percentile,
+    window_start,
+    window_stop,
 )
 
 #: One TTS prompt, in the wire shape (both SDKs send it unchanged).
@@ -169,11 +171,13 @@ class Workload:
         n = self.cfg.requests
         rtts = [0.0] * n
         clock = time.perf_counter_ns
+        window_start()
         t_cpu, t_wall = time.process_time(), time.perf_counter()
         for i in range(n):
             t0 = clock()
             await action.volume(VOLUMES[i & 3])
             rtts[i] = float(clock() - t0)
+        window_stop()
         self.report.window_cpu_s = time.process_time() - t_cpu
         self.report.window_wall_s = time.perf_counter() - t_wall
         await action.wait()
@@ -212,9 +216,11 @@ class Workload:
     def _tick(self) -> None:
         self.seen += 1
         if self.seen == 1:
+            window_start()
             self.window_start = Sample.take()
         if self.seen == self.cfg.events and self.window_start is not None:
             end = Sample.take()
+            window_stop()
             self.report.window_cpu_s = end.cpu - self.window_start.cpu
             self.report.window_wall_s = end.wall - self.window_start.wall
 
@@ -224,6 +230,8 @@ class Workload:
         w3 = self.cfg.workload == "W3"
         if call_id == CTL_START:
             self.start = Sample.take(collect=w3)
+            if self.cfg.workload == "W1":
+                window_start()
             self.report.rss_base, self.report.heap_base = self.start.rss, self.start.traced
             if tracemalloc.is_tracing():
                 self.heap_snapshot = tracemalloc.take_snapshot()
@@ -246,6 +254,7 @@ class Workload:
             # can come after this one runs (trio runs the tasks a read woke in any
             # order). Give the handlers a bounded moment, as for ctl-hold.
             await self.rt.wait_flag(self.all_completed, 10.0)
+            window_stop()
             if self.cfg.workload == "W2":
                 # Likewise the listeners' last "ended" events, which an SDK may hand
                 # to its listeners after the hangup returned.

@@ -38,6 +38,8 @@ from bench_common import (
     heap_growth,
     parse_args,
     percentile,
+    window_start,
+    window_stop,
 )
 
 try:
@@ -260,6 +262,8 @@ class Client(asyncio.Protocol):
         w3 = self.workload == "W3"
         if cid == CTL_START:
             self.start = Sample.take(collect=w3)
+            if self.workload == "W1":
+                window_start()
             self.report.rss_base, self.report.heap_base = self.start.rss, self.start.traced
             if tracemalloc.is_tracing():
                 self.heap_snapshot = tracemalloc.take_snapshot()
@@ -272,6 +276,7 @@ class Client(asyncio.Protocol):
                 self.report.extra["heap_hold_top"] = heap_growth(self.heap_snapshot, top=8)
             self.call_request("ctl", call, "calling.end", reason="hangup")
         elif cid == CTL_DONE:
+            window_stop()
             end = Sample.take()
             if self.start is not None:
                 self.report.run_cpu_s = end.cpu - self.start.cpu
@@ -296,6 +301,7 @@ class Client(asyncio.Protocol):
             if self.workload in ("W3", "S", "R"):
                 self.held += 1
             elif self.workload == "W4":
+                window_start()
                 self.w4_cpu, self.w4_wall = time.process_time(), time.perf_counter()
                 self.send_volume(call)
         elif what == "volume":
@@ -303,6 +309,7 @@ class Client(asyncio.Protocol):
             if self.volumes_sent < self.cfg.requests:
                 self.send_volume(call)
             else:
+                window_stop()
                 self.report.window_cpu_s = time.process_time() - self.w4_cpu
                 self.report.window_wall_s = time.perf_counter() - self.w4_wall
         elif what == "end":
@@ -320,9 +327,11 @@ class Client(asyncio.Protocol):
     def tick(self) -> None:
         self.seen += 1
         if self.seen == 1:
+            window_start()
             self.window_start = Sample.take()
         if self.seen == self.cfg.events and self.window_start is not None:
             end = Sample.take()
+            window_stop()
             self.report.window_cpu_s = end.cpu - self.window_start.cpu
             self.report.window_wall_s = end.wall - self.window_start.wall
 
