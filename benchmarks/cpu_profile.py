@@ -1,23 +1,24 @@
 """Where the CPU goes: W1, W2 and W4 profiled per inbound call / event / round trip.
 
-Runs ``compare.py``'s workloads (same load server, same drivers) with
-``BENCH_SAMPLE`` set: each driver samples its own Python stack every
-``--interval-us`` of process CPU time, over the measured window only (see
-``bench_common.WindowSampler``), and writes collapsed stacks. This script merges
-the repetitions and prints, per client and workload, the CPU per unit in the
-profiled runs and how it divides: by layer (the leaf frame's module) and by
-function (self time: the function plus the C functions it called, such as an
-``ssl`` read or ``orjson.loads``), with each share converted to microseconds per
-unit. Inclusive shares of the main relay_anyio entry points follow.
+Runs ``compare.py``'s workloads (same load server, same drivers, larger sizes) with
+``BENCH_SAMPLE`` set, so that each driver profiles its own measured window only (see
+``bench_common.WindowSampler``: by default an ``ITIMER_PROF`` sampler of the process's
+CPU time; ``--sampler py-spy`` samples wall time from outside). It merges the
+repetitions and prints, per client and workload, the CPU per unit in the profiled
+runs and how it divides: by layer (the leaf frame's module) and by function (self
+time: the function plus the C functions it called, such as an ``ssl`` read, a socket
+write or ``orjson.loads``), each share also in microseconds per unit; then inclusive
+shares of relay_anyio's main entry points.
 
 Usage::
 
-    python benchmarks/cpu_profile.py                       # W1, W2, W4; limit, asyncio, trio
+    python benchmarks/cpu_profile.py                     # W1, W2, W4; limit, asyncio, trio
     python benchmarks/cpu_profile.py --only W2 --reps 3 --top 25 --keep /tmp/stacks
+    python benchmarks/cpu_profile.py --sampler py-spy    # needs the bench extra
 
-The sampler costs a few percent (a Python signal handler per sample; on trio each
-sample also wakes the loop through its signal wakeup fd), so the CPU figures here
-are a little above ``compare.py``'s; the shares are what this is for.
+The per-unit CPU of a profiled run is a little above ``compare.py``'s (a Python signal
+handler per sample), and on a loaded machine every CPU figure is inflated; the shares
+are what this is for.
 """
 
 from __future__ import annotations
@@ -141,8 +142,8 @@ def _frame(raw: str) -> str:
 IDLE_LEAVES = ("EpollSelector.select (", "EpollIOManager.get_events (")
 
 
-def read_stacks(path: Path) -> tuple[Counter[str], int]:
-    """The main thread's stacks that were on the CPU; and how many samples were idle."""
+def read_stacks(path: Path, drop_idle: bool) -> tuple[Counter[str], int]:
+    """The main thread's stacks (py-spy: those on the CPU) and how many were idle."""
     stacks: Counter[str] = Counter()
     idle = 0
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -152,7 +153,7 @@ def read_stacks(path: Path) -> tuple[Counter[str], int]:
         frames = [f for f in key.split(";") if not f.startswith(("thread ", "process "))]
         if not frames or not frames[0].startswith("<module> ("):
             continue  # not the main thread
-        if frames[-1].startswith(IDLE_LEAVES):
+        if drop_idle and frames[-1].startswith(IDLE_LEAVES):
             idle += int(count)
             continue
         stacks[";".join(_frame(f) for f in frames)] += int(count)
@@ -203,13 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--top", type=int, default=15)
-    parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    parser.add_argument(
+        "--sampler",
+        choices=("itimer", "py-spy"),
+        default="itimer",
+        help="itimer: the process's CPU time (default); py-spy: wall time, from outside",
+    )
+    parser.add_argument("--rate", type=int, default=1000, help="samples per second asked")
     parser.add_argument("--keep", default="", help="keep the collapsed stacks in this directory")
     args = parser.parse_args(argv)
     workloads = [w.strip() for w in args.only.split(",") if w.strip()]
     names = [c.strip() for c in args.clients.split(",") if c.strip()]
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(pyspy).exists():
+    if args.sampler == "py-spy" and not Path(pyspy).exists():
         parser.error("py-spy is not installed: pip install -e '.[bench]'")
     info = compare.machine_info()
     print(
@@ -232,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                     os.environ["BENCH_SAMPLE"] = str(path)
                     os.environ["BENCH_SAMPLE_HZ"] = str(args.rate)
                     os.environ["BENCH_PYSPY"] = pyspy
+                    os.environ["BENCH_SAMPLER"] = args.sampler
                     load = os.getloadavg()[0]
                     run = Run(client=name, job=workload, rep=rep)
                     run_pair(
@@ -252,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                         failed += 1
                         print("    " + run.stderr_tail.replace("\n", "\n    "))
                         continue
-                    stacks, idle = read_stacks(path)
+                    stacks, idle = read_stacks(path, args.sampler == "py-spy")
                     idle_total[(name, workload)] = idle_total.get((name, workload), 0) + idle
                     d = run.driver
                     cpu = d["run_cpu_s"] if workload == "W1" else d["window_cpu_s"]

@@ -72,39 +72,70 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 class WindowSampler:
-    """py-spy on this very process, over the measured window only (``BENCH_SAMPLE``).
+    """A profiler over the measured window only (``BENCH_SAMPLE=PATH``).
 
-    ``cpu_profile.py`` sets ``BENCH_SAMPLE=PATH`` (and ``BENCH_PYSPY``, the py-spy
-    binary); the drivers call ``window_start()`` and ``window_stop()`` where they
-    take their window samples, so the imports, the connect and the teardown are not
-    profiled. py-spy samples the stack from outside at ``BENCH_SAMPLE_HZ`` (idle
-    samples, a thread waiting in epoll, are left out) and, stopped with SIGINT,
-    writes the collapsed stacks (``frame;frame;... count``, root first). Time in a C
-    function (an ``ssl`` read, ``orjson.loads``) is counted on the Python function
-    that called it. The py-spy process is started before the window's first sample
-    and stopped after its last, so its start costs are outside the window.
+    ``cpu_profile.py`` sets ``BENCH_SAMPLE``; the drivers call ``window_start()`` and
+    ``window_stop()`` where they take their window samples, so the imports, the
+    connect and the teardown are not profiled. At the stop the stacks are written,
+    root first, in the collapsed format of flame graphs (``frame;frame;... count``).
+    Time in a C function (an ``ssl`` read, ``orjson.loads``, a socket write) is
+    counted on the Python function that called it. Two samplers
+    (``BENCH_SAMPLER``):
+
+    * ``itimer`` (default): ``ITIMER_PROF`` fires on the process's own CPU time (user
+      and system), so waiting and being descheduled are never sampled; the handler
+      records the main thread's stack. The kernel checks the timer at its tick, so
+      there are a few hundred samples per CPU second whatever ``BENCH_SAMPLE_HZ``
+      asks; on trio each sample also wakes the loop through its wakeup fd.
+    * ``py-spy`` (``BENCH_PYSPY``: the binary): samples from outside at
+      ``BENCH_SAMPLE_HZ`` of wall time; cheap for the process, but a thread that is
+      runnable and waiting for a CPU is sampled too, so on a loaded machine system
+      calls that wake another process (loopback writes) look larger.
     """
 
-    def __init__(self, path: str, pyspy: str, rate_hz: int) -> None:
+    def __init__(self, path: str, kind: str, rate_hz: int) -> None:
         self.path = path
-        self.pyspy = pyspy
+        self.kind = kind
         self.rate = rate_hz
+        self.stacks: dict[str, int] = {}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.running = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        names = []
+        while frame is not None:
+            code = frame.f_code
+            names.append(f"{code.co_qualname} ({code.co_filename}:{code.co_firstlineno})")
+            frame = frame.f_back
+        key = ";".join(reversed(names))
+        self.stacks[key] = self.stacks.get(key, 0) + 1
 
     def start(self) -> None:
-        if self.proc is not None:
+        if self.running:
+            return
+        self.running = True
+        if self.kind == "itimer":
+            signal.signal(signal.SIGPROF, self._handler)
+            interval = 1.0 / self.rate
+            signal.setitimer(signal.ITIMER_PROF, interval, interval)
             return
         pid = str(os.getpid())
-        command = [self.pyspy, "record", "--pid", pid, "--rate", str(self.rate)]
-        command += ["--nonblocking", "--threads", "--format", "raw", "--output", self.path]
-        self.proc = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        command = [os.environ.get("BENCH_PYSPY", "py-spy"), "record", "--pid", pid]
+        command += ["--rate", str(self.rate), "--nonblocking", "--threads"]
+        command += ["--format", "raw", "--output", self.path]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)  # let it attach (the clock has not started yet)
 
     def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        if self.kind == "itimer":
+            signal.setitimer(signal.ITIMER_PROF, 0.0, 0.0)
+            with open(self.path, "w", encoding="utf-8") as f:
+                for key, count in sorted(self.stacks.items(), key=lambda kv: -kv[1]):
+                    f.write(f"{key} {count}\n")
+            return
         proc, self.proc = self.proc, None
         if proc is not None:
             proc.send_signal(signal.SIGINT)
@@ -114,7 +145,7 @@ class WindowSampler:
 _SAMPLER = (
     WindowSampler(
         os.environ["BENCH_SAMPLE"],
-        os.environ.get("BENCH_PYSPY", "py-spy"),
+        os.environ.get("BENCH_SAMPLER", "itimer"),
         int(os.environ.get("BENCH_SAMPLE_HZ", "1000")),
     )
     if os.environ.get("BENCH_SAMPLE")
