@@ -73,7 +73,7 @@ class Sizes:
     timeout: float
 
 
-FULL = Sizes((1, 100, 1000, 10_000), 20_000, 2000, 5000.0, 1000, 10_000, timeout=120.0)
+FULL = Sizes((1, 100, 1000, 10_000), 10_000, 1000, 1000.0, 1000, 10_000, timeout=75.0)
 QUICK = Sizes((1, 10, 50), 600, 100, 2000.0, 20, 100, timeout=30.0)
 
 
@@ -389,7 +389,7 @@ def plot(
                     color=colours.get(c.name),
                 )
         ax.set_xscale("log")
-        ax.set_yscale("log" if label in ("events/s", "event latency p99") else "linear")
+        ax.set_yscale("linear" if label == "RSS per held call" else "log")
         ax.set_xlabel("live calls in one process")
         ax.set_ylabel(ylabel)
         ax.set_title(label)
@@ -412,6 +412,10 @@ def plot(
     ax.set_yscale("log")
     ax.set_title("resume (1000 live calls) and messaging (10 000 in flight)")
     ax.grid(True, axis="y", which="both", alpha=0.3)
+    loads = [x for row in rows for x in row["load"]]
+    fails = sorted(
+        {f"{c.name} {row['job']}" for row in rows for c in clients if row[c.name] == "FAIL"}
+    )
     flat[5].axis("off")
     flat[5].text(
         0.0,
@@ -422,10 +426,14 @@ def plot(
                 f"nproc={info['nproc']}  {info['cpu']}",
                 f"python {info['python']}",
                 "median of the repetitions; bars: min..max",
-                "load 1m per figure: see the table",
+                f"load 1m before the runs: {min(loads):.2f}..{max(loads):.2f}"
+                if loads
+                else "load 1m: -",
+                "(per figure: see the table)",
                 "n/a for the official client:",
                 "  R fresh (orphans the old calls),",
                 "  M (loses early message states)",
+                *(f"FAIL (a rep, see the table): {f}" for f in fails),
             ]
         ),
         va="top",
@@ -477,7 +485,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plot", default="", help="also draw the figures into this PNG")
     parser.add_argument("--json", default="", help="also write every raw report here")
+    parser.add_argument(
+        "--from-json", default="", help="print the table and draw the plot of a saved --json run"
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        names = [c for c in CLIENT_NAMES if c in saved["rows"][0]]
+        shown = [Client(c, []) for c in names]
+        print(render(saved["rows"], shown))
+        if args.plot:
+            why = plot(saved["rows"], shown, saved["machine"], Path(args.plot))
+            print(f"plot: {why}" if why else f"plot written to {args.plot}")
+        return 0
     z = QUICK if args.quick else FULL
     jobs = jobs_for(z)
     if args.only:
