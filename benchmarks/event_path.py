@@ -23,7 +23,7 @@ import anyio
 from relay_anyio import EVENT_CALL_PLAY, EVENT_CALL_STATE, RelayClient, RelayEvent
 from relay_anyio._actions import PlayAction
 from relay_anyio._json import CODEC, dumps
-from relay_anyio._session import _Connection
+from relay_anyio._rpc import RpcConnection
 
 NODE = "a6f1d2e0-node"
 
@@ -67,7 +67,7 @@ def frames(calls: list[str], controls: list[str], count: int) -> list[str]:
 async def run(args: argparse.Namespace) -> list[float]:
     client = RelayClient(project="p", token="t", host="localhost", contexts=["bench"])
     session = client._session
-    conn = _Connection(None, 1)  # type: ignore[arg-type]  # never sends: no I/O here
+    conn = RpcConnection(None, 1)  # type: ignore[arg-type]  # never sends: no I/O here
     seen = 0
 
     def listener(event: RelayEvent) -> None:
@@ -98,13 +98,12 @@ async def run(args: argparse.Namespace) -> list[float]:
         results = []
         for _ in range(args.reps):
             batch = frames(call_ids, controls, args.events)
-            session._seen.clear()
-            session._seen_order.clear()
+            session._inbox.forget()
             seen = acks = 0
             gc.collect()
             start = time.perf_counter()
             for i in range(0, len(batch), args.reads):
-                replies, events = session._take_batch(conn, batch[i : i + args.reads])
+                replies, events = session._inbox.take_batch(conn, batch[i : i + args.reads])
                 acks += len(replies)
                 session._route_all(events)
             elapsed = time.perf_counter() - start

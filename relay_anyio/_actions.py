@@ -266,19 +266,25 @@ class Action:
 
 
 class _Stoppable(Action):
+    """An action the server can be asked to stop."""
+
     async def stop(self) -> dict[str, Any]:
         """Ask the server to stop; the action completes when its terminal event arrives."""
         return await self._control("stop")
 
 
 class PlayAction(_Stoppable):
+    """A running ``calling.play``: pause, resume, volume, stop."""
+
     event_type: ClassVar[str] = EVENT_CALL_PLAY
     method_prefix: ClassVar[str] = "calling.play"
 
     async def pause(self) -> dict[str, Any]:
+        """Pause playback; ``resume()`` goes on where it stopped."""
         return await self._control("pause")
 
     async def resume(self) -> dict[str, Any]:
+        """Resume a paused playback."""
         return await self._control("resume")
 
     async def volume(self, volume: float) -> dict[str, Any]:
@@ -305,6 +311,7 @@ class RecordAction(_Stoppable):
         return await self._control("pause", {"behavior": behavior} if behavior else None)
 
     async def resume(self) -> dict[str, Any]:
+        """Resume a paused recording."""
         return await self._control("resume")
 
     @property
@@ -323,6 +330,8 @@ _INTERIM_RESULT_TYPES = frozenset({"start_of_input", "partial"})
 
 
 class _CollectBase(_Stoppable):
+    """What every collect shares: the result, and starting input timers."""
+
     event_type: ClassVar[str] = EVENT_CALL_COLLECT
     terminal_states: ClassVar[frozenset[str]] = _COLLECT_TERMINAL_STATES
 
@@ -353,6 +362,7 @@ class CollectAction(_CollectBase):
     method_prefix: ClassVar[str] = "calling.play_and_collect"
 
     async def volume(self, volume: float) -> dict[str, Any]:
+        """Set the prompt's gain in dB (-40.0 to 40.0)."""
         return await self._control("volume", {"volume": volume})
 
 
@@ -363,6 +373,8 @@ class StandaloneCollectAction(_CollectBase):
 
 
 class DetectAction(_Stoppable):
+    """A running ``calling.detect``: its events carry detection updates; ``result`` the verdict."""
+
     event_type: ClassVar[str] = EVENT_CALL_DETECT
     method_prefix: ClassVar[str] = "calling.detect"
 
@@ -402,23 +414,31 @@ _FINISHED_OR_ERROR: frozenset[str] = frozenset({"finished", "error"})
 
 
 class TapAction(_Stoppable):
+    """A running ``calling.tap``: media copied to a device until stopped."""
+
     event_type: ClassVar[str] = EVENT_CALL_TAP
     terminal_states: ClassVar[frozenset[str]] = _FINISHED_OR_ERROR
     method_prefix: ClassVar[str] = "calling.tap"
 
 
 class StreamAction(_Stoppable):
+    """A running ``calling.stream``: audio streamed to a WebSocket until stopped."""
+
     event_type: ClassVar[str] = EVENT_CALL_STREAM
     terminal_states: ClassVar[frozenset[str]] = _FINISHED_OR_ERROR
     method_prefix: ClassVar[str] = "calling.stream"
 
 
 class PayAction(_Stoppable):
+    """A running ``calling.pay``: a payment collected over the call."""
+
     event_type: ClassVar[str] = EVENT_CALL_PAY
     method_prefix: ClassVar[str] = "calling.pay"
 
 
 class TranscribeAction(_Stoppable):
+    """A running ``calling.transcribe``: its result arrives with the terminal event."""
+
     event_type: ClassVar[str] = EVENT_CALL_TRANSCRIBE
     terminal_states: ClassVar[frozenset[str]] = _FINISHED_OR_ERROR
     method_prefix: ClassVar[str] = "calling.transcribe"

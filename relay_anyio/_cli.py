@@ -59,7 +59,7 @@ class CliError(Exception):
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .testing._demo import run_demo
 
     anyio.run(run_demo, args.verbose, backend=args.backend)
     return 0
@@ -164,7 +164,7 @@ async def _console_command(server: FakeRelayServer, words: list[str]) -> str:
 
 async def _print_frames(server: FakeRelayServer) -> None:
     """Print one line per frame, as the demo's timeline does (acks left out)."""
-    from ._demo import _summary
+    from .testing._demo import _summary
 
     def grown_past(seen: int) -> Callable[[], bool]:
         return lambda: len(server.journal) > seen

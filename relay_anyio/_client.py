@@ -26,6 +26,7 @@ from ._config import ClientConfig, max_connections
 from ._errors import DialTimeout, RelayError
 from ._listeners import EventListener
 from ._messaging import Message, MessageListener
+from ._proxy import ProxySetting
 from ._router import ConnectionStateCallback, PendingDial, Router
 from ._scopes import StackOwned, owned_task_group
 from ._session import ConnectionState, Session
@@ -48,6 +49,12 @@ class RelayClient(StackOwned):
     the host from ``host`` or ``SIGNALWIRE_SPACE`` (default ``relay.signalwire.com``),
     always over ``wss``. ``url="ws://..."`` is for local testing against
     ``relay_anyio.testing.FakeRelayServer``.
+
+    ``proxy``: by default the connection goes through the HTTP proxy that
+    ``HTTPS_PROXY``/``ALL_PROXY`` name (unless ``NO_PROXY`` lists the host), read once
+    here; a URL (``"http://user:password@proxy:3128"``) uses that proxy whatever the
+    environment says, ``None`` connects directly. The tunnel is HTTP ``CONNECT``; TLS
+    to RELAY runs inside it, verified as without a proxy.
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class RelayClient(StackOwned):
         url: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: TransportName = "native",
+        proxy: ProxySetting = True,
         request_timeout: float = 10.0,
         ping_interval: float = 30.0,
         ping_timeout: float | None = None,
@@ -82,6 +90,7 @@ class RelayClient(StackOwned):
             url=url,
             ssl_context=ssl_context,
             transport=transport,
+            proxy=proxy,
             request_timeout=request_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -235,19 +244,11 @@ class RelayClient(StackOwned):
         # hang up their calls (leaving the client cancels it after that). Before that
         # it is not, so cancelling the task entering the client stops the session.
         scope = self._session_scope = anyio.CancelScope()
-        connected = False
-
-        class _Status:
-            def started(self, value: None = None) -> None:
-                nonlocal connected
-                connected = True
-                task_status.started()
-
         try:
             with scope:
-                await self._session.run(task_status=_Status())
+                await self._session.run(task_status=task_status)
         except RelayError as exc:
-            if not connected:  # never connected: entering the client raises it
+            if not self._session.established:  # never connected: entering the client raises it
                 raise
             logger.error("RELAY client stopped: %s", exc)
             self._fatal = exc

@@ -195,23 +195,35 @@ class ControlCommands(CommandCore):
         return await self._command("calling.disconnect")
 
     async def send_digits(self, digits: str, *, control_id: str | None = None) -> dict[str, Any]:
+        """Send DTMF ``digits`` into the call; progress in ``calling.call.send_digits``.
+
+        ``digits``: ``0-9 # * A-D``; ``w`` pauses 0.5 s, ``W`` 1 s.
+        """
         return await self._command(
             "calling.send_digits", {"control_id": self._control_id(control_id), "digits": digits}
         )
 
     async def hold(self) -> dict[str, Any]:
+        """Put the call on hold: the other party hears hold media until ``unhold()``."""
         return await self._command("calling.hold")
 
     async def unhold(self) -> dict[str, Any]:
+        """Take the call off hold."""
         return await self._command("calling.unhold")
 
     async def denoise(self) -> dict[str, Any]:
+        """Start noise reduction on the call's audio (``calling.call.denoise`` reports it)."""
         return await self._command("calling.denoise")
 
     async def denoise_stop(self) -> dict[str, Any]:
+        """Stop noise reduction."""
         return await self._command("calling.denoise.stop")
 
     async def transfer(self, dest: str, **kwargs: Any) -> dict[str, Any]:
+        """Hand the call to ``dest``: an https URL, SWML, or ``context:<app>``.
+
+        Extra keys go on the wire as given.
+        """
         return await self._command("calling.transfer", {"dest": dest, **kwargs})
 
     async def refer(
@@ -256,6 +268,7 @@ class ControlCommands(CommandCore):
     async def clear_digit_bindings(
         self, *, realm: str | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        """Remove the digit bindings of ``realm`` (all of them without one); see ``bind_digit``."""
         return await self._command(
             "calling.clear_digit_bindings", {**drop_none(realm=realm), **kwargs}
         )
@@ -267,16 +280,21 @@ class ControlCommands(CommandCore):
     async def live_translate(
         self, action: Mapping[str, Any], *, status_url: str | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        """``action`` is ``{"start": {...}}``, ``{"stop": {}}`` or ``{"summarize": {...}}``, like
+        ``live_transcribe``.
+        """
         params = {"action": dict(action), **drop_none(status_url=status_url), **kwargs}
         return await self._command("calling.live_translate", params)
 
     async def join_room(
         self, name: str, *, status_url: str | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        """Join the video/audio room ``name``; progress goes to ``status_url`` if given."""
         params = {"name": name, **drop_none(status_url=status_url), **kwargs}
         return await self._command("calling.join_room", params)
 
     async def leave_room(self, **kwargs: Any) -> dict[str, Any]:
+        """Leave the room joined with ``join_room``."""
         return await self._command("calling.leave_room", kwargs)
 
     async def amazon_bedrock(
@@ -325,10 +343,14 @@ class ControlCommands(CommandCore):
     async def ai_hold(
         self, *, timeout: str | None = None, prompt: str | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        """Put the running AI agent on hold (``timeout`` as the wire spells it, e.g. ``"30s"``)."""
         params = {**drop_none(timeout=timeout, prompt=prompt), **kwargs}
         return await self._command("calling.ai_hold", params)
 
     async def ai_unhold(self, *, prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Resume the AI agent put on hold by ``ai_hold``; ``prompt`` tells it what happened
+        meanwhile.
+        """
         return await self._command("calling.ai_unhold", {**drop_none(prompt=prompt), **kwargs})
 
     async def user_event(self, *, event: Any = None, **kwargs: Any) -> dict[str, Any]:
@@ -361,6 +383,7 @@ class ControlCommands(CommandCore):
         status_url: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """Take the call out of queue ``queue_name`` (the one ``queue_enter`` put it in)."""
         params = {
             "control_id": self._control_id(control_id),
             "queue_name": queue_name,
@@ -429,6 +452,7 @@ class ControlCommands(CommandCore):
         return await self._command("calling.join_conference", params)
 
     async def leave_conference(self, conference_id: str, **kwargs: Any) -> dict[str, Any]:
+        """Take the call out of conference ``conference_id``."""
         return await self._command(
             "calling.leave_conference", {"conference_id": conference_id, **kwargs}
         )

@@ -3,7 +3,8 @@
 ``ClientConfig`` is what a ``RelayClient`` runs with: the
 ``SIGNALWIRE_*`` / ``RELAY_*`` environment variables read once, the URL, the TLS
 context (one default, honouring ``SIGNALWIRE_RELAY_CA_FILE``) and the transport
-checked once, every timer validated where it is written. ``SessionOptions`` is
+checked once, the outbound proxy (``proxy=`` or ``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY``)
+resolved and validated once, every timer validated where it is written. ``SessionOptions`` is
 its part the session needs. A bad value fails in the ``RelayClient`` constructor
 with a message naming the argument or variable to fix, not later in the reconnect
 loop as a timeout that fires at once or a ping loop that never sleeps.
@@ -21,6 +22,7 @@ from typing import Any
 import attrs
 
 from ._constants import DEFAULT_RELAY_HOST
+from ._proxy import Proxy, ProxySetting, resolve_proxy
 from ._transport import TransportName, canonical_transport
 from ._version import __version__
 from ._websocket import build_ssl_context, check_verifying_context, split_url
@@ -87,6 +89,11 @@ class SessionOptions:
     agent: str = AGENT
     transport: TransportName = attrs.field(default="native", converter=canonical_transport)
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, validator=_check_tls)
+    #: The HTTP proxy to tunnel through, resolved from ``proxy=`` and the environment
+    #: at construction; None: connect directly.
+    proxy: Proxy | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Proxy))
+    )
     request_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
     #: Bound on TCP connect + TLS + WebSocket handshake; None: ``request_timeout``.
     open_timeout: float | None = attrs.field(default=None, validator=_seconds(positive=True))
@@ -167,6 +174,7 @@ class ClientConfig:
         url: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: TransportName = "native",
+        proxy: ProxySetting = True,
         request_timeout: float = 10.0,
         ping_interval: float = 30.0,
         ping_timeout: float | None = None,
@@ -208,6 +216,9 @@ class ClientConfig:
             raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
         if ssl_context is None and url.startswith("wss://"):
             ssl_context = build_ssl_context()  # honours SIGNALWIRE_RELAY_CA_FILE
+        tls, relay_host, relay_port, _ = split_url(url)
+        # The one place the proxy is chosen and checked: a bad URL fails here.
+        resolved_proxy = resolve_proxy(proxy, tls, relay_host, relay_port)
         if max_active_calls is None:
             max_active_calls = _env_int("RELAY_MAX_ACTIVE_CALLS", 1000)
         session = SessionOptions(
@@ -215,6 +226,7 @@ class ClientConfig:
             authentication=authentication,
             transport=transport,
             ssl_context=ssl_context,
+            proxy=resolved_proxy,
             request_timeout=request_timeout,
             ping_interval=ping_interval,
             ping_timeout=request_timeout if ping_timeout is None else ping_timeout,

@@ -83,18 +83,10 @@ __all__ = [
     "PLAY_STATE_PAUSED",
     "PLAY_STATE_PLAYING",
     "PROTOCOL_VERSION",
-    "RECONNECT_BACKOFF_FACTOR",
-    "RECONNECT_MAX_AUTH_ATTEMPTS",
-    "RECONNECT_MAX_DELAY",
-    "RECONNECT_MIN_DELAY",
     "RECORD_STATE_FINISHED",
     "RECORD_STATE_NO_INPUT",
     "RECORD_STATE_PAUSED",
     "RECORD_STATE_RECORDING",
-    "ROOM_STATE_JOIN",
-    "ROOM_STATE_JOINING",
-    "ROOM_STATE_LEAVE",
-    "ROOM_STATE_LEAVING",
 ]
 
 # -- Session -----------------------------------------------------------------------------
@@ -219,23 +211,3 @@ RECORD_STATE_NO_INPUT: Final = "no_input"
 DETECT_TYPE_MACHINE: Final = "machine"
 DETECT_TYPE_FAX: Final = "fax"
 DETECT_TYPE_DIGIT: Final = "digit"
-
-# States reported for ``calling.join_room``.
-ROOM_STATE_JOINING: Final = "joining"
-ROOM_STATE_JOIN: Final = "join"
-ROOM_STATE_LEAVING: Final = "leaving"
-ROOM_STATE_LEAVE: Final = "leave"
-
-# -- Reconnect policy --------------------------------------------------------------------
-
-#: Exponential backoff between reconnect attempts, in seconds: start at the minimum,
-#: multiply by the factor after each failure, never exceed the maximum.
-RECONNECT_MIN_DELAY: Final = 1.0
-RECONNECT_MAX_DELAY: Final = 30.0
-RECONNECT_BACKOFF_FACTOR: Final = 2.0
-
-#: A dropped connection is retried forever because network blips must heal on their
-#: own, but a server that keeps rejecting the credentials will never change its mind.
-#: After this many consecutive authentication rejections, with no successful
-#: authentication in between, reconnecting stops and the rejection is raised.
-RECONNECT_MAX_AUTH_ATTEMPTS: Final = 3

@@ -253,9 +253,11 @@ class FrameCodec:
     # -- encoding ------------------------------------------------------------------
 
     def encode_text(self, text: str) -> bytes:
+        """One text frame (FIN set), masked when this codec is the client's."""
         return self._encode(0x81, text.encode())
 
     def encode_binary(self, data: bytes) -> bytes:
+        """One binary frame (FIN set), masked when this codec is the client's."""
         return self._encode(0x82, bytes(data))
 
     def encode_texts(self, texts: Sequence[str]) -> bytes:

@@ -52,6 +52,9 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> PlayAction:
+        """Speak ``text``: ``play`` with one TTS item (``language``, ``gender``, ``voice`` as the
+        wire has them).
+        """
         item = {
             "type": "tts",
             "params": drop_none(text=text, language=language, gender=gender, voice=voice),
@@ -68,6 +71,7 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> PlayAction:
+        """Play the audio file at ``url``: ``play`` with one audio item."""
         return await self.play(
             [{"type": "audio", "params": {"url": url}}],
             volume=volume,
@@ -82,6 +86,7 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> PlayAction:
+        """Play ``duration`` seconds of silence: ``play`` with one silence item."""
         return await self.play(
             [{"type": "silence", "params": {"duration": duration}}],
             control_id=control_id,
@@ -97,6 +102,7 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> PlayAction:
+        """Play the ringtone ``name`` (``"us"``, ``"uk"``...), for ``duration`` seconds if given."""
         item = {"type": "ringtone", "params": drop_none(name=name, duration=duration)}
         return await self.play(
             [item], volume=volume, control_id=control_id, on_completed=on_completed
@@ -147,6 +153,9 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> CollectAction:
+        """Speak ``text`` and collect input by ``collect`` rules: ``play_and_collect`` with one TTS
+        item.
+        """
         item = {
             "type": "tts",
             "params": drop_none(text=text, language=language, gender=gender, voice=voice),
@@ -164,6 +173,9 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> CollectAction:
+        """Play ``url`` and collect input by ``collect`` rules: ``play_and_collect`` with one audio
+        item.
+        """
         return await self.play_and_collect(
             [{"type": "audio", "params": {"url": url}}],
             collect,
@@ -232,6 +244,10 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> DetectAction:
+        """Detect a human or a machine; the result is a ``DetectEvent`` (``.human``, ``.machine``).
+
+        The thresholds and timeouts are the wire's ``machine`` detector params; ``timeout``
+        bounds the whole detection."""
         params = drop_none(
             initial_timeout=initial_timeout,
             end_silence_timeout=end_silence_timeout,
@@ -256,6 +272,7 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> DetectAction:
+        """Detect a fax tone (``tone`` ``"CED"`` or ``"CNG"``)."""
         return await self.detect(
             {"type": "fax", "params": drop_none(tone=tone)},
             timeout=timeout,
@@ -271,6 +288,7 @@ class MediaCommands(CommandCore):
         control_id: str | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> DetectAction:
+        """Detect DTMF digits (``digits``: which ones count, default all)."""
         return await self.detect(
             {"type": "digit", "params": drop_none(digits=digits)},
             timeout=timeout,

@@ -16,7 +16,9 @@ moves more bytes per second; on trio, ``trio.SSLStream`` costs more than anyio's
 Errors are anyio's: ``EndOfStream`` once the peer's data is consumed,
 ``BrokenResourceError`` (chaining the ``OSError``) when the connection is lost,
 ``ClosedResourceError`` after ``aclose()``. Connecting raises what anyio's path does
-(``ssl.SSLCertVerificationError``, ``ssl.SSLError``, ``socket.gaierror``, ``OSError``).
+(``ssl.SSLCertVerificationError``, ``ssl.SSLError``, ``socket.gaierror``, ``OSError``),
+which the caller maps (``relay_anyio._neterrors``); through a proxy, a failure to
+reach it or a refused tunnel is already a ``TransportError`` naming the proxy.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
+from ._neterrors import proxy_phase
+from ._proxy import Proxy, authority, connect_through, tunnel
 from ._sync import current_async_library
 
 __all__ = ["connect_stream"]
@@ -49,16 +53,26 @@ CLOSE_GRACE = 1.0
 
 
 async def connect_stream(
-    host: str, port: int, *, ssl_context: ssl.SSLContext | None, server_hostname: str
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str,
+    proxy: Proxy | None = None,
 ) -> anyio.abc.ByteStream:
     """Open TCP to ``host:port`` (with TLS if ``ssl_context``, checking ``server_hostname``).
 
-    TCP_NODELAY is set. As with anyio's ``standard_compatible=False``, a peer closing
-    TCP without a TLS close_notify reads as ``EndOfStream``.
+    With ``proxy``, TCP goes to the proxy and a CONNECT tunnel to ``host:port``; TLS
+    then runs inside the tunnel, end to end with the RELAY host. TCP_NODELAY is set.
+    As with anyio's ``standard_compatible=False``, a peer closing TCP without a TLS
+    close_notify reads as ``EndOfStream``.
     """
     if current_async_library() == "asyncio":
-        return await _AsyncioStream.connect(host, port, ssl_context, server_hostname)
-    tcp = await anyio.connect_tcp(host, port)
+        return await _AsyncioStream.connect(host, port, ssl_context, server_hostname, proxy)
+    if proxy is None:
+        tcp = await anyio.connect_tcp(host, port)
+    else:
+        tcp = await connect_through(proxy, host, port)
     if ssl_context is None:
         return tcp
     try:
@@ -103,10 +117,18 @@ class _AsyncioStream(anyio.abc.SocketStream, asyncio.Protocol):
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, ssl_context: ssl.SSLContext | None, server_hostname: str
+        cls,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str,
+        proxy: Proxy | None = None,
     ) -> _AsyncioStream:
         loop = asyncio.get_running_loop()
-        sock = await _connect_socket(loop, host, port)
+        if proxy is None:
+            sock = await _connect_socket(loop, host, port)
+        else:
+            sock = await _tunnel_socket(loop, proxy, host, port)
         streams: list[_AsyncioStream] = []
 
         def protocol() -> _AsyncioStream:
@@ -359,6 +381,27 @@ async def _connect_socket(loop: asyncio.AbstractEventLoop, host: str, port: int)
             raise errors[0]
         raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
     return connected
+
+
+async def _tunnel_socket(
+    loop: asyncio.AbstractEventLoop, proxy: Proxy, host: str, port: int
+) -> socket.socket:
+    """A TCP socket to ``proxy``, tunnelled (CONNECT) to ``host:port``; TLS comes after."""
+    with proxy_phase(proxy.url, authority(host, port), "connect"):
+        sock = await _connect_socket(loop, proxy.host, proxy.port)
+    try:
+
+        async def receive() -> bytes:
+            return await loop.sock_recv(sock, 4096)
+
+        async def send(data: bytes) -> None:
+            await loop.sock_sendall(sock, data)
+
+        await tunnel(proxy, host, port, send, receive)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

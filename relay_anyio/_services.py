@@ -31,6 +31,9 @@ class ServiceCommands(CommandCore):
         on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> TapAction:
+        """Copy the call's media (``tap``: direction, codec) to ``device`` (RTP or WebSocket);
+        returns a ``TapAction``.
+        """
         params = {"tap": dict(tap), "device": dict(device), **kwargs}
         return await self._start(
             TapAction(self, self._control_id(control_id), on_completed), "calling.tap", params
@@ -51,6 +54,7 @@ class ServiceCommands(CommandCore):
         on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> StreamAction:
+        """Stream the call's audio to the WebSocket at ``url``; returns a ``StreamAction``."""
         params = {
             "url": url,
             **drop_none(
@@ -78,6 +82,7 @@ class ServiceCommands(CommandCore):
         on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> TranscribeAction:
+        """Transcribe the call until stopped; the result arrives with the terminal event."""
         params = {**drop_none(status_url=status_url), **kwargs}
         return await self._start(
             TranscribeAction(self, self._control_id(control_id), on_completed),
@@ -95,6 +100,9 @@ class ServiceCommands(CommandCore):
         on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> FaxAction:
+        """Send the PDF at ``document`` as a fax; the result (pages, success) with the terminal
+        event.
+        """
         params = {
             "document": document,
             **drop_none(identity=identity, header_info=header_info),
@@ -112,6 +120,7 @@ class ServiceCommands(CommandCore):
         on_completed: CompletedCallback | None = None,
         **kwargs: Any,
     ) -> FaxAction:
+        """Receive a fax on this call; the document URL arrives with the terminal event."""
         action = FaxAction(
             self, self._control_id(control_id), on_completed, method_prefix="calling.receive_fax"
         )

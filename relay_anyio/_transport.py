@@ -14,7 +14,6 @@ Both pass the same contract tests (``tests/test_transport_contract.py``).
 
 from __future__ import annotations
 
-import socket
 import ssl
 import warnings
 from collections.abc import AsyncIterator, Sequence
@@ -25,17 +24,25 @@ from typing import Any, Literal, Protocol
 import anyio
 import anyio.abc
 
-from ._errors import ConnectionLost, TransportError
+from ._errors import ConnectionLost
+from ._neterrors import (
+    CA_FILE_ENV,
+    HANDSHAKE_PHASE,
+    TLS_PHASE,
+    opening,
+    proxy_phase,
+    trio_websocket_lost,
+    trio_websocket_open_failed,
+)
+from ._proxy import Proxy, authority, tunnel
 from ._scopes import StackOwned, owned_task_group
 from ._websocket import (
-    CA_FILE_ENV,
     DEFAULT_MAX_MESSAGE_SIZE,
     WebSocket,
     build_ssl_context,
     check_verifying_context,
     connect_websocket,
     split_url,
-    unresolved_host,
 )
 
 __all__ = [
@@ -87,25 +94,41 @@ class MessageTransport(Protocol):
     ``abort`` are idempotent and end a send blocked on a peer that stopped reading.
     """
 
-    async def receive_batch(self) -> list[str | bytes]: ...
+    async def receive_batch(self) -> list[str | bytes]:
+        """The messages of one read, in order: at least one."""
+        ...
 
-    async def send_text(self, text: str) -> None: ...
+    async def send_text(self, text: str) -> None:
+        """Send one text message."""
+        ...
 
-    async def send_texts(self, texts: Sequence[str]) -> None: ...
+    async def send_texts(self, texts: Sequence[str]) -> None:
+        """Send several text messages, in order, in as few writes as the engine can."""
+        ...
 
-    async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close politely (a close frame with ``code``), bounded; idempotent."""
+        ...
 
-    async def abort(self) -> None: ...
+    async def abort(self) -> None:
+        """Drop the link at once, without a close frame; idempotent."""
+        ...
 
 
 class _NativeTransport:
     def __init__(
-        self, url: str, ssl_context: ssl.SSLContext | None, max_size: int, open_timeout: float
+        self,
+        url: str,
+        ssl_context: ssl.SSLContext | None,
+        max_size: int,
+        open_timeout: float,
+        proxy: Proxy | None,
     ) -> None:
         self._url = url
         self._ssl_context = ssl_context
         self._max_size = max_size
         self._open_timeout = open_timeout
+        self._proxy = proxy
         self._ws: WebSocket | None = None
 
     async def __aenter__(self) -> WebSocket:
@@ -114,6 +137,7 @@ class _NativeTransport:
             ssl_context=self._ssl_context,
             max_message_size=self._max_size,
             open_timeout=self._open_timeout,
+            proxy=self._proxy,
         )
         return self._ws
 
@@ -145,11 +169,7 @@ class _TrioWebSocketAdapter:
     def _lost(self, exc: Any) -> ConnectionLost:
         if self._local_close is not None:
             return self._local_close
-        reason = exc.reason
-        code = getattr(reason, "code", None)
-        text = getattr(reason, "reason", None)
-        detail = f", {text}" if text else ""
-        return ConnectionLost(f"WebSocket closed (code {code}{detail})", close_code=code)
+        return trio_websocket_lost(exc)
 
     async def receive_batch(self) -> list[str | bytes]:
         if self._local_close is not None:
@@ -260,7 +280,12 @@ class _TrioWebSocketTransport(StackOwned):
     """
 
     def __init__(
-        self, url: str, ssl_context: ssl.SSLContext | None, max_size: int, open_timeout: float
+        self,
+        url: str,
+        ssl_context: ssl.SSLContext | None,
+        max_size: int,
+        open_timeout: float,
+        proxy: Proxy | None,
     ) -> None:
         try:
             import trio_websocket  # noqa: F401
@@ -273,6 +298,7 @@ class _TrioWebSocketTransport(StackOwned):
         self._ssl_context = ssl_context if tls else None
         self._max_size = max_size
         self._open_timeout = open_timeout
+        self._proxy = proxy
 
     async def __aenter__(self) -> _TrioWebSocketAdapter:
         if _backend_name() != "trio":
@@ -300,28 +326,38 @@ class _TrioWebSocketTransport(StackOwned):
 
     async def _open(self, task_group: anyio.abc.TaskGroup) -> Any:
         import trio
-        from trio_websocket import ConnectionRejected, wrap_client_stream
+        from trio_websocket import wrap_client_stream
 
-        where = f"{self._host}:{self._port}"
-        phase = "TCP connect"
+        host, port, proxy = self._host, self._port, self._proxy
+        where = f"{host}:{port}"
         stream: Any = None
         try:
-            with anyio.move_on_after(self._open_timeout) as deadline:
-                try:
-                    stream = await trio.open_tcp_stream(self._host, self._port)
-                    if self._ssl_context is not None:
-                        phase = "TLS handshake"
-                        stream = trio.SSLStream(
-                            stream,
-                            self._ssl_context,
-                            server_hostname=self._host,
-                            https_compatible=True,
-                        )
-                        await stream.do_handshake()
-                except (OSError, trio.BrokenResourceError) as exc:
-                    raise _open_error(where, phase, exc) from None
-                phase = "WebSocket handshake"
-                host_header = self._host if self._port in (80, 443) else where
+            with opening(
+                host,
+                port,
+                phase="TCP connect",
+                timeout=self._open_timeout,
+                proxy=proxy.url if proxy is not None else None,
+            ) as attempt:
+                if proxy is None:
+                    stream = await trio.open_tcp_stream(host, port)
+                else:
+                    with proxy_phase(proxy.url, authority(host, port), "connect"):
+                        stream = await trio.open_tcp_stream(proxy.host, proxy.port)
+                    tcp = stream
+
+                    async def receive() -> bytes:
+                        return await tcp.receive_some(4096)  # type: ignore[no-any-return]
+
+                    await tunnel(proxy, host, port, tcp.send_all, receive)
+                if self._ssl_context is not None:
+                    attempt.phase = TLS_PHASE
+                    stream = trio.SSLStream(
+                        stream, self._ssl_context, server_hostname=host, https_compatible=True
+                    )
+                    await stream.do_handshake()
+                attempt.phase = HANDSHAKE_PHASE
+                host_header = host if port in (80, 443) else where
                 with anyio.CancelScope() as handshake:
                     reader = _ReaderNursery(task_group, handshake)
                     return await wrap_client_stream(
@@ -332,48 +368,13 @@ class _TrioWebSocketTransport(StackOwned):
                         message_queue_size=256,
                         max_message_size=self._max_size,
                     )
-                error = reader.error
-                if isinstance(error, ConnectionRejected):
-                    status = error.status_code
-                    raise TransportError(
-                        f"WebSocket handshake with {where} failed: HTTP {status}",
-                        fatal=400 <= status < 500 and status not in (408, 429),
-                    )
-                detail = f": {error}" if error is not None else ""
-                raise TransportError(
-                    f"WebSocket handshake with {where} failed: the server closed the "
-                    f"connection or did not answer with a WebSocket upgrade{detail}"
-                )
-            assert deadline.cancelled_caught
-            raise TransportError(
-                f"timed out after {self._open_timeout:g} s in the {phase} with {where}"
-            )
+                raise trio_websocket_open_failed(where, reader.error)
+            raise AssertionError("unreachable: opening() raises when the body did not return")
         except BaseException:
             if stream is not None:
                 with anyio.CancelScope(shield=True):
                     await anyio.aclose_forcefully(stream)
             raise
-
-
-def _open_error(where: str, phase: str, exc: BaseException) -> TransportError:
-    """A failed TCP connect or TLS handshake (trio exceptions) as a TransportError."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, socket.gaierror):
-            return unresolved_host(where.rsplit(":", 1)[0], cause)
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return TransportError(
-                f"TLS certificate verification failed for {where}: {cause.verify_message}. "
-                f"If the server uses a private CA, trust it with {CA_FILE_ENV}.",
-                fatal=True,
-            )
-        if isinstance(cause, OSError):
-            break
-        cause = cause.__cause__
-    detail = cause if cause is not None else exc
-    if phase == "TCP connect":
-        return TransportError(f"cannot connect to {where}: {detail!r}")
-    return TransportError(f"{phase} with {where} failed: {detail}")
 
 
 def _backend_name() -> str:
@@ -383,6 +384,8 @@ def _backend_name() -> str:
 
 
 class TransportContext(Protocol):
+    """What ``open_transport`` returns: entering opens the link, leaving closes it."""
+
     async def __aenter__(self) -> MessageTransport: ...
 
     async def __aexit__(
@@ -400,12 +403,15 @@ def open_transport(
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     open_timeout: float = DEFAULT_OPEN_TIMEOUT,
+    proxy: Proxy | None = None,
 ) -> TransportContext:
     """An async context manager that opens ``url`` and closes it on exit.
 
     Configuration errors (a bad URL, an unknown transport, a TLS context that does
     not verify) raise ``ValueError`` here, before any I/O; failures to open raise
-    ``TransportError`` on entry (``fatal`` when retrying cannot help).
+    ``TransportError`` on entry (``fatal`` when retrying cannot help). ``proxy`` (a
+    validated ``relay_anyio._proxy.Proxy``) tunnels the connection through an HTTP
+    proxy on either transport; which proxy applies is decided by the configuration.
     """
     tls = split_url(url)[0]
     transport = canonical_transport(transport)
@@ -416,5 +422,5 @@ def open_transport(
     else:
         ssl_context = None
     if transport == "native":
-        return _NativeTransport(url, ssl_context, max_message_size, open_timeout)
-    return _TrioWebSocketTransport(url, ssl_context, max_message_size, open_timeout)
+        return _NativeTransport(url, ssl_context, max_message_size, open_timeout, proxy)
+    return _TrioWebSocketTransport(url, ssl_context, max_message_size, open_timeout, proxy)

@@ -20,24 +20,33 @@ answer all the event acks of that read with one write.
 from __future__ import annotations
 
 import logging
-import math
 import os
-import socket
 import ssl
 from collections.abc import Generator, Sequence
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+from anyio.abc import ByteStream
 from websockets.client import ClientProtocol
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from ._errors import ConnectionLost, ProtocolError, TransportError
+from ._errors import ConnectionLost, ProtocolError
 from ._frames import DEFAULT_MAX_MESSAGE_SIZE, FrameCodec
+from ._neterrors import (
+    CA_FILE_ENV,
+    HANDSHAKE_PHASE,
+    STREAM_GONE,
+    client_left_errors,
+    handshake_errors,
+    handshake_failed,
+    opening,
+)
 from ._netstream import connect_stream
+from ._proxy import Proxy
 
 __all__ = [
     "CA_FILE_ENV",
@@ -49,13 +58,9 @@ __all__ = [
     "connect_websocket",
     "open_websocket",
     "split_url",
-    "unresolved_host",
 ]
 
 logger = logging.getLogger("relay_anyio.websocket")
-
-#: Environment variable naming an extra PEM CA bundle to trust (reference §1).
-CA_FILE_ENV = "SIGNALWIRE_RELAY_CA_FILE"
 
 
 def build_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
@@ -128,13 +133,8 @@ class _ServerHandshake(ServerProtocol, _HandshakeOnly):
     pass
 
 
-# Backend exceptions that mean "this byte stream is gone".
-_STREAM_GONE: tuple[type[BaseException], ...] = (
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    OSError,  # includes ssl.SSLError and ConnectionResetError
-)
+# Backend exceptions that mean "this byte stream is gone" (the error boundary's list).
+_STREAM_GONE = STREAM_GONE
 
 
 class WebSocket:
@@ -160,7 +160,7 @@ class WebSocket:
     from another task (the keepalive, the session shutting down).
     """
 
-    def __init__(self, stream: anyio.abc.ByteStream, codec: FrameCodec) -> None:
+    def __init__(self, stream: ByteStream, codec: FrameCodec) -> None:
         self._stream = stream
         self._codec = codec
         # fast_acquire: an uncontended acquire does not yield. The write under it is
@@ -178,7 +178,7 @@ class WebSocket:
         self.close_reason: str = ""
 
     @property
-    def stream(self) -> anyio.abc.ByteStream:
+    def stream(self) -> ByteStream:
         """The underlying byte stream (for TLS details in tests)."""
         return self._stream
 
@@ -254,6 +254,7 @@ class WebSocket:
     # -- sending ---------------------------------------------------------------------
 
     async def send_text(self, text: str) -> None:
+        """Send one text message; ``ConnectionLost`` once the link is closed."""
         self._check_open()
         await self._send(self._codec.encode_text(text))
 
@@ -263,6 +264,7 @@ class WebSocket:
         await self._send(self._codec.encode_texts(texts))
 
     async def send_bytes(self, data: bytes) -> None:
+        """Send one binary message (RELAY sends text; tests and other peers may not)."""
         self._check_open()
         await self._send(self._codec.encode_binary(data))
 
@@ -385,7 +387,7 @@ class WebSocket:
 
 
 async def open_websocket(
-    stream: anyio.abc.ByteStream,
+    stream: ByteStream,
     host: str,
     resource: str = "/",
     *,
@@ -399,49 +401,38 @@ async def open_websocket(
     """
     proto = _ClientHandshake(parse_uri(f"ws://{host}{resource}"), logger=_CLIENT_ENGINE_LOGGER)
     try:
-        proto.send_request(proto.connect())
-        await stream.send(b"".join(proto.data_to_send()))
-        while True:
-            try:
+        with handshake_errors(host):
+            proto.send_request(proto.connect())
+            await stream.send(b"".join(proto.data_to_send()))
+            while True:
                 data = await stream.receive(_READ_SIZE)
-            except _STREAM_GONE as exc:
-                raise TransportError(
-                    f"connection closed during the WebSocket handshake with {host} "
-                    f"({type(exc).__name__})"
-                ) from None
-            proto.receive_data(data)
-            events = proto.events_received()
-            response = events[0] if events and isinstance(events[0], Response) else None
-            if proto.handshake_exc is not None:
-                # Without a response event the peer did not even speak HTTP; the
-                # engine then waits for EOF forever, so stop here.
-                status = response.status_code if response is not None else 0
-                cause = proto.handshake_exc.__cause__
-                detail = f"{proto.handshake_exc}" + (f": {cause}" if cause else "")
-                raise TransportError(
-                    f"WebSocket handshake with {host} failed: "
-                    + (f"HTTP {status} ({detail})" if status else detail),
-                    fatal=400 <= status < 500 and status not in (408, 429),
-                )
-            if response is None:
-                continue
-            return await _start(stream, proto, FrameCodec(True, max_message_size))
+                proto.receive_data(data)
+                events = proto.events_received()
+                response = events[0] if events and isinstance(events[0], Response) else None
+                if proto.handshake_exc is not None:
+                    # Without a response event the peer did not even speak HTTP; the
+                    # engine then waits for EOF forever, so stop here.
+                    status = response.status_code if response is not None else 0
+                    cause = proto.handshake_exc.__cause__
+                    detail = f"{proto.handshake_exc}" + (f": {cause}" if cause else "")
+                    raise handshake_failed(host, status, detail)
+                if response is None:
+                    continue
+                return await _start(stream, proto, FrameCodec(True, max_message_size))
     except BaseException:
         await anyio.aclose_forcefully(stream)
         raise
 
 
 async def accept_websocket(
-    stream: anyio.abc.ByteStream, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    stream: ByteStream, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 ) -> WebSocket:
     """Run the server side of the opening handshake over ``stream``."""
     proto = _ServerHandshake(logger=_SERVER_ENGINE_LOGGER)
     try:
         while True:
-            try:
+            with client_left_errors():
                 data = await stream.receive(_READ_SIZE)
-            except _STREAM_GONE:
-                raise ConnectionLost("client left during the WebSocket handshake") from None
             proto.receive_data(data)
             for event in proto.events_received():
                 if isinstance(event, Request):
@@ -458,7 +449,7 @@ async def accept_websocket(
         raise
 
 
-async def _start(stream: anyio.abc.ByteStream, proto: Protocol, codec: FrameCodec) -> WebSocket:
+async def _start(stream: ByteStream, proto: Protocol, codec: FrameCodec) -> WebSocket:
     """The WebSocket after a handshake; frames that came with it are decoded now."""
     ws = WebSocket(stream, codec)
     leftover = bytes(proto.reader.buffer)  # kept there by _HandshakeOnly
@@ -491,6 +482,7 @@ async def connect_websocket(
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     open_timeout: float | None = None,
+    proxy: Proxy | None = None,
 ) -> WebSocket:
     """Open TCP (and TLS for ``wss``), then the WebSocket handshake.
 
@@ -498,7 +490,8 @@ async def connect_websocket(
     without them is refused (``ValueError``), and a verification failure is a fatal
     ``TransportError`` (no plaintext fallback, no retry); other network failures
     are retryable ones. ``open_timeout`` bounds the three phases together, so a peer
-    that accepts and then stalls cannot hang the reconnect loop.
+    that accepts and then stalls cannot hang the reconnect loop. With ``proxy``, TCP
+    goes through its CONNECT tunnel and TLS runs inside it, verified as without one.
     """
     tls, host, port, resource = split_url(url)
     host_header = host if port == (443 if tls else 80) else f"{host}:{port}"
@@ -506,36 +499,22 @@ async def connect_websocket(
     if tls:
         ctx = ssl_context or build_ssl_context()
         check_verifying_context(ctx)
-    phase = "TCP connect" if ctx is None else "TCP connect and TLS handshake"
-    with anyio.move_on_after(open_timeout if open_timeout is not None else math.inf) as scope:
-        try:
-            stream = await connect_stream(host, port, ssl_context=ctx, server_hostname=host)
-        except ssl.SSLCertVerificationError as exc:
-            raise TransportError(
-                f"TLS certificate verification failed for {host}:{port}: {exc.verify_message}. "
-                f"If the server uses a private CA, trust it with {CA_FILE_ENV}.",
-                fatal=True,
-            ) from None
-        except ssl.SSLError as exc:
-            raise TransportError(f"TLS handshake with {host}:{port} failed: {exc}") from None
-        except socket.gaierror as exc:
-            raise unresolved_host(host, exc) from None
-        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-            raise TransportError(f"cannot connect to {host}:{port}: {exc!r}") from None
-        phase = "WebSocket handshake"
+    with opening(
+        host,
+        port,
+        phase="TCP connect" if ctx is None else "TCP connect and TLS handshake",
+        timeout=open_timeout,
+        proxy=proxy.url if proxy is not None else None,
+        host_header=host_header,
+    ) as attempt:
+        stream = await connect_stream(
+            host, port, ssl_context=ctx, server_hostname=host, proxy=proxy
+        )
+        attempt.phase = HANDSHAKE_PHASE
         return await open_websocket(
             stream, host_header, resource, max_message_size=max_message_size
         )
-    assert scope.cancelled_caught
-    raise TransportError(f"timed out after {open_timeout:g} s in the {phase} with {host}:{port}")
-
-
-def unresolved_host(host: str, exc: socket.gaierror) -> TransportError:
-    return TransportError(
-        f"cannot resolve the host name {host!r} ({exc.strerror or exc}): check the host "
-        "(host= or SIGNALWIRE_SPACE, e.g. 'example.signalwire.com')",
-        unresolved=True,
-    )
+    raise AssertionError("unreachable: opening() raises when the body did not return")
 
 
 def check_verifying_context(ctx: ssl.SSLContext) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "relay_anyio"
 
 
@@ -91,11 +89,6 @@ def test_the_sdk_has_no_import_cycle() -> None:
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not done: the fake server's modules still import each other (its split into "
-    "listener, session layer, faults and scripts is open work of the core redesign)",
-)
 def test_the_fake_server_has_no_import_cycle() -> None:
     graph = _part(_graph(), testing=True)
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
@@ -121,3 +114,25 @@ def test_no_async_context_is_entered_by_hand() -> None:
             ):
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_sdk_never_imports_the_testing_tier() -> None:
+    """The fake server ships beside the SDK, not inside it: nothing a user's worker
+    imports pulls it in. The CLI is the one door (``relay-anyio demo``/``serve``), and
+    it imports the tier lazily, inside the commands that need it."""
+    graph = _graph()
+    leaks = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if not module.startswith("relay_anyio.testing") and module != "relay_anyio._cli"
+        for target in targets
+        if target.startswith("relay_anyio.testing")
+    )
+    assert leaks == []
+    cli = ast.parse((PACKAGE / "_cli.py").read_text())
+    top_level = [
+        node
+        for node in cli.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("testing")
+    ]
+    assert top_level == [], "the CLI must import the testing tier inside its commands"

@@ -22,7 +22,7 @@ from relay_anyio import (
     RelayEvent,
 )
 from relay_anyio.testing import FakeCall, FakeRelayServer
-from relay_anyio.testing._calling import finish_action
+from relay_anyio.testing._calls import finish_action
 
 from .helpers import make_client, messages
 

@@ -32,7 +32,7 @@ from relay_anyio.testing import (
     HandlerContext,
     JsonRpcError,
 )
-from relay_anyio.testing._calling import finish_action
+from relay_anyio.testing._calls import finish_action
 
 from .helpers import eventually, make_client, messages
 from .test_call_basics import inbound_call, run_one_call

@@ -60,7 +60,6 @@ from relay_anyio._events import (
     TranscribeEvent,
 )
 from relay_anyio.testing import FakeRelayServer
-from relay_anyio.testing._calling import conferences
 
 from .helpers import eventually, make_client
 from .test_call_basics import inbound_call
@@ -673,7 +672,7 @@ CASES: list[Case] = [
         },
         lambda ctx: ok(
             "Joining conference",
-            conference_id=conferences(ctx["server"])["team-standup"].conference_id,
+            conference_id=ctx["server"].conferences["team-standup"].conference_id,
         ),
     ),
     Case(
@@ -1486,7 +1485,7 @@ async def test_conference_events_reach_calls_and_client_listeners(
     # Participant events carry call_id: each call sees its own, and only its own.
     assert call_events[first.call_id] == ["participant-join", "participant-leave"]
     assert call_events[second.call_id] == ["participant-join", "participant-leave"]
-    assert conferences(relay_server) == {}
+    assert relay_server.conferences == {}
 
 
 async def test_calling_error_reaches_the_call_or_the_client(
@@ -1521,6 +1520,6 @@ async def test_unscripted_outcomes_leave_no_fake_state_behind(
         await eventually(lambda: fake.connect_state == "connected")
         await call.hangup()
         await call.wait_for_ended(timeout=2)
-    assert conferences(relay_server) == {}
+    assert relay_server.conferences == {}
     assert fake.queue is None and fake.peer is None
     assert all(c.state == "ended" for c in relay_server.calls.values())

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -213,14 +212,6 @@ async def test_fake_server_tls_runs_a_guide_example_through_relay_anyio_run(
     assert (app_code, server_code) == (0, 0)
 
 
-@pytest.fixture
-async def tls_server() -> AsyncIterator[FakeRelayServer]:
-    async with FakeRelayServer(tls=True) as server:
-        yield server
-    # A conformant client leaves no violation (what the plugin's fixtures check too).
-    assert server.violations == []
-
-
 def app_env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
     kwargs: dict[str, Any] = server.client_kwargs()
     return env(
@@ -232,9 +223,9 @@ def app_env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
 
 
 async def test_run_drains_active_calls_on_sigterm(
-    backend: str, tls_server: FakeRelayServer, tmp_path: Path
+    backend: str, relay_server_tls: FakeRelayServer, tmp_path: Path
 ) -> None:
-    tls_server.record_duration = 60  # the voicemail recording runs until the caller hangs up
+    relay_server_tls.record_duration = 60  # the voicemail recording runs until the caller hangs up
     async with python_process(
         *CLI_ARGS,
         "run",
@@ -243,20 +234,20 @@ async def test_run_drains_active_calls_on_sigterm(
         "20",
         "--backend",
         backend,
-        env=app_env(tls_server, tmp_path),
+        env=app_env(relay_server_tls, tmp_path),
         cwd=ROOT,
         stderr=subprocess.STDOUT,
     ) as app:
         out = Output(app)
         await out.until("serving on contexts")
-        call = await tls_server.offer_call("main-ivr")
+        call = await relay_server_tls.offer_call("main-ivr")
         call.script_digits("3")
-        await tls_server.wait_for_request(
+        await relay_server_tls.wait_for_request(
             "calling.record", lambda f: f["params"]["record"]["audio"]["direction"] == "listen"
         )
         app.send_signal(signal.SIGTERM)
         # New calls stop coming to this worker; the active one goes on.
-        [unreceive] = [await tls_server.wait_for_request("signalwire.unreceive", timeout=10)]
+        [unreceive] = [await relay_server_tls.wait_for_request("signalwire.unreceive", timeout=10)]
         assert unreceive["params"]["contexts"] == ["main-ivr"]
         await out.until(r"draining: waiting up to 20 s for 1 active call")
         assert call.state == "answered"
@@ -272,7 +263,7 @@ async def test_run_drains_active_calls_on_sigterm(
 
 
 async def test_run_accepts_an_app_factory_and_exits_1_on_rejected_credentials(
-    backend: str, tls_server: FakeRelayServer, tmp_path: Path
+    backend: str, relay_server_tls: FakeRelayServer, tmp_path: Path
 ) -> None:
     app = tmp_path / "factory_app.py"
     app.write_text(
@@ -281,7 +272,7 @@ async def test_run_accepts_an_app_factory_and_exits_1_on_rejected_credentials(
         "    return RelayClient(contexts=['x'], reconnect_min_delay=0.01,"
         " reconnect_max_delay=0.02)\n"
     )
-    environment = app_env(tls_server, tmp_path)
+    environment = app_env(relay_server_tls, tmp_path)
     environment["SIGNALWIRE_API_TOKEN"] = "wrong"
     result = await anyio.run_process(
         [*CLI, "run", f"{app}:make_client", "--backend", backend],

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from relay_anyio._demo import run_demo
+from relay_anyio.testing._demo import run_demo
 
 pytestmark = pytest.mark.anyio
 

@@ -25,7 +25,8 @@ from relay_anyio import (
     RelayEvent,
 )
 from relay_anyio.testing import DialScript, FakeRelayServer, HandlerContext
-from relay_anyio.testing._calling import FollowUp, dial_handler
+from relay_anyio.testing._calls import FollowUp
+from relay_anyio.testing._handlers_bridging import dial_handler
 
 from .helpers import eventually, make_client
 

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -23,7 +22,7 @@ from anyio.abc import Process
 
 from relay_anyio.testing import FakeRelayServer
 
-from .helpers import program_env, python_process
+from .helpers import python_process
 
 pytestmark = pytest.mark.anyio
 
@@ -68,19 +67,6 @@ def test_worked_ivr_example_type_checks() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeRelayServer]:
-    async with FakeRelayServer(tls=True) as server:
-        yield server
-    # A conformant client leaves no violation (what the plugin's fixtures check too).
-    assert server.violations == []
-
-
-@pytest.fixture
-def env(server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
-    return program_env(server, tmp_path)
-
-
 async def interrupt(process: Process, signum: signal.Signals = signal.SIGINT) -> str:
     """Stop a serving example the way a user does; return its output."""
     process.send_signal(signum)
@@ -102,7 +88,7 @@ async def interrupt(process: Process, signum: signal.Signals = signal.SIGINT) ->
     ],
 )
 async def test_guide_inbound_programs(
-    server: FakeRelayServer,
+    relay_server_tls: FakeRelayServer,
     env: dict[str, str],
     example: str,
     context: str,
@@ -112,41 +98,43 @@ async def test_guide_inbound_programs(
     async with python_process(
         str(EXAMPLES / example), env=env, stderr=subprocess.STDOUT
     ) as process:
-        await server.wait_for_session(timeout=10)
-        call = await server.offer_call(context)
+        await relay_server_tls.wait_for_session(timeout=10)
+        call = await relay_server_tls.offer_call(context)
         if digits:
             call.script_digits(digits)
         await call.wait_for_state("ended", timeout=10)
         out = await interrupt(process)
     texts = [
         item["params"]["text"]
-        for frame in server.received("calling.play")
+        for frame in relay_server_tls.received("calling.play")
         for item in frame["params"]["play"]
     ]
     assert texts[-1] == expected
     assert "Traceback" not in out
 
 
-async def test_guide_outbound_program(server: FakeRelayServer, env: dict[str, str]) -> None:
+async def test_guide_outbound_program(
+    relay_server_tls: FakeRelayServer, env: dict[str, str]
+) -> None:
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "relay_outbound.py")], env=env, check=False
     )
     out = result.stdout.decode()
     assert result.returncode == 0, out + result.stderr.decode()
-    [dial] = server.received("calling.dial")
+    [dial] = relay_server_tls.received("calling.dial")
     [[device]] = dial["params"]["devices"]
     assert device["params"]["to_number"] == "+15559876543"
-    call = server.calls[out.split("Call answered: ")[1].split()[0]]
+    call = relay_server_tls.calls[out.split("Call answered: ")[1].split()[0]]
     # The program returned with RELAY's answer to its calling.end; the fake's
     # ending -> ended follows that answer.
-    await server.wait_until(lambda: call.state == "ended")
+    await relay_server_tls.wait_until(lambda: call.state == "ended")
     assert call.states[-1] == "ended"
 
 
 async def test_anyio_program_main(
-    server: FakeRelayServer, env: dict[str, str], anyio_backend_name: str
+    relay_server_tls: FakeRelayServer, env: dict[str, str], anyio_backend_name: str
 ) -> None:
-    server.script_dial(["no_answer"])
+    relay_server_tls.script_dial(["no_answer"])
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "embedding_anyio.py"), "+15551110001"],
         env={**env, "RELAY_BACKEND": anyio_backend_name},
@@ -157,7 +145,7 @@ async def test_anyio_program_main(
     assert "SMS delivered" in result.stdout.decode()
 
 
-async def test_sync_program_main(server: FakeRelayServer, env: dict[str, str]) -> None:
+async def test_sync_program_main(relay_server_tls: FakeRelayServer, env: dict[str, str]) -> None:
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "sync_portal.py"), "+15559876543", "Shipped!"],
         env=env,
@@ -170,14 +158,14 @@ async def test_sync_program_main(server: FakeRelayServer, env: dict[str, str]) -
 
 
 async def test_trio_service_main(
-    server: FakeRelayServer, env: dict[str, str], tmp_path: Path
+    relay_server_tls: FakeRelayServer, env: dict[str, str], tmp_path: Path
 ) -> None:
     records = tmp_path / "survey.jsonl"
     async with python_process(
         str(EXAMPLES / "embedding_trio.py"), str(records), env=env, stderr=subprocess.STDOUT
     ) as process:
-        await server.wait_for_session(timeout=10)
-        call = await server.offer_call("survey")
+        await relay_server_tls.wait_for_session(timeout=10)
+        call = await relay_server_tls.offer_call("survey")
         call.script_digits("5")
         await call.wait_for_state("ended", timeout=10)
         with anyio.fail_after(10):

@@ -16,7 +16,7 @@ import importlib.util
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import ModuleType
@@ -29,7 +29,7 @@ from anyio.abc import Process
 from relay_anyio import Call, RelayClient
 from relay_anyio.testing import FakeCall, FakeRelayServer
 
-from .helpers import eventually, make_client, program_env, python_process
+from .helpers import eventually, make_client, python_process
 
 pytestmark = pytest.mark.anyio
 
@@ -353,19 +353,6 @@ async def test_error_handling_snippet(
 # -- programs, as processes over TLS ---------------------------------------------------------
 
 
-@pytest.fixture
-async def tls_server() -> AsyncIterator[FakeRelayServer]:
-    async with FakeRelayServer(tls=True) as server:
-        yield server
-    # A conformant client leaves no violation (what the plugin's fixtures check too).
-    assert server.violations == []
-
-
-@pytest.fixture
-def env(tls_server: FakeRelayServer, tmp_path: Path) -> dict[str, str]:
-    return program_env(tls_server, tmp_path)
-
-
 async def interrupt(process: Process, server: FakeRelayServer) -> str:
     """Ctrl+C, as a user stops a serving program; it must exit 0 quickly.
 
@@ -393,12 +380,12 @@ def open_example(name: str, env: dict[str, str]) -> AbstractAsyncContextManager[
     return python_process(str(EXAMPLES / name), env=env, stderr=subprocess.STDOUT)
 
 
-async def test_relay_hello_program(tls_server: FakeRelayServer, env: dict[str, str]) -> None:
+async def test_relay_hello_program(relay_server_tls: FakeRelayServer, env: dict[str, str]) -> None:
     async with open_example("relay_hello.py", env) as process:
-        await tls_server.wait_for_session(timeout=10)
-        call = await tls_server.offer_call()
+        await relay_server_tls.wait_for_session(timeout=10)
+        call = await relay_server_tls.offer_call()
         await call.wait_for_state("ended", timeout=10)
-        await interrupt(process, tls_server)
+        await interrupt(process, relay_server_tls)
     assert methods(call) == ["calling.answer", "calling.play", "calling.end"]
     assert params(call.requests[1])["play"] == [
         {"type": "tts", "params": {"text": "Hello from RELAY!"}}
@@ -407,15 +394,15 @@ async def test_relay_hello_program(tls_server: FakeRelayServer, env: dict[str, s
 
 
 async def test_relay_inbound_program_connects_to_support(
-    tls_server: FakeRelayServer, env: dict[str, str]
+    relay_server_tls: FakeRelayServer, env: dict[str, str]
 ) -> None:
     async with open_example("relay_inbound.py", env) as process:
-        await tls_server.wait_for_session(timeout=10)
-        call = await tls_server.offer_call("ivr", from_number="+15557654321")
+        await relay_server_tls.wait_for_session(timeout=10)
+        call = await relay_server_tls.offer_call("ivr", from_number="+15557654321")
         call.script_digits("2")
-        connect = await tls_server.wait_for_request("calling.connect", timeout=10)
+        connect = await relay_server_tls.wait_for_request("calling.connect", timeout=10)
         await call.remote_hangup()  # the caller hangs up once bridged
-        out = await interrupt(process, tls_server)
+        out = await interrupt(process, relay_server_tls)
     assert methods(call) == ["calling.answer", "calling.play", "calling.collect", "calling.connect"]
     assert params(call.requests[2]) == {
         "control_id": params(call.requests[2])["control_id"],
@@ -428,20 +415,22 @@ async def test_relay_inbound_program_connects_to_support(
     assert "Inbound call from {'type': 'phone', 'params': {'from_number': '+15557654321'" in out
 
 
-async def test_relay_outbound_program(tls_server: FakeRelayServer, env: dict[str, str]) -> None:
+async def test_relay_outbound_program(
+    relay_server_tls: FakeRelayServer, env: dict[str, str]
+) -> None:
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "relay_outbound.py")], env=env, check=False
     )
     out = result.stdout.decode()
     assert result.returncode == 0, out + result.stderr.decode()
     call_id = out.split("Call answered: ")[1].split()[0]
-    call = tls_server.calls[call_id]
+    call = relay_server_tls.calls[call_id]
     # The program returned with RELAY's answer to its calling.end; the fake's
     # ending -> ended follows that answer.
-    await tls_server.wait_until(lambda: call.state == "ended")
+    await relay_server_tls.wait_until(lambda: call.state == "ended")
     assert methods(call) == ["calling.play", "calling.end"]
     assert call.states == ["created", "ringing", "answered", "ending", "ended"]
-    [dial] = tls_server.received("calling.dial")
+    [dial] = relay_server_tls.received("calling.dial")
     assert dial["params"]["devices"] == [
         [
             {
@@ -457,18 +446,18 @@ async def test_relay_outbound_program(tls_server: FakeRelayServer, env: dict[str
 
 
 async def test_relay_ivr_program_voicemail_and_sales(
-    tls_server: FakeRelayServer, env: dict[str, str]
+    relay_server_tls: FakeRelayServer, env: dict[str, str]
 ) -> None:
-    tls_server.record_duration = 0.05  # the voicemail ends on silence
+    relay_server_tls.record_duration = 0.05  # the voicemail ends on silence
     async with open_example("relay_ivr.py", env) as process:
-        await tls_server.wait_for_session(timeout=10)
-        voicemail = await tls_server.offer_call("main-ivr")
+        await relay_server_tls.wait_for_session(timeout=10)
+        voicemail = await relay_server_tls.offer_call("main-ivr")
         voicemail.script_digits("3")
         await voicemail.wait_for_state("ended", timeout=10)
-        sales = await tls_server.offer_call("main-ivr")
+        sales = await relay_server_tls.offer_call("main-ivr")
         sales.script_digits("1")
         await sales.wait_for_state("ended", timeout=10)
-        await interrupt(process, tls_server)
+        await interrupt(process, relay_server_tls)
     assert methods(voicemail) == [
         "calling.answer",
         "calling.record",
@@ -504,20 +493,20 @@ async def test_relay_ivr_program_voicemail_and_sales(
     assert params(sales.requests[4])["devices"] == [
         [{"type": "phone", "params": {"to_number": "+15551001000", "from_number": "+15550000000"}}]
     ]
-    assert texts(tls_server)[-1] == "Connecting you to sales."
+    assert texts(relay_server_tls)[-1] == "Connecting you to sales."
 
 
 async def test_a_snippet_program_runs_as_written(
-    tls_server: FakeRelayServer, env: dict[str, str]
+    relay_server_tls: FakeRelayServer, env: dict[str, str]
 ) -> None:
     async with open_example("guide_event_listeners.py", env) as process:
-        await tls_server.wait_for_session(timeout=10)
-        call = await tls_server.offer_call()
-        await tls_server.wait_until(
-            lambda: len(tls_server.sent_events("calling.call.play")) == 2, timeout=10
+        await relay_server_tls.wait_for_session(timeout=10)
+        call = await relay_server_tls.offer_call()
+        await relay_server_tls.wait_until(
+            lambda: len(relay_server_tls.sent_events("calling.call.play")) == 2, timeout=10
         )
         await call.remote_hangup()
-        out = await interrupt(process, tls_server)
+        out = await interrupt(process, relay_server_tls)
     assert out.splitlines()[:5] == [
         "Call state: answered",
         "Play state: playing",

@@ -12,16 +12,18 @@ import functools
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 import relay_anyio
+import relay_anyio.lowlevel
 import relay_anyio.testing
 import relay_anyio.testing.pytest_plugin
 
@@ -163,6 +165,25 @@ EXPECTED_TESTING_ALL = [
     "script_message",
 ]
 
+EXPECTED_LOWLEVEL_ALL = [
+    "Backoff",
+    "ConnectionState",
+    "GiveUp",
+    "MemoryClose",
+    "MemoryItem",
+    "MemoryTransport",
+    "MessageTransport",
+    "Session",
+    "SessionListener",
+    "SessionOptions",
+    "WebSocket",
+    "accept_websocket",
+    "check_result",
+    "memory_transport_pair",
+    "open_transport",
+    "open_websocket",
+]
+
 #: Symbols ``pyright --verifytypes`` may report: none, the public surface is complete.
 KNOWN_TYPE_GAPS: frozenset[str] = frozenset()
 #: Every public symbol has a declared type.
@@ -171,15 +192,23 @@ TYPE_COMPLETENESS_FLOOR = 1.0
 
 @pytest.mark.parametrize(
     ("module", "expected"),
-    [(relay_anyio, EXPECTED_ALL), (relay_anyio.testing, EXPECTED_TESTING_ALL)],
-    ids=["relay_anyio", "relay_anyio.testing"],
+    [
+        (relay_anyio, EXPECTED_ALL),
+        (relay_anyio.testing, EXPECTED_TESTING_ALL),
+        (relay_anyio.lowlevel, EXPECTED_LOWLEVEL_ALL),
+    ],
+    ids=["relay_anyio", "relay_anyio.testing", "relay_anyio.lowlevel"],
 )
 def test_all_is_pinned(module: types.ModuleType, expected: list[str]) -> None:
     assert sorted(module.__all__) == expected
     assert len(set(module.__all__)) == len(module.__all__), "duplicate names in __all__"
 
 
-@pytest.mark.parametrize("module", [relay_anyio, relay_anyio.testing], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [relay_anyio, relay_anyio.testing, relay_anyio.lowlevel],
+    ids=lambda m: m.__name__,
+)
 def test_every_name_resolves_and_nothing_private_leaks(module: types.ModuleType) -> None:
     for name in module.__all__:
         assert hasattr(module, name), f"{module.__name__}.{name} is in __all__ but missing"
@@ -204,7 +233,7 @@ def test_exported_objects_are_public_and_documented() -> None:
     (Their defining modules are private: ``relay_anyio._call`` is an implementation
     detail, ``relay_anyio.Call`` is the name users write.)
     """
-    for module in (relay_anyio, relay_anyio.testing):
+    for module in (relay_anyio, relay_anyio.testing, relay_anyio.lowlevel):
         for name in module.__all__:
             value = getattr(module, name)
             if inspect.isclass(value) or inspect.isfunction(value):
@@ -255,6 +284,20 @@ def _verifytypes() -> dict[str, Any]:
     return report
 
 
+@pytest.mark.timeout(300)
+def test_every_public_function_and_class_has_a_docstring() -> None:
+    """What ``pyright --verifytypes`` counts: functions and classes users can reach,
+    their methods included. (The ``__converterDescriptor`` classes are pyright's own
+    synthesis for an attrs ``converter=``, not code anyone wrote.)"""
+    undocumented = sorted(
+        symbol["name"]
+        for symbol in _verifytypes()["typeCompleteness"]["symbols"]
+        if "__converterDescriptor" not in symbol["name"]
+        and any("No docstring found" in d["message"] for d in symbol["diagnostics"])
+    )
+    assert undocumented == []
+
+
 @pytest.mark.timeout(300)  # pyright runs here (16 s seen on a loaded machine)
 def test_public_surface_is_type_complete() -> None:
     report = _verifytypes()["typeCompleteness"]
@@ -274,3 +317,39 @@ def test_public_surface_is_type_complete() -> None:
     if fixed:
         print(f"type gaps fixed, remove them from KNOWN_TYPE_GAPS: {fixed}")  # noqa: T201
     assert report["completenessScore"] >= TYPE_COMPLETENESS_FLOOR
+
+
+def _public_callables() -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    for module in (relay_anyio, relay_anyio.testing, relay_anyio.lowlevel):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if inspect.isfunction(value):
+                found.append((f"{module.__name__}.{name}", value))
+            elif inspect.isclass(value):
+                for attr, member in vars(value).items():
+                    if attr.startswith("_") and attr != "__init__":
+                        continue
+                    if isinstance(member, staticmethod | classmethod):
+                        member = member.__func__
+                    if isinstance(member, property):
+                        member = member.fget
+                    if inspect.isfunction(member):
+                        found.append((f"{module.__name__}.{name}.{attr}", member))
+    return found
+
+
+def test_no_private_type_appears_in_a_public_signature() -> None:
+    """A user reading a signature (or their IDE) must find every type it names among
+    the public names: ``Call(client: _Requester)`` would send them into internals."""
+    private_name = re.compile(r"(?<![\w.])_[A-Za-z]\w*")
+    offenders = []
+    for qualname, function in _public_callables():
+        for param, annotation in function.__annotations__.items():
+            text = annotation if isinstance(annotation, str) else repr(annotation)
+            for name in private_name.findall(text):
+                # A type variable's name is a placeholder, private by convention.
+                if not isinstance(function.__globals__.get(name), TypeVar):
+                    offenders.append(f"{qualname}({param}: {text})")
+    assert offenders == []
+    assert len(_public_callables()) > 200  # the walk sees the surface

@@ -31,7 +31,7 @@ from relay_anyio.testing import (
     JournalEntry,
     pytest_plugin,
 )
-from relay_anyio.testing._calling import _finish_play
+from relay_anyio.testing._handlers_media import _finish_play
 
 pytestmark = pytest.mark.anyio
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 
 import anyio
@@ -18,7 +19,7 @@ from relay_anyio import (
     RelayEvent,
 )
 from relay_anyio.testing import FakeRelayServer, HandlerContext, messaging_send, script_message
-from relay_anyio.testing._messaging import Outcome
+from relay_anyio.testing._scripts import Outcome
 
 from .helpers import make_client, messages
 
@@ -296,3 +297,27 @@ async def test_no_handler_logs_the_drop(
         await relay_server.wait_until(
             lambda: sent["message_id"] in " ".join(messages(caplog)), what="the drop to be logged"
         )
+
+
+async def test_a_late_scheduler_still_delivers_one_messages_states_in_order(
+    relay_server: FakeRelayServer,
+) -> None:
+    """Regression (seen on a loaded machine): the fake server ran each delayed state of
+    a message in its own timer task; when the loop was late, every timer was due at
+    once and trio, which wakes tasks in random order, could send ``sent`` before
+    ``initiated``. Blocking the loop on purpose makes all of them due together."""
+    for _ in range(8):
+        script_message(relay_server, "delivered", delay=0.01)
+    async with make_client(relay_server) as client:
+        for _ in range(8):
+            message = await client.send_message(to_number=TO, from_number=FROM, body="hi")
+            seen: list[str] = []
+
+            def record(event: RelayEvent, seen: list[str] = seen) -> None:
+                seen.append(event.params["message_state"])
+
+            message.on(record)
+            time.sleep(0.1)  # noqa: ASYNC251  the late loop this test is about
+            with anyio.fail_after(30):
+                await message.wait()
+            assert seen == ["initiated", "sent", "delivered"]

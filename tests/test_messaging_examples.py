@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -24,14 +23,6 @@ pytestmark = pytest.mark.anyio
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.fixture
-async def tls_server() -> AsyncIterator[FakeRelayServer]:
-    async with FakeRelayServer(tls=True) as server:
-        yield server
-    # A conformant client leaves no violation (what the plugin's fixtures check too).
-    assert server.violations == []
-
-
 async def read_until(process: Process, marker: str, timeout: float = 10) -> str:
     assert process.stdout is not None
     text = ""
@@ -41,27 +32,27 @@ async def read_until(process: Process, marker: str, timeout: float = 10) -> str:
     return text
 
 
-async def test_messaging_send_example(tls_server: FakeRelayServer, tmp_path: Path) -> None:
+async def test_messaging_send_example(relay_server_tls: FakeRelayServer, tmp_path: Path) -> None:
     result = await anyio.run_process(
         [sys.executable, str(EXAMPLES / "messaging_send.py")],
-        env=program_env(tls_server, tmp_path),
+        env=program_env(relay_server_tls, tmp_path),
         check=False,
     )
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr.decode()
     assert "Final state: delivered" in out
     assert "MMS final state: delivered" in out
-    first, second = tls_server.received("messaging.send")
+    first, second = relay_server_tls.received("messaging.send")
     assert first["params"]["body"] == "Hello from SignalWire RELAY!"
     assert second["params"]["media"] == ["https://example.com/photo.jpg"]
 
 
-async def test_messaging_receive_example(tls_server: FakeRelayServer, tmp_path: Path) -> None:
+async def test_messaging_receive_example(relay_server_tls: FakeRelayServer, tmp_path: Path) -> None:
     async with python_process(
-        str(EXAMPLES / "messaging_receive.py"), env=program_env(tls_server, tmp_path)
+        str(EXAMPLES / "messaging_receive.py"), env=program_env(relay_server_tls, tmp_path)
     ) as process:
-        await tls_server.wait_for_session(timeout=10)
-        await tls_server.offer_message(
+        await relay_server_tls.wait_for_session(timeout=10)
+        await relay_server_tls.offer_message(
             body="Check this out",
             media=["https://example.com/photo.jpg"],
             from_number="+15553333333",

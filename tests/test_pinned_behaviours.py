@@ -22,7 +22,7 @@ from relay_anyio import (
 )
 from relay_anyio._redact import redact_frame
 from relay_anyio.testing import FakeRelayServer, HandlerContext, ok
-from relay_anyio.testing._calling import FakeCall
+from relay_anyio.testing._calls import FakeCall
 
 from .helpers import eventually, make_client
 

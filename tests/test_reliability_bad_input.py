@@ -41,7 +41,7 @@ from relay_anyio import (
     RelayClient,
 )
 from relay_anyio.testing import FakeCall, FakeRelayServer
-from relay_anyio.testing._calling import finish_action
+from relay_anyio.testing._calls import finish_action
 
 from .helpers import eventually, make_client
 
@@ -260,7 +260,7 @@ async def test_a_frame_nested_too_deeply_is_logged_and_skipped(
 ) -> None:
     """Regression: the stdlib parser's RecursionError escaped and killed the reader."""
     if codec == "stdlib":
-        monkeypatch.setattr("relay_anyio._session._loads", json.loads)
+        monkeypatch.setattr("relay_anyio._rpc._loads", json.loads)
     caplog.set_level(logging.DEBUG, logger="relay_anyio")
     async with make_client(relay_server) as client:
         await relay_server.send_raw("[" * 100_000 + "]" * 100_000)

@@ -30,14 +30,6 @@ Trust = Literal["the server's CA", "unset", "another CA"]
 TRUSTS: list[Trust] = ["the server's CA", "unset", "another CA"]
 
 
-@pytest.fixture(params=["native", "trio-websocket"])
-def transport(request: pytest.FixtureRequest, anyio_backend_name: str) -> TransportName:
-    name: TransportName = request.param
-    if name == "trio-websocket" and anyio_backend_name != "trio":
-        pytest.skip("trio-websocket runs under trio only")
-    return name
-
-
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (CA_FILE_ENV, "SIGNALWIRE_SPACE", "SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN"):

@@ -43,14 +43,6 @@ MIB = 1024 * 1024
 PROJECT_AUTH = {"project": "test-project", "token": "test-token"}
 
 
-@pytest.fixture(params=["native", "trio-websocket"])
-def transport(request: pytest.FixtureRequest, anyio_backend_name: str) -> TransportName:
-    name: TransportName = request.param
-    if name == "trio-websocket" and anyio_backend_name != "trio":
-        pytest.skip("trio-websocket runs under trio only")
-    return name
-
-
 @pytest.fixture(params=[False, True], ids=["ws", "wss"])
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[FakeRelayServer]:
     async with FakeRelayServer(tls=request.param) as relay:

@@ -6,20 +6,13 @@ so a client under test runs its real transport, reconnect and resume code. The
 plugin, registered automatically when the package is installed.
 """
 
-from ._calling import (
-    DEFAULT_HANDLERS,
-    DialScript,
-    FakeAction,
-    FakeCall,
-    FollowUp,
-    Handler,
-    HandlerContext,
-    JsonRpcError,
-    ResultCodeError,
-    calling_default,
-    ok,
-)
-from ._messaging import MessageScript, messaging_send, script_message
+from ._actions import FakeAction
+from ._calls import FakeCall, FollowUp
+from ._context import Handler, HandlerContext, JsonRpcError, ResultCodeError, ok
+from ._handlers import DEFAULT_HANDLERS
+from ._handlers_services import calling_default
+from ._messaging import messaging_send, script_message
+from ._scripts import DialScript, MessageScript
 from ._server import (
     AUTH_FAILED_CODE,
     AUTH_FAILED_ERROR_CODE,
@@ -27,10 +20,10 @@ from ._server import (
     NOT_AUTHENTICATED_CODE,
     NOT_AUTHENTICATED_MESSAGE,
     FakeRelayServer,
-    FakeSession,
-    JournalEntry,
 )
+from ._session import FakeSession
 from ._validation import InvalidRequestError
+from ._wire import JournalEntry
 
 __all__ = [
     "AUTH_FAILED_CODE",

@@ -10,11 +10,7 @@ response (which RELAY may do, since it knows the id before it answers).
 from __future__ import annotations
 
 import uuid
-import weakref
-from collections import deque
-from typing import TYPE_CHECKING, Any, Literal
-
-import attrs
+from typing import Any
 
 from .._constants import (
     EVENT_MESSAGING_STATE,
@@ -24,36 +20,15 @@ from .._constants import (
     MESSAGE_STATE_SENT,
     MESSAGE_STATE_UNDELIVERED,
 )
+from ._calls import CallHost
+from ._context import HandlerContext, ResultCodeError, ok
+from ._scripts import MessageScript, Outcome
 
-if TYPE_CHECKING:
-    from ._calling import HandlerContext
-    from ._server import FakeRelayServer
-
-__all__ = ["MessageScript", "messaging_send", "script_message"]
-
-Outcome = Literal["delivered", "undelivered", "failed", "stall"]
-
-
-@attrs.frozen
-class MessageScript:
-    """What happens to one sent message."""
-
-    outcome: Outcome = "delivered"
-    #: ``reason`` of an undelivered or failed message.
-    reason: str = ""
-    #: Seconds between consecutive state events.
-    delay: float = 0.0
-    #: How many state events are sent *before* the response (they overtake it).
-    early_events: int = 0
-
-
-_scripts: weakref.WeakKeyDictionary[FakeRelayServer, deque[MessageScript]] = (
-    weakref.WeakKeyDictionary()
-)
+__all__ = ["messaging_send", "script_message"]
 
 
 def script_message(
-    server: FakeRelayServer,
+    server: CallHost,
     outcome: Outcome = "delivered",
     *,
     reason: str = "",
@@ -64,7 +39,7 @@ def script_message(
     if outcome in ("undelivered", "failed") and not reason:
         reason = "carrier_rejected" if outcome == "undelivered" else "unknown_error"
     script = MessageScript(outcome, reason, delay, early_events)
-    _scripts.setdefault(server, deque()).append(script)
+    server.message_scripts.append(script)
 
 
 def _states(script: MessageScript) -> list[str]:
@@ -79,14 +54,12 @@ def _states(script: MessageScript) -> list[str]:
 
 async def messaging_send(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     """Accept a message (400 without a number, or without body and media) and script it."""
-    from ._calling import ResultCodeError, ok  # _calling registers this handler
-
     for key in ("to_number", "from_number"):
         if not isinstance(params.get(key), str) or not params[key]:
             raise ResultCodeError("400", f"Invalid parameter: {key} is required")
     if not params.get("body") and not params.get("media"):
         raise ResultCodeError("400", "Invalid parameters: body or media is required")
-    queue = _scripts.get(ctx.server)
+    queue = ctx.server.message_scripts
     script = queue.popleft() if queue else MessageScript()
     message_id = str(uuid.uuid4())
     message = {

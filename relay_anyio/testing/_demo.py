@@ -1,5 +1,8 @@
 """``make demo`` / ``relay-anyio demo``: the guide's IVR against the embedded fake server.
 
+It lives in the testing tier because it runs the fake server; the SDK proper never
+imports this tier (the CLI does, lazily, for ``demo`` and ``serve``).
+
 Three simulated callers press keys (sales, voicemail, a wrong key), then an SMS goes
 out and one comes in. The fake server's journal is printed as a timeline per call:
 every frame between client and server, with credentials masked.
@@ -11,11 +14,11 @@ from typing import Any
 
 import anyio
 
-from ._call import Call
-from ._client import RelayClient
-from ._messaging import Message
-from ._redact import redact_frame
-from .testing import FakeRelayServer, JournalEntry
+from .._call import Call
+from .._client import RelayClient
+from .._messaging import Message
+from .._redact import redact_frame
+from . import FakeRelayServer, JournalEntry
 
 __all__ = ["ivr_handler", "run_demo"]
 

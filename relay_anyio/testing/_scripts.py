@@ -1,0 +1,71 @@
+"""Scripted outcomes: value types saying how the next dial, fax or message goes.
+
+A test scripts the fake's behaviour ahead of the client's request
+(``server.script_dial``, ``call.script_fax``, ``script_message``); these are the
+frozen records such a script is kept as until the request consumes it.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import attrs
+
+from .._constants import (
+    END_REASON_BUSY,
+    END_REASON_CANCEL,
+    END_REASON_DECLINE,
+    END_REASON_ERROR,
+    END_REASON_NO_ANSWER,
+)
+
+__all__ = ["DIAL_OUTCOMES", "DialScript", "FaxScript", "MessageScript", "Outcome"]
+
+#: Outcomes ``FakeRelayServer.script_dial`` accepts, with the ``end_reason`` a leg
+#: with that outcome ends with (``answer`` legs that lose the race end with ``cancel``).
+DIAL_OUTCOMES: Final[dict[str, str]] = {
+    "answer": END_REASON_CANCEL,
+    "busy": END_REASON_BUSY,
+    "no_answer": END_REASON_NO_ANSWER,
+    "decline": END_REASON_DECLINE,
+    "error": END_REASON_ERROR,
+}
+
+
+@attrs.frozen
+class DialScript:
+    """How the legs of one ``calling.dial`` behave (see ``script_dial``)."""
+
+    outcomes: tuple[str, ...] = ()
+    answer_delay: float = 0.0
+
+    def outcome(self, leg_index: int) -> str:
+        """Legs beyond the scripted list answer, like an unscripted dial."""
+        return self.outcomes[leg_index] if leg_index < len(self.outcomes) else "answer"
+
+
+@attrs.frozen
+class FaxScript:
+    """How the next ``send_fax``/``receive_fax`` on a call goes (see ``script_fax``)."""
+
+    pages: int = 1
+    success: bool = True
+    #: Seconds between the start and each page (and the last page and the result).
+    page_delay: float = 0.0
+
+
+#: The fate of a sent message (see ``script_message``).
+Outcome = Literal["delivered", "undelivered", "failed", "stall"]
+
+
+@attrs.frozen
+class MessageScript:
+    """What happens to one sent message."""
+
+    outcome: Outcome = "delivered"
+    #: ``reason`` of an undelivered or failed message.
+    reason: str = ""
+    #: Seconds between consecutive state events.
+    delay: float = 0.0
+    #: How many state events are sent *before* the response (they overtake it).
+    early_events: int = 0
