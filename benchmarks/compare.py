@@ -509,6 +509,23 @@ def ensure_official() -> tuple[str, str]:
     return str(python), ""
 
 
+def calibrate() -> float:
+    """CPU ms of a fixed pure-Python loop (2M additions), best of 3: the machine's speed now.
+
+    The load average does not see a slow host (a VM's neighbours, its clock); this
+    does, so figures of runs on different days can be put side by side. Printed
+    with every run (on the 2-core dev VM, 2026-12-03: ~80 ms).
+    """
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - t0)
+    return best * 1000.0
+
+
 def machine_info() -> dict[str, str]:
     model = ""
     try:
@@ -526,6 +543,8 @@ def machine_info() -> dict[str, str]:
         "cpu": model or platform.processor() or "unknown",
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "calibration_ms": f"{calibrate():.0f}",
+        "load": f"{os.getloadavg()[0]:.2f}",
     }
 
 
@@ -735,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"RELAY client benchmark  {info['date']}  nproc={info['nproc']}  cpu={info['cpu']}  "
-        f"python={info['python']}"
+        f"python={info['python']}  load at start {info['load']}  "
+        f"calibration {info['calibration_ms']} ms CPU (2M-step Python loop)"
     )
     print(
         f"sizes: W1 {sizes.w1_calls} calls @ {sizes.w1_concurrency}; W2 {sizes.w2_events} "

@@ -69,6 +69,9 @@ LAYERS = [
     ("relay_anyio/_netstream.py", "byte stream (_netstream)"),
     ("relay_anyio/_transport.py", "transport (_transport)"),
     ("relay_anyio/_session.py", "session: JSON, acks, waiters (_session)"),
+    ("relay_anyio/_rpc.py", "session: JSON, acks, waiters (_rpc)"),
+    ("relay_anyio/_envelope.py", "session: JSON, acks, waiters (_envelope)"),
+    ("relay_anyio/_reconnect.py", "session: reconnect (_reconnect)"),
     ("relay_anyio/_router.py", "routing (_router)"),
     ("relay_anyio/_client.py", "client (_client)"),
     ("relay_anyio/_call.py", "call (_call)"),
@@ -77,6 +80,11 @@ LAYERS = [
     ("relay_anyio/_actions.py", "actions (_actions)"),
     ("relay_anyio/_listeners.py", "listeners (_listeners)"),
     ("relay_anyio/_events.py", "event objects (_events)"),
+    ("relay_anyio/_event_base.py", "event objects (_events)"),
+    ("relay_anyio/_call_events.py", "event objects (_events)"),
+    ("relay_anyio/_action_events.py", "event objects (_events)"),
+    ("relay_anyio/_message_events.py", "event objects (_events)"),
+    ("relay_anyio/_event_values.py", "event objects (_events)"),
     ("relay_anyio/_sync.py", "LazyEvent (_sync)"),
     ("relay_anyio/_scopes.py", "scopes (_scopes)"),
     ("relay_anyio/", "relay_anyio, other"),
@@ -224,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     info = compare.machine_info()
     print(
         f"profile  {info['date']}  nproc={info['nproc']}  cpu={info['cpu']}  "
-        f"python={info['python']}  load at start {os.getloadavg()[0]:.2f}",
+        f"python={info['python']}  load at start {os.getloadavg()[0]:.2f}  "
+        f"calibration {info['calibration_ms']} ms CPU (2M-step Python loop)",
         flush=True,
     )
     merged: dict[tuple[str, str], tuple[Counter[str], float, list[float]]] = {}

@@ -515,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     info = compare.machine_info()
     print(
         f"scale sweep  {info['date']}  nproc={info['nproc']}  cpu={info['cpu']}  "
-        f"python={info['python']}  load at start {os.getloadavg()[0]:.2f}",
+        f"python={info['python']}  load at start {os.getloadavg()[0]:.2f}  "
+        f"calibration {info['calibration_ms']} ms CPU (2M-step Python loop)",
         flush=True,
     )
     runs: list[Run] = []
@@ -558,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"scale sweep  {info['date']}  nproc={info['nproc']}  cpu={info['cpu']}  "
-        f"python={info['python']}  platform={info['platform']}"
+        f"python={info['python']}  platform={info['platform']}  "
+        f"calibration {info['calibration_ms']} ms CPU"
     )
     print(
         f"sizes: S at {', '.join(map(str, z.levels))} live calls, blast {z.events} events, "
