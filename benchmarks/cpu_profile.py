@@ -105,6 +105,36 @@ LAYERS = [
     ("random.py", "random"),
     ("logging/", "logging"),
 ]
+#: The layers grouped for the summary table, in display order; ``group_of`` matches.
+GROUPS = [
+    "socket, TLS, epoll",
+    "event loop, tasks, cancel scopes (asyncio/trio/anyio core)",
+    "WebSocket framing (`_frames`, `_websocket`, `_netstream`)",
+    "session: JSON decode, acks, waiters",
+    "routing, call, commands, actions, listeners, event objects",
+    "the handler / the limit's own code",
+    "other",
+]
+_GROUP_KEYS = [  # (group index, substrings of the layer name), first match wins
+    (2, ("WebSocket", "byte stream", "transport (")),
+    (0, ("socket I/O", "TLS", "ssl (", "selectors", "trio epoll")),
+    (5, ("benchmark handler",)),
+    (3, ("session", "LazyEvent")),
+    (4, ("routing", "client (", "call (", "commands", "actions", "listeners", "event objects")),
+    (4, ("scopes (", "relay_anyio", "uuid")),
+    (1, ("asyncio event loop", "trio", "anyio", "contextlib", "outcome", "weakref", "sniffio")),
+]
+
+
+def group_of(layer: str) -> str:
+    if layer == "socket":
+        return GROUPS[0]
+    for index, keys in _GROUP_KEYS:
+        if any(k in layer for k in keys):
+            return GROUPS[index]
+    return "other"
+
+
 ENTRY_POINTS = [
     "_read",
     "_take_batch",
@@ -209,6 +239,38 @@ def summarize(stacks: Counter[str], cpu_s: float, units: int, unit: str, top: in
     return lines
 
 
+def group_table(
+    workload: str,
+    unit: str,
+    names: list[str],
+    cells: dict[str, tuple[Counter[str], float]],
+) -> list[str]:
+    """A markdown table: µs per unit and share of each group of layers, per client."""
+    shown = [n for n in names if n in cells]
+    lines = [
+        f"| {workload}, per {unit} | " + " | ".join(shown) + " |",
+        "|---|" + "---:|" * len(shown),
+    ]
+    shares: dict[str, Counter[str]] = {}
+    for name in shown:
+        stacks, _ = cells[name]
+        total = sum(stacks.values()) or 1
+        grouped: Counter[str] = Counter()
+        for key, n in stacks.items():
+            layer = layer_of(key.rsplit(";", 1)[-1])
+            grouped[group_of(layer)] += n
+        shares[name] = Counter({g: 100.0 * n / total for g, n in grouped.items()})
+    for group in GROUPS:
+        row = []
+        for name in shown:
+            share = shares[name][group]
+            per = cells[name][1] * share / 100.0
+            row.append("-" if share < 0.5 else f"{per:.3g} ({share:.0f} %)")
+        lines.append(f"| {group} | " + " | ".join(row) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{cells[n][1]:.3g}**" for n in shown) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", default="W1,W2,W4")
@@ -293,6 +355,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{min(loads):.2f}..{max(loads):.2f}, {idle} idle samples left out)"
             )
             print("\n".join(summarize(stacks, cpu, units * len(loads), unit, args.top)))
+    print("\nBy group of layers, µs per unit in the profiled runs (share of the client's total):")
+    for workload in workloads:
+        _, _, units, unit = SIZES[workload]
+        cells = {
+            name: (
+                merged[(name, workload)][0],
+                merged[(name, workload)][1] * 1e6 / (units * len(merged[(name, workload)][2])),
+            )
+            for name in names
+            if (name, workload) in merged
+        }
+        print()
+        print("\n".join(group_table(workload, unit, names, cells)))
     return 1 if failed else 0
 
 

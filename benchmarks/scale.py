@@ -425,6 +425,7 @@ def plot(
                 f"{info['date']}",
                 f"nproc={info['nproc']}  {info['cpu']}",
                 f"python {info['python']}",
+                f"calibration {info.get('calibration_ms', '?')} ms CPU (2M-step loop)",
                 "median of the repetitions; bars: min..max",
                 f"load 1m before the runs: {min(loads):.2f}..{max(loads):.2f}"
                 if loads
