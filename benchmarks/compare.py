@@ -128,6 +128,7 @@ class Run:
     problems: list[str] = field(default_factory=list)
     stderr_tail: str = ""
     seconds: float = 0.0
+    load: float = 0.0  # the 1-minute load average just before the run
 
     @property
     def ok(self) -> bool:
@@ -216,6 +217,46 @@ def server_share(s: dict[str, Any]) -> float:
 
 # -- count checks --------------------------------------------------------------------
 
+#: Events the server sends per workload call: the offer, answered, the play's playing
+#: and finished, ending and ended.
+EVENTS_PER_CALL = 6
+#: ctl-start (offer, ending, ended) and ctl-done's offer; W3 adds ctl-hold (3 more).
+CONTROL_EVENTS = 4
+
+
+def expected_at_done(workload: str, z: Sizes) -> tuple[int, dict[str, int]]:
+    """(events sent, requests by method) when the workload completed, exactly.
+
+    ``signalwire.ping`` is left out (the keepalive may or may not fire in a run).
+    """
+    if workload == "W4":
+        calls, extra_events = 1, 0
+    else:
+        calls = {"W1": z.w1_calls, "W2": z.w2_calls, "W3": z.w3_calls}[workload]
+        extra_events = z.w2_events if workload == "W2" else 0
+    controls = 2 if workload == "W3" else 1  # the hung-up control calls
+    events = EVENTS_PER_CALL * calls + extra_events + CONTROL_EVENTS + 3 * (controls - 1)
+    methods = {
+        "signalwire.connect": 1,
+        "calling.answer": calls,
+        "calling.play": calls,
+        "calling.end": calls + controls,
+    }
+    if workload == "W4":
+        methods["calling.play.volume"] = z.w4_requests
+    return events, methods
+
+
+def check_server_totals(
+    workload: str, s: dict[str, Any], z: Sizes, expect: Callable[[str, Any, Any], None]
+) -> None:
+    """The server's own exact counts at completion: events sent, requests by method."""
+    done = s.get("at_done") or {}
+    events, methods = expected_at_done(workload, z)
+    expect("server: events sent", done.get("counts", {}).get("events_sent"), events)
+    got = {m: n for m, n in (done.get("methods") or {}).items() if m != "signalwire.ping"}
+    expect("server: requests by method", got, methods)
+
 
 def check(job: Job, d: dict[str, Any], s: dict[str, Any], z: Sizes) -> list[str]:
     """Every count, exactly. Returns the problems (empty: all good)."""
@@ -242,9 +283,11 @@ def check(job: Job, d: dict[str, Any], s: dict[str, Any], z: Sizes) -> list[str]
     expect("server: connects", c.get("connects"), 1)
     expect("server: events acked == events sent", c.get("acks"), c.get("events_sent"))
     expect("server: events never acked", s.get("unacked"), 0)
+    w = job.workload
+    if s.get("complete"):
+        check_server_totals(w, s, z, expect)
     if not d:
         return problems
-    w = job.workload
     if w == "W1":
         n = z.w1_calls
         expect("server: calls offered", c.get("offered"), n)
@@ -259,6 +302,10 @@ def check(job: Job, d: dict[str, Any], s: dict[str, Any], z: Sizes) -> list[str]
         expect("driver: listener events", d.get("listener_events"), e)
         expect("driver: play listener events", d.get("listener_play"), c.get("blast_play"))
         expect("driver: state listener events", d.get("listener_state"), c.get("blast_state"))
+        # Every event sent to a listened call, teardown (finished, ending, ended) included.
+        sent = (s.get("at_done") or {}).get("to_calls") or s.get("to_calls")
+        expect("driver: every listener event, by type:state", d.get("listener_counts"), sent)
+        expect("server: ended events sent to the calls", (sent or {}).get("state:ended"), n)
     elif w == "W3":
         n = z.w3_calls
         expect("server: plays held", c.get("held"), n)
@@ -318,20 +365,44 @@ def _tail(text: bytes, lines: int = 12) -> str:
 
 def run_one(client: Client, job: Job, rep: int, z: Sizes, certs: dict[str, str]) -> Run:
     run = Run(client=client.name, job=job.name, rep=rep)
+    run_pair(
+        run,
+        client,
+        [str(LOADSERVER), "--workload", job.workload, *job.server_args(z)],
+        ["--workload", job.workload, *job.driver_args(z)],
+        z.timeout,
+        certs,
+    )
+    run.problems.extend(check(job, run.driver, run.server, z))
+    return run
+
+
+def run_pair(
+    run: Run,
+    client: Client,
+    server_args: list[str],
+    driver_args: list[str],
+    timeout: float,
+    certs: dict[str, str],
+    max_calls: int = 5000,
+) -> None:
+    """One load server and one driver: fill ``run`` with their reports and problems.
+
+    ``server_args`` starts with the server script; the count checks are the caller's
+    (``run.problems`` gets only what went wrong with the processes).
+    """
     t0 = time.perf_counter()
     server = subprocess.Popen(
         [
             sys.executable,
-            str(LOADSERVER),
+            server_args[0],
             "--cert",
             certs["cert"],
             "--key",
             certs["key"],
-            "--workload",
-            job.workload,
             "--deadline",
-            str(z.timeout + 20),
-            *job.server_args(z),
+            str(timeout + 20),
+            *server_args[1:],
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -344,33 +415,24 @@ def run_one(client: Client, job: Job, rep: int, z: Sizes, certs: dict[str, str])
             server.kill()
             _, err = server.communicate()
             run.problems.append(f"load server did not start: {first!r} {_tail(err)}")
-            return run
+            return
         env = dict(os.environ)
         env["SIGNALWIRE_RELAY_CA_FILE"] = certs["ca"]
-        env["RELAY_MAX_ACTIVE_CALLS"] = "5000"
+        env["RELAY_MAX_ACTIVE_CALLS"] = str(max_calls)
         env.pop("PYTHONPATH", None)
         driver = subprocess.Popen(
-            [
-                *client.command,
-                "--port",
-                str(port),
-                "--workload",
-                job.workload,
-                "--timeout",
-                str(z.timeout),
-                *job.driver_args(z),
-            ],
+            [*client.command, "--port", str(port), "--timeout", str(timeout), *driver_args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
             cwd=str(DRIVERS),
         )
         try:
-            d_out, d_err = driver.communicate(timeout=z.timeout + 15)
+            d_out, d_err = driver.communicate(timeout=timeout + 15)
         except subprocess.TimeoutExpired:
             driver.kill()
             d_out, d_err = driver.communicate()
-            run.problems.append(f"driver killed: no exit within {z.timeout + 15:g} s")
+            run.problems.append(f"driver killed: no exit within {timeout + 15:g} s")
         try:
             s_out, s_err = server.communicate(timeout=15)
         except subprocess.TimeoutExpired:
@@ -383,14 +445,11 @@ def run_one(client: Client, job: Job, rep: int, z: Sizes, certs: dict[str, str])
             server.communicate()
     run.driver = _last_json(d_out.decode("utf-8", "replace"))
     run.server = _last_json((rest + s_out).decode("utf-8", "replace"))
-    run.problems.extend(check(job, run.driver, run.server, z))
-    if run.problems:
-        run.stderr_tail = (
-            f"driver exit {driver.returncode}, stderr:\n{_tail(d_err)}\n"
-            f"server stderr:\n{_tail(s_err, 6)}"
-        )
+    run.stderr_tail = (
+        f"driver exit {driver.returncode}, stderr:\n{_tail(d_err)}\n"
+        f"server stderr:\n{_tail(s_err, 6)}"
+    )
     run.seconds = time.perf_counter() - t0
-    return run
 
 
 # -- setup ---------------------------------------------------------------------------
@@ -450,6 +509,23 @@ def ensure_official() -> tuple[str, str]:
     return str(python), ""
 
 
+def calibrate() -> float:
+    """CPU ms of a fixed pure-Python loop (2M additions), best of 3: the machine's speed now.
+
+    The load average does not see a slow host (a VM's neighbours, its clock); this
+    does, so figures of runs on different days can be put side by side. Printed
+    with every run (on the 2-core dev VM, 2026-12-03: ~80 ms).
+    """
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - t0)
+    return best * 1000.0
+
+
 def machine_info() -> dict[str, str]:
     model = ""
     try:
@@ -467,6 +543,8 @@ def machine_info() -> dict[str, str]:
         "cpu": model or platform.processor() or "unknown",
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "calibration_ms": f"{calibrate():.0f}",
+        "load": f"{os.getloadavg()[0]:.2f}",
     }
 
 
@@ -676,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"RELAY client benchmark  {info['date']}  nproc={info['nproc']}  cpu={info['cpu']}  "
-        f"python={info['python']}"
+        f"python={info['python']}  load at start {info['load']}  "
+        f"calibration {info['calibration_ms']} ms CPU (2M-step Python loop)"
     )
     print(
         f"sizes: W1 {sizes.w1_calls} calls @ {sizes.w1_concurrency}; W2 {sizes.w2_events} "

@@ -190,6 +190,13 @@ class Bench:
             "blast_state": 0,
             "held": 0,
         }
+        #: Every event sent to a non-control call after its offer (the events a
+        #: listener registered in the handler can see), by "play:<state>" /
+        #: "state:<call_state>": the drivers' listeners must have seen exactly these.
+        self.to_calls: dict[str, int] = {}
+        #: counts, methods and to_calls when the workload completed (ctl-done offered):
+        #: the exact expectations are checked on these, acks on the final counts.
+        self.at_done: dict[str, Any] = {}
         self.latencies: list[float] = []
         self.started = False
         self.done = False
@@ -222,14 +229,21 @@ class Bench:
         eid = self.next_event_id()
         out.append(_frame(T_RECEIVE % (eid, self.now_ts, call_id.encode())))
 
+    def sent_to_call(self, call_id: str, key: str) -> None:
+        """Count an event for a workload call (control calls have no listeners)."""
+        if not call_id.startswith("ctl-"):
+            self.to_calls[key] = self.to_calls.get(key, 0) + 1
+
     def state_event(self, out: list[bytes], call_id: str, state: bytes, extra: bytes = b"") -> None:
         eid = self.next_event_id()
+        self.sent_to_call(call_id, "state:" + state.decode())
         out.append(_frame(T_STATE % (eid, self.now_ts, call_id.encode(), state, extra)))
 
     def play_event(
         self, out: list[bytes], call_id: str, control_id: bytes, state: bytes, extra: bytes = b""
     ) -> None:
         eid = self.next_event_id()
+        self.sent_to_call(call_id, "play:" + state.decode())
         out.append(_frame(T_PLAY % (eid, self.now_ts, call_id.encode(), control_id, state, extra)))
 
     # -- workload ---------------------------------------------------------------------
@@ -267,6 +281,11 @@ class Bench:
         self.t_done = time.perf_counter()
         self.cpu_done = time.process_time()
         self.offer(out, CTL_DONE)
+        self.at_done = {
+            "counts": dict(self.counts),
+            "methods": dict(self.methods),
+            "to_calls": dict(self.to_calls),
+        }
 
     def on_request(self, out: list[bytes], rid: Any, method: str, params: dict[str, Any]) -> None:
         self.methods[method] = self.methods.get(method, 0) + 1
@@ -389,6 +408,7 @@ class Bench:
         calls = [c for c in self.calls.values() if not c.call_id.startswith("ctl-")]
         ids = [(c.call_id.encode(), c.play_id or b"") for c in calls]
         n_calls = len(ids)
+        to_calls = self.to_calls
         batch: list[bytes] = []
         for i in range(self.n_events):
             call_id, play_id = ids[i % n_calls]
@@ -400,9 +420,12 @@ class Bench:
                     _frame(T_PLAY % (eid, self.now_ts, call_id, play_id, state, BENCH_MARK))
                 )
                 self.counts["blast_play"] += 1
+                key = "play:" + state.decode()
             else:
                 batch.append(_frame(T_STATE % (eid, self.now_ts, call_id, b"answered", BENCH_MARK)))
                 self.counts["blast_state"] += 1
+                key = "state:answered"
+            to_calls[key] = to_calls.get(key, 0) + 1
             self.counts["blast_sent"] += 1
             if len(batch) >= WRITE_BATCH:
                 conn.write(batch)
@@ -441,6 +464,14 @@ class Bench:
         params = msg.get("params")
         self.on_request(out, msg.get("id"), str(method), params if isinstance(params, dict) else {})
 
+    def connection_closed(self, conn: Connection) -> None:
+        """The client's connection is gone: the run is over (the sweep's R overrides)."""
+        if self.conn is conn:
+            self.finished.set()
+
+    def after_write(self, conn: Connection) -> None:
+        """Called after the frames of one read went out (a hook for the sweep's R)."""
+
     def report(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
         t_end = self.t_done if self.done else time.perf_counter()
@@ -453,6 +484,8 @@ class Bench:
             "codec": CODEC,
             "complete": self.done,
             "counts": self.counts,
+            "to_calls": self.to_calls,
+            "at_done": self.at_done,
             "unacked": unacked,
             "methods": self.methods,
             "errors": self.errors,
@@ -491,8 +524,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._can_write.set()
-        if self.bench.conn is self:
-            self.bench.finished.set()
+        self.bench.connection_closed(self)
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -569,6 +601,7 @@ class Connection(asyncio.Protocol):
         if not bench.done and bench.workload_complete():
             bench.finish_workload(out)
         self.write(out)
+        bench.after_write(self)
 
     def _handshake(self) -> bool:
         head_end = self.buf.find(b"\r\n\r\n")
@@ -600,8 +633,9 @@ class Connection(asyncio.Protocol):
         return True
 
 
-async def serve(args: argparse.Namespace) -> dict[str, Any]:
-    bench = Bench(args)
+async def serve(args: argparse.Namespace, bench_cls: type[Bench] = Bench) -> dict[str, Any]:
+    """Serve one client until it disconnects (or the deadline); return the report."""
+    bench = bench_cls(args)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(args.cert, args.key)
     loop = asyncio.get_running_loop()
@@ -623,17 +657,23 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def make_parser(description: str, workloads: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The options every load server takes (the sweep's adds its own)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--cert", required=True, help="PEM certificate chain for localhost")
     parser.add_argument("--key", required=True, help="PEM private key")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--workload", choices=("W1", "W2", "W3", "W4"), required=True)
+    parser.add_argument("--workload", choices=workloads, required=True)
     parser.add_argument("--calls", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--events", type=int, default=0)
     parser.add_argument("--requests", type=int, default=0)
     parser.add_argument("--deadline", type=float, default=120.0, help="give up after N s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser(__doc__.split("\n\n")[0], ("W1", "W2", "W3", "W4"))
     args = parser.parse_args(argv)
     report = asyncio.run(serve(args))
     print(json.dumps(report), flush=True)

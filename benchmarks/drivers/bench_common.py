@@ -15,15 +15,18 @@ import gc
 import json
 import os
 import resource
+import signal
+import subprocess
 import sys
 import time
 import tracemalloc
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-WORKLOADS = ("W1", "W2", "W3", "W4")
+WORKLOADS = ("W1", "W2", "W3", "W4", "S", "R", "M")  # S, R, M: the scale sweep
 #: Control calls offered by the load server (see loadserver.py).
 CTL_START, CTL_HOLD, CTL_DONE = "ctl-start", "ctl-hold", "ctl-done"
+CTL_DROP = "ctl-drop"  # R: the server drops the link once this call is hung up
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -68,6 +71,100 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+class WindowSampler:
+    """A profiler over the measured window only (``BENCH_SAMPLE=PATH``).
+
+    ``cpu_profile.py`` sets ``BENCH_SAMPLE``; the drivers call ``window_start()`` and
+    ``window_stop()`` where they take their window samples, so the imports, the
+    connect and the teardown are not profiled. At the stop the stacks are written,
+    root first, in the collapsed format of flame graphs (``frame;frame;... count``).
+    Time in a C function (an ``ssl`` read, ``orjson.loads``, a socket write) is
+    counted on the Python function that called it. Two samplers
+    (``BENCH_SAMPLER``):
+
+    * ``itimer`` (default): ``ITIMER_PROF`` fires on the process's own CPU time (user
+      and system), so waiting and being descheduled are never sampled; the handler
+      records the main thread's stack. The kernel checks the timer at its tick, so
+      there are a few hundred samples per CPU second whatever ``BENCH_SAMPLE_HZ``
+      asks; on trio each sample also wakes the loop through its wakeup fd.
+    * ``py-spy`` (``BENCH_PYSPY``: the binary): samples from outside at
+      ``BENCH_SAMPLE_HZ`` of wall time; cheap for the process, but a thread that is
+      runnable and waiting for a CPU is sampled too, so on a loaded machine system
+      calls that wake another process (loopback writes) look larger.
+    """
+
+    def __init__(self, path: str, kind: str, rate_hz: int) -> None:
+        self.path = path
+        self.kind = kind
+        self.rate = rate_hz
+        self.stacks: dict[str, int] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.running = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        names = []
+        while frame is not None:
+            code = frame.f_code
+            names.append(f"{code.co_qualname} ({code.co_filename}:{code.co_firstlineno})")
+            frame = frame.f_back
+        key = ";".join(reversed(names))
+        self.stacks[key] = self.stacks.get(key, 0) + 1
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        if self.kind == "itimer":
+            signal.signal(signal.SIGPROF, self._handler)
+            interval = 1.0 / self.rate
+            signal.setitimer(signal.ITIMER_PROF, interval, interval)
+            return
+        pid = str(os.getpid())
+        command = [os.environ.get("BENCH_PYSPY", "py-spy"), "record", "--pid", pid]
+        command += ["--rate", str(self.rate), "--nonblocking", "--threads"]
+        command += ["--format", "raw", "--output", self.path]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)  # let it attach (the clock has not started yet)
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        if self.kind == "itimer":
+            signal.setitimer(signal.ITIMER_PROF, 0.0, 0.0)
+            with open(self.path, "w", encoding="utf-8") as f:
+                for key, count in sorted(self.stacks.items(), key=lambda kv: -kv[1]):
+                    f.write(f"{key} {count}\n")
+            return
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+
+
+_SAMPLER = (
+    WindowSampler(
+        os.environ["BENCH_SAMPLE"],
+        os.environ.get("BENCH_SAMPLER", "itimer"),
+        int(os.environ.get("BENCH_SAMPLE_HZ", "1000")),
+    )
+    if os.environ.get("BENCH_SAMPLE")
+    else None
+)
+
+
+def window_start() -> None:
+    """The measured window begins (a no-op unless ``BENCH_SAMPLE`` is set)."""
+    if _SAMPLER is not None:
+        _SAMPLER.start()
+
+
+def window_stop() -> None:
+    """The measured window ends; the profile is written (if one runs)."""
+    if _SAMPLER is not None:
+        _SAMPLER.stop()
+
+
 @dataclass
 class Sample:
     cpu: float
@@ -93,6 +190,9 @@ class Config:
     timeout: float
     heap: bool  # W3: trace the Python heap with tracemalloc
     backend: str = "asyncio"
+    paced: int = 0  # S: latency events (after the blast of ``events``)
+    mode: str = "resume"  # R: "resume" or "fresh" (the server refuses the resume)
+    messages: int = 0  # M: send_message calls in flight at once
 
 
 @dataclass
@@ -109,6 +209,9 @@ class Report:
     listener_events: int = 0  # W2: blast events seen by listeners
     listener_play: int = 0
     listener_state: int = 0
+    #: W2: every event a listener saw, blast and teardown alike, by "play:<state>" /
+    #: "state:<call_state>" (compared exactly with what the server sent the calls)
+    listener_counts: dict[str, int] = field(default_factory=dict)
     run_cpu_s: float = 0.0  # ctl-start -> ctl-done
     run_wall_s: float = 0.0
     window_cpu_s: float = 0.0  # W2: first -> last blast event in a listener
@@ -124,6 +227,13 @@ class Report:
     rtt_p50_us: float = 0.0
     rtt_p99_us: float = 0.0
     rtt_n: int = 0
+    failed: int = 0  # R fresh: waits that failed when the session was replaced
+    delivered: int = 0  # M: messages whose wait() returned in state "delivered"
+    completed_callbacks: int = 0  # M: on_completed callbacks run
+    lat_p50_us: float = 0.0  # S: paced event latency, server write -> listener
+    lat_p99_us: float = 0.0
+    lat_n: int = 0
+    mono_last: float = 0.0  # time.monotonic() when the last call completed / failed
     extra: dict[str, Any] = field(default_factory=dict)
 
     def emit(self) -> None:
@@ -142,6 +252,9 @@ def parse_args(description: str, argv: list[str] | None = None) -> Config:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--heap", action="store_true", help="W3: measure with tracemalloc")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--paced", type=int, default=0)
+    parser.add_argument("--mode", choices=("resume", "fresh"), default="resume")
+    parser.add_argument("--messages", type=int, default=0)
     ns = parser.parse_args(argv)
     return Config(
         port=ns.port,
@@ -152,4 +265,7 @@ def parse_args(description: str, argv: list[str] | None = None) -> Config:
         timeout=ns.timeout,
         heap=ns.heap,
         backend=ns.backend,
+        paced=ns.paced,
+        mode=ns.mode,
+        messages=ns.messages,
     )

@@ -33,6 +33,8 @@ from bench_common import (
     count_live,
     heap_growth,
     percentile,
+    window_start,
+    window_stop,
 )
 
 #: One TTS prompt, in the wire shape (both SDKs send it unchanged).
@@ -87,6 +89,8 @@ class Runtime:
     make_flag: Callable[[], Flag]
     sleep: Callable[[float], Awaitable[Any]]
     wait_flag: Callable[[Flag, float], Awaitable[bool]]  # False on timeout
+    #: Run the coroutine functions concurrently, return when all have (the sweep's M).
+    gather: Callable[[list[Callable[[], Awaitable[Any]]]], Awaitable[Any]]
 
 
 class Workload:
@@ -103,7 +107,10 @@ class Workload:
         self.held = 0
         self.all_held = rt.make_flag()
         self.all_completed = rt.make_flag()
+        self.ended_seen = 0  # W2: "ended" state events seen by the listeners
+        self.all_ended = rt.make_flag()
         self.heap_snapshot: tracemalloc.Snapshot | None = None
+        self.client: Any = None  # the SDK's RelayClient, once created
 
     def _completed(self) -> None:
         self.report.completed += 1
@@ -164,11 +171,13 @@ class Workload:
         n = self.cfg.requests
         rtts = [0.0] * n
         clock = time.perf_counter_ns
+        window_start()
         t_cpu, t_wall = time.process_time(), time.perf_counter()
         for i in range(n):
             t0 = clock()
             await action.volume(VOLUMES[i & 3])
             rtts[i] = float(clock() - t0)
+        window_stop()
         self.report.window_cpu_s = time.process_time() - t_cpu
         self.report.window_wall_s = time.perf_counter() - t_wall
         await action.wait()
@@ -182,21 +191,36 @@ class Workload:
     # -- W2 listeners -------------------------------------------------------------------
 
     def _on_play(self, event: EventLike) -> None:
-        if event.params.get("bench"):
+        params = event.params
+        key = "play:" + str(params.get("state"))
+        counts = self.report.listener_counts
+        counts[key] = counts.get(key, 0) + 1
+        if params.get("bench"):
             self.report.listener_play += 1
             self._tick()
 
     def _on_state(self, event: EventLike) -> None:
-        if event.params.get("bench"):
+        params = event.params
+        state = params.get("call_state")
+        key = "state:" + str(state)
+        counts = self.report.listener_counts
+        counts[key] = counts.get(key, 0) + 1
+        if params.get("bench"):
             self.report.listener_state += 1
             self._tick()
+        elif state == "ended":
+            self.ended_seen += 1
+            if self.ended_seen == self.cfg.calls:
+                self.all_ended.set()
 
     def _tick(self) -> None:
         self.seen += 1
         if self.seen == 1:
+            window_start()
             self.window_start = Sample.take()
         if self.seen == self.cfg.events and self.window_start is not None:
             end = Sample.take()
+            window_stop()
             self.report.window_cpu_s = end.cpu - self.window_start.cpu
             self.report.window_wall_s = end.wall - self.window_start.wall
 
@@ -206,6 +230,8 @@ class Workload:
         w3 = self.cfg.workload == "W3"
         if call_id == CTL_START:
             self.start = Sample.take(collect=w3)
+            if self.cfg.workload == "W1":
+                window_start()
             self.report.rss_base, self.report.heap_base = self.start.rss, self.start.traced
             if tracemalloc.is_tracing():
                 self.heap_snapshot = tracemalloc.take_snapshot()
@@ -228,6 +254,11 @@ class Workload:
             # can come after this one runs (trio runs the tasks a read woke in any
             # order). Give the handlers a bounded moment, as for ctl-hold.
             await self.rt.wait_flag(self.all_completed, 10.0)
+            window_stop()
+            if self.cfg.workload == "W2":
+                # Likewise the listeners' last "ended" events, which an SDK may hand
+                # to its listeners after the hangup returned.
+                await self.rt.wait_flag(self.all_ended, 10.0)
             end = Sample.take()
             if self.start is not None:
                 self.report.run_cpu_s = end.cpu - self.start.cpu
@@ -245,13 +276,20 @@ class Workload:
 
 async def run(rt: Runtime, cfg: Config, client_name: str) -> Report:
     """Connect, serve the workload until the server's ``ctl-done``, disconnect."""
-    workload = Workload(cfg, rt, client_name)
+    workload: Workload
+    if cfg.workload in ("S", "R", "M"):
+        from bench_scale import ScaleWorkload  # the sweep's workloads (scale.py)
+
+        workload = ScaleWorkload(cfg, rt, client_name)
+    else:
+        workload = Workload(cfg, rt, client_name)
     if cfg.heap:
         tracemalloc.start()
     client = rt.client_cls(
         project=PROJECT, token=TOKEN, host=f"localhost:{cfg.port}", contexts=[CONTEXT]
     )
     client.on_call(workload.on_call)
+    workload.client = client
     report = workload.report
     finished = False
     try:

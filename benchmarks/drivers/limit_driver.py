@@ -38,6 +38,8 @@ from bench_common import (
     heap_growth,
     parse_args,
     percentile,
+    window_start,
+    window_stop,
 )
 
 try:
@@ -97,7 +99,8 @@ class Client(asyncio.Protocol):
         self.upgraded = False
         self.out: list[bytes] = []
         self.next_id = 0
-        self.pending: dict[str, tuple[str, LimitCall]] = {}  # request id -> (what, call)
+        self.pending: dict[str, tuple[str, LimitCall | None]] = {}  # request id -> (what, call)
+        self.latencies: list[float] = []  # the sweep's S: paced events, server write -> here
         self.calls: dict[str, LimitCall] = {}
         self.start: Sample | None = None
         self.window_start: Sample | None = None
@@ -119,8 +122,7 @@ class Client(asyncio.Protocol):
     def request(self, what: str, call: LimitCall | None, method: str, params: Any) -> None:
         self.next_id += 1
         rid = f"r{self.next_id}"
-        if call is not None:
-            self.pending[rid] = (what, call)
+        self.pending[rid] = (what, call)
         self.out.append(
             _frame(_dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}))
         )
@@ -144,6 +146,15 @@ class Client(asyncio.Protocol):
             b"Sec-WebSocket-Version: 13\r\n\r\n" % (self.cfg.port, key)
         )
 
+    def connect_params(self) -> dict[str, Any]:
+        return {
+            "version": {"major": 2, "minor": 0, "revision": 0},
+            "agent": "relay-bench-limit/1",
+            "event_acks": True,
+            "authentication": {"project": "bench-project", "token": "bench-token"},
+            "contexts": ["bench"],
+        }
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.done.set()
 
@@ -160,18 +171,7 @@ class Client(asyncio.Protocol):
                 return
             del buf[: end + 4]
             self.upgraded = True
-            self.request(
-                "connect",
-                None,
-                "signalwire.connect",
-                {
-                    "version": {"major": 2, "minor": 0, "revision": 0},
-                    "agent": "relay-bench-limit/1",
-                    "event_acks": True,
-                    "authentication": {"project": "bench-project", "token": "bench-token"},
-                    "contexts": ["bench"],
-                },
-            )
+            self.request("connect", None, "signalwire.connect", self.connect_params())
         pos, end = 0, len(buf)
         while end - pos >= 2:
             length = buf[pos + 1] & 0x7F
@@ -206,7 +206,7 @@ class Client(asyncio.Protocol):
             entry = self.pending.pop(rid, None) if isinstance(rid, str) else None
             if "error" in msg or not str(msg.get("result", {}).get("code", "200")).startswith("2"):
                 self.error(f"request failed: {msg!r}")
-            if entry is not None:
+            if entry is not None and entry[1] is not None:
                 self.on_result(entry[0], entry[1])
             return
         self.out.append(_frame(b'{"jsonrpc":"2.0","id":%s,"result":{}}' % _dumps(rid)))
@@ -224,17 +224,37 @@ class Client(asyncio.Protocol):
         call = self.calls.get(call_id) if isinstance(call_id, str) else None
         if call is None:
             return
+        listened = (self.workload == "W2" or self.workload == "S") and call.call_id[:4] != "ctl-"
         if event_type == EV_PLAY:
-            if self.workload == "W2" and params.get("bench"):
-                self.report.listener_play += 1
-                self.tick()
-            elif params.get("state") in TERMINAL and params.get("control_id") == call.control_id:
+            if listened:
+                key = "play:" + str(params.get("state"))
+                counts = self.report.listener_counts
+                counts[key] = counts.get(key, 0) + 1
+                if params.get("bench"):
+                    self.report.listener_play += 1
+                    self.tick()
+                    return
+                sent = params.get("sent_ns")
+                if sent is not None:
+                    self.latencies.append(float(time.monotonic_ns() - sent))
+                    return
+            if params.get("state") in TERMINAL and params.get("control_id") == call.control_id:
                 self.call_request("end", call, "calling.end", reason="hangup")
         elif event_type == EV_STATE:
-            if self.workload == "W2" and params.get("bench"):
-                self.report.listener_state += 1
-                self.tick()
-            elif params.get("call_state") == "ended":
+            state = params.get("call_state")
+            if listened:
+                key = "state:" + str(state)
+                counts = self.report.listener_counts
+                counts[key] = counts.get(key, 0) + 1
+                if params.get("bench"):
+                    self.report.listener_state += 1
+                    self.tick()
+                    return
+                sent = params.get("sent_ns")
+                if sent is not None:
+                    self.latencies.append(float(time.monotonic_ns() - sent))
+                    return
+            if state == "ended":
                 del self.calls[call.call_id]
 
     def on_offer(self, call: LimitCall) -> None:
@@ -242,6 +262,8 @@ class Client(asyncio.Protocol):
         w3 = self.workload == "W3"
         if cid == CTL_START:
             self.start = Sample.take(collect=w3)
+            if self.workload == "W1":
+                window_start()
             self.report.rss_base, self.report.heap_base = self.start.rss, self.start.traced
             if tracemalloc.is_tracing():
                 self.heap_snapshot = tracemalloc.take_snapshot()
@@ -254,6 +276,7 @@ class Client(asyncio.Protocol):
                 self.report.extra["heap_hold_top"] = heap_growth(self.heap_snapshot, top=8)
             self.call_request("ctl", call, "calling.end", reason="hangup")
         elif cid == CTL_DONE:
+            window_stop()
             end = Sample.take()
             if self.start is not None:
                 self.report.run_cpu_s = end.cpu - self.start.cpu
@@ -275,9 +298,10 @@ class Client(asyncio.Protocol):
             call.control_id = f"k{self.next_id}"
             self.call_request("play", call, "calling.play", control_id=call.control_id, play=MEDIA)
         elif what == "play":
-            if self.workload == "W3":
+            if self.workload in ("W3", "S", "R"):
                 self.held += 1
             elif self.workload == "W4":
+                window_start()
                 self.w4_cpu, self.w4_wall = time.process_time(), time.perf_counter()
                 self.send_volume(call)
         elif what == "volume":
@@ -285,6 +309,7 @@ class Client(asyncio.Protocol):
             if self.volumes_sent < self.cfg.requests:
                 self.send_volume(call)
             else:
+                window_stop()
                 self.report.window_cpu_s = time.process_time() - self.w4_cpu
                 self.report.window_wall_s = time.perf_counter() - self.w4_wall
         elif what == "end":
@@ -302,21 +327,28 @@ class Client(asyncio.Protocol):
     def tick(self) -> None:
         self.seen += 1
         if self.seen == 1:
+            window_start()
             self.window_start = Sample.take()
         if self.seen == self.cfg.events and self.window_start is not None:
             end = Sample.take()
+            window_stop()
             self.report.window_cpu_s = end.cpu - self.window_start.cpu
             self.report.window_wall_s = end.wall - self.window_start.wall
 
 
-async def run(cfg: Config) -> Report:
-    if cfg.heap:
-        tracemalloc.start()
+def client_ssl_context() -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ca_file = os.environ.get("SIGNALWIRE_RELAY_CA_FILE")
     if ca_file:
         ctx.load_verify_locations(cafile=ca_file)
-    client = Client(cfg)
+    return ctx
+
+
+async def run(cfg: Config, client_cls: type[Client] = Client) -> Report:
+    if cfg.heap:
+        tracemalloc.start()
+    ctx = client_ssl_context()
+    client = client_cls(cfg)
     report = client.report
     report.extra["codec"] = "json" if orjson is None else "orjson"
     loop = asyncio.get_running_loop()

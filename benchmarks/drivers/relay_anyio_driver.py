@@ -11,6 +11,7 @@ from __future__ import annotations
 import cProfile
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -28,6 +29,16 @@ async def _wait_flag(flag: Flag, timeout: float) -> bool:
     return False
 
 
+async def _call(func: Callable[[], Awaitable[Any]]) -> None:
+    await func()
+
+
+async def _gather(funcs: list[Callable[[], Awaitable[Any]]]) -> None:
+    async with anyio.create_task_group() as tg:
+        for func in funcs:
+            tg.start_soon(_call, func)
+
+
 def _make_flag() -> Flag:
     return anyio.Event()
 
@@ -40,6 +51,7 @@ async def _main(cfg: Config) -> Report:
         make_flag=_make_flag,
         sleep=anyio.sleep,
         wait_flag=_wait_flag,
+        gather=_gather,
     )
     report = await run(rt, cfg, f"relay_anyio/{cfg.backend}")
     report.extra["version"] = relay_anyio.__version__
