@@ -33,6 +33,7 @@ Usage::
     python benchmarks/compare.py                  # full run, 3 repetitions
     python benchmarks/compare.py --quick --reps 1 # CI smoke run (no official SDK)
     python benchmarks/compare.py --only W2,W4 --clients limit,relay_anyio/trio
+    BENCH_PACKAGE_PATH=/tmp/old python benchmarks/compare.py  # another checkout's package
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 DRIVERS = BENCH_DIR / "drivers"
 LOADSERVER = BENCH_DIR / "loadserver.py"
 OFFICIAL_VENV = BENCH_DIR / ".venv-official"
+#: ``BENCH_PACKAGE_PATH=/path/to/other/checkout``: the relay_anyio drivers import the
+#: package from there instead (before/after figures of a change, same harness).
+PACKAGE_PATH = os.environ.get("BENCH_PACKAGE_PATH", "")
 OFFICIAL_SPEC = os.environ.get("BENCH_OFFICIAL_SPEC", "signalwire-sdk")
 CLIENT_NAMES = ("limit", "relay_anyio/asyncio", "relay_anyio/trio", "official")
 WORKLOADS = ("W1", "W2", "W3", "W4")
@@ -420,6 +424,8 @@ def run_pair(
         env["SIGNALWIRE_RELAY_CA_FILE"] = certs["ca"]
         env["RELAY_MAX_ACTIVE_CALLS"] = str(max_calls)
         env.pop("PYTHONPATH", None)
+        if PACKAGE_PATH and client.name.startswith("relay_anyio"):
+            env["PYTHONPATH"] = PACKAGE_PATH  # an A/B of another checkout's package
         driver = subprocess.Popen(
             [*client.command, "--port", str(port), "--timeout", str(timeout), *driver_args],
             stdout=subprocess.PIPE,
