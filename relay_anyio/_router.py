@@ -132,19 +132,7 @@ class Router:
         with anyio.move_on_after(self.config.shutdown_timeout, shield=True):
             async with anyio.create_task_group() as tg:
                 for call in calls:
-                    tg.start_soon(self._quiet_hangup, call)
-
-    @staticmethod
-    async def _quiet_hangup(call: Call) -> None:
-        try:
-            await call.hangup()
-        except RelayError as exc:
-            logger.warning(
-                "could not hang up %s at shutdown: %s",
-                call.call_id,
-                exc,
-                extra={"call_id": call.call_id},
-            )
+                    tg.start_soon(_quiet_hangup, call)
 
     async def abandon_dial(self, dial: PendingDial) -> None:
         """End every leg of a dial nobody will get (timeout, cancel, failure)."""
@@ -449,18 +437,7 @@ class Router:
             )
             return
         assert self.task_group is not None
-        self.task_group.start_soon(self._handle_message, handler, message)
-
-    @staticmethod
-    async def _handle_message(handler: MessageHandler, message: Message) -> None:
-        try:
-            await handler(message)
-        except Exception:
-            logger.exception(
-                "on_message handler failed for message %s",
-                message.message_id,
-                extra={"message_id": message.message_id},
-            )
+        self.task_group.start_soon(_handle_message, handler, message)
 
     def _on_task(self, params: dict[str, Any], timestamp: float) -> None:
         task = TaskEvent(EVENT_TASK, params, timestamp)
@@ -474,15 +451,38 @@ class Router:
             )
             return
         assert self.task_group is not None
-        self.task_group.start_soon(self._handle_task, handler, task)
+        self.task_group.start_soon(_handle_task, handler, task)
 
-    @staticmethod
-    async def _handle_task(handler: TaskHandler, task: TaskEvent) -> None:
-        try:
-            await handler(task)
-        except Exception:
-            logger.exception(
-                "on_task handler failed for a task on context %r",
-                task.context,
-                extra={"context": task.context},
-            )
+
+async def _quiet_hangup(call: Call) -> None:
+    try:
+        await call.hangup()
+    except RelayError as exc:
+        logger.warning(
+            "could not hang up %s at shutdown: %s",
+            call.call_id,
+            exc,
+            extra={"call_id": call.call_id},
+        )
+
+
+async def _handle_message(handler: MessageHandler, message: Message) -> None:
+    try:
+        await handler(message)
+    except Exception:
+        logger.exception(
+            "on_message handler failed for message %s",
+            message.message_id,
+            extra={"message_id": message.message_id},
+        )
+
+
+async def _handle_task(handler: TaskHandler, task: TaskEvent) -> None:
+    try:
+        await handler(task)
+    except Exception:
+        logger.exception(
+            "on_task handler failed for a task on context %r",
+            task.context,
+            extra={"context": task.context},
+        )
