@@ -23,6 +23,7 @@ from ._actions import (
 from ._builders import Media
 from ._call import Call
 from ._client import RelayClient
+from ._config import ClientOptions
 from ._constants import (
     CALL_STATE_ANSWERED,
     CALL_STATE_CREATED,
@@ -235,6 +236,7 @@ __all__ = [
     "CallReceiveEvent",
     "CallStateEvent",
     "CallingErrorEvent",
+    "ClientOptions",
     "CollectAction",
     "CollectEvent",
     "CollectResult",

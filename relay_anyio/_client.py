@@ -11,27 +11,24 @@ trio, exiting cleanly on Ctrl+C.
 from __future__ import annotations
 
 import logging
-import ssl
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Unpack
 
 import anyio
 import anyio.abc
 
 from ._call import CallHandler
-from ._config import ClientConfig, max_connections
+from ._config import ClientConfig, ClientOptions, max_connections
 from ._errors import RelayError
 from ._health import Health
 from ._listeners import EventListener
 from ._outbound import Outbound
-from ._proxy import ProxySetting
 from ._router import ConnectionStateCallback, Router
 from ._scopes import StackOwned, owned_task_group
 from ._session import ConnectionState, Session
 from ._telemetry import Telemetry, otel_installed
-from ._transport import TransportName
 
 __all__ = ["CallHandler", "RelayClient"]
 
@@ -56,6 +53,9 @@ class RelayClient(Outbound, StackOwned):
     here; a URL (``"http://user:password@proxy:3128"``) uses that proxy whatever the
     environment says, ``None`` connects directly. The tunnel is HTTP ``CONNECT``; TLS
     to RELAY runs inside it, verified as without a proxy.
+
+    The other keyword options (timeouts, buffers, transport, TLS context) are those of
+    ``ClientOptions``, each with its default there.
     """
 
     def __init__(
@@ -67,41 +67,11 @@ class RelayClient(Outbound, StackOwned):
         contexts: Iterable[str] | None = None,
         max_active_calls: int | None = None,
         *,
-        url: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        transport: TransportName = "native",
-        proxy: ProxySetting = True,
-        request_timeout: float = 10.0,
-        ping_interval: float = 30.0,
-        ping_timeout: float | None = None,
-        reconnect_min_delay: float = 1.0,
-        reconnect_max_delay: float = 30.0,
-        call_event_buffer: int = 1000,
-        shutdown_timeout: float = 5.0,
-        message_ttl: float = 3600.0,
-        late_result_grace: float = 2.0,
         telemetry: Telemetry | bool | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
         self.config: ClientConfig = ClientConfig.resolve(
-            project,
-            token,
-            jwt_token,
-            host,
-            contexts,
-            max_active_calls,
-            url=url,
-            ssl_context=ssl_context,
-            transport=transport,
-            proxy=proxy,
-            request_timeout=request_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            reconnect_min_delay=reconnect_min_delay,
-            reconnect_max_delay=reconnect_max_delay,
-            call_event_buffer=call_event_buffer,
-            shutdown_timeout=shutdown_timeout,
-            message_ttl=message_ttl,
-            late_result_grace=late_result_grace,
+            project, token, jwt_token, host, contexts, max_active_calls, **options
         )
         config = self.config
         self.project: str = config.project

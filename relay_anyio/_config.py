@@ -18,7 +18,7 @@ import math
 import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Final, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import attrs
@@ -29,7 +29,14 @@ from ._transport import TransportName, canonical_transport
 from ._version import __version__
 from ._websocket import build_ssl_context, check_verifying_context, split_url
 
-__all__ = ["AGENT", "ClientConfig", "RestConfig", "SessionOptions", "max_connections"]
+__all__ = [
+    "AGENT",
+    "ClientConfig",
+    "ClientOptions",
+    "RestConfig",
+    "SessionOptions",
+    "max_connections",
+]
 
 logger = logging.getLogger("relay_anyio.config")
 
@@ -111,7 +118,11 @@ class SessionOptions:
     #: Bound on TCP connect + TLS + WebSocket handshake; None: ``request_timeout``.
     open_timeout: float | None = attrs.field(default=None, validator=_seconds(positive=True))
     ping_interval: float = attrs.field(default=30.0, validator=_seconds(positive=True))
-    ping_timeout: float = attrs.field(default=10.0, validator=_seconds(positive=True))
+    #: How long a ping may go unanswered; by default ``request_timeout``.
+    ping_timeout: float = attrs.field(
+        default=attrs.Factory(lambda self: self.request_timeout, takes_self=True),
+        validator=_seconds(positive=True),
+    )
     reconnect_min_delay: float = attrs.field(default=1.0, validator=_seconds(positive=False))
     reconnect_max_delay: float = attrs.field(default=30.0, validator=_seconds(positive=False))
     #: Rejected reconnects retried (with backoff) once a session had been
@@ -183,22 +194,17 @@ class ClientConfig:
         host: str | None = None,
         contexts: Iterable[str] | None = None,
         max_active_calls: int | None = None,
-        *,
-        url: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        transport: TransportName = "native",
-        proxy: ProxySetting = True,
-        request_timeout: float = 10.0,
-        ping_interval: float = 30.0,
-        ping_timeout: float | None = None,
-        reconnect_min_delay: float = 1.0,
-        reconnect_max_delay: float = 30.0,
-        call_event_buffer: int = 1000,
-        shutdown_timeout: float = 5.0,
-        message_ttl: float = 3600.0,
-        late_result_grace: float = 2.0,
+        **options: Unpack[ClientOptions],
     ) -> ClientConfig:
-        """Arguments first, then the environment, then the defaults (see RelayClient)."""
+        """Arguments first, then the environment, then the defaults (see RelayClient).
+
+        The defaults of the options are the fields' defaults here and in
+        ``SessionOptions``: one place each.
+        """
+        unknown = options.keys() - ClientOptions.__optional_keys__
+        if unknown:
+            # What Python says of a misspelled keyword when the signature names them all.
+            raise TypeError(f"unexpected keyword argument {sorted(unknown)[0]!r}")
         jwt_token = jwt_token or os.environ.get("SIGNALWIRE_JWT_TOKEN") or None
         authentication: dict[str, str]
         if jwt_token:
@@ -217,28 +223,26 @@ class ClientConfig:
                     "(or use jwt_token=... / SIGNALWIRE_JWT_TOKEN)"
                 )
             authentication = {"project": project, "token": token}
+        url = options.get("url")
         if url is None:
             url = f"wss://{_relay_host(host)}"
         elif not url.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
+        ssl_context = options.get("ssl_context")
         if ssl_context is None and url.startswith("wss://"):
             ssl_context = build_ssl_context()  # honours SIGNALWIRE_RELAY_CA_FILE
         tls, relay_host, relay_port, _ = split_url(url)
         # The one place the proxy is chosen and checked: a bad URL fails here.
-        resolved_proxy = resolve_proxy(proxy, tls, relay_host, relay_port)
+        resolved_proxy = resolve_proxy(options.get("proxy", True), tls, relay_host, relay_port)
         if max_active_calls is None:
             max_active_calls = _env_int("RELAY_MAX_ACTIVE_CALLS", 1000)
+        given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
         session = SessionOptions(
             url=url,
             authentication=authentication,
-            transport=transport,
             ssl_context=ssl_context,
             proxy=resolved_proxy,
-            request_timeout=request_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=request_timeout if ping_timeout is None else ping_timeout,
-            reconnect_min_delay=reconnect_min_delay,
-            reconnect_max_delay=reconnect_max_delay,
+            **{k: given[k] for k in _SESSION_OPTIONS if k in given},
         )
         return cls(
             session=session,
@@ -246,11 +250,64 @@ class ClientConfig:
             host=url.split("://", 1)[1].split("/", 1)[0],
             contexts=tuple(dict.fromkeys(contexts or ())),
             max_active_calls=max(1, int(max_active_calls)),
-            call_event_buffer=call_event_buffer,
-            shutdown_timeout=shutdown_timeout,
-            message_ttl=message_ttl,
-            late_result_grace=late_result_grace,
+            **{k: given[k] for k in _CLIENT_OPTIONS if k in given},
         )
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword options of ``RelayClient`` (and ``ClientConfig.resolve``), all optional.
+
+    A ``TypedDict`` so that the options are written once, with their defaults in the
+    frozen config classes, and type checkers still flag a misspelled option in user
+    code; at run time a misspelled option is a ``TypeError`` as for any function.
+    ``None`` for ``url``, ``ssl_context`` or ``ping_timeout`` means the default.
+    """
+
+    url: str | None
+    """``ws://`` or ``wss://`` URL of the RELAY endpoint; default ``wss://`` + host."""
+    ssl_context: ssl.SSLContext | None
+    """A verifying TLS context; default: the system store plus ``SIGNALWIRE_RELAY_CA_FILE``."""
+    transport: TransportName
+    """``"native"`` (default) or ``"trio-websocket"`` (under trio)."""
+    proxy: ProxySetting
+    """``True`` (default: ``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY``), a proxy URL, or
+    ``None`` for a direct connection."""
+    request_timeout: float
+    """Seconds a request waits for its response; default 10."""
+    ping_interval: float
+    """Seconds between keepalive pings; default 30."""
+    ping_timeout: float | None
+    """Seconds a ping may go unanswered before the link counts as dead; default
+    ``request_timeout``."""
+    reconnect_min_delay: float
+    """First reconnect delay in seconds (doubling, ±20 % jitter); default 1."""
+    reconnect_max_delay: float
+    """Cap of the reconnect delay in seconds; default 30."""
+    call_event_buffer: int
+    """Events a call's async listeners may fall behind before ``EventOverflow``;
+    default 1000."""
+    shutdown_timeout: float
+    """Seconds leaving ``async with`` waits for calls to hang up; default 5."""
+    message_ttl: float
+    """Seconds a sent message is tracked for its state events; default 3600."""
+    late_result_grace: float
+    """Seconds a recording running when its call ends waits for its URL; default 2."""
+
+
+_SESSION_OPTIONS: Final = (
+    "transport",
+    "request_timeout",
+    "ping_interval",
+    "ping_timeout",
+    "reconnect_min_delay",
+    "reconnect_max_delay",
+)
+_CLIENT_OPTIONS: Final = (
+    "call_event_buffer",
+    "shutdown_timeout",
+    "message_ttl",
+    "late_result_grace",
+)
 
 
 # -- REST (send_task) ----------------------------------------------------------------------

@@ -52,6 +52,7 @@ EXPECTED_ALL = [
     "CallReceiveEvent",
     "CallStateEvent",
     "CallingErrorEvent",
+    "ClientOptions",
     "CollectAction",
     "CollectEvent",
     "CollectResult",

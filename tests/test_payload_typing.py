@@ -28,9 +28,12 @@ _SOURCE_TREE = {**os.environ, "MYPYPATH": str(ROOT), "PYTHONPATH": str(ROOT)}
 
 MISSPELLED = """
 from relay_anyio import (
-    Call, CollectSpec, Device, MachineDetect, Media, PhoneDevice, RecordAudio, SipDevice,
-    TapSpec, TTSMedia,
+    Call, CollectSpec, Device, MachineDetect, Media, PhoneDevice, RecordAudio, RelayClient,
+    SipDevice, TapSpec, TTSMedia,
 )
+
+client = RelayClient("p", "t", reqest_timeout=5.0)  # flag
+slow = RelayClient("p", "t", ping_interval="30")  # flag
 
 
 async def handle_call(call: Call) -> None:
@@ -109,6 +112,11 @@ async def handle_call(call: Call) -> None:
 
     call.on("calling.call.state", on_state)
     call.on("calling.call.state", handler=on_state)
+
+
+tuned = RelayClient(
+    "p", "t", contexts=["office"], url=None, request_timeout=5, ping_timeout=None, proxy=None
+)
 
 
 async def place_calls(client: RelayClient) -> None:

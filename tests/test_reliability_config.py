@@ -175,3 +175,27 @@ def test_the_configuration_is_resolved_once_from_arguments_and_environment(
     assert config.max_active_calls == 7
     assert config.session.ssl_context is not None  # wss: the one default context
     assert "arg-token" not in repr(config)
+
+
+def test_a_misspelled_option_is_a_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match="'reqest_timeout'"):
+        RelayClient(project="p", token="t", reqest_timeout=5.0)  # type: ignore[call-arg]
+
+
+def test_options_left_out_or_none_take_the_config_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SIGNALWIRE_SPACE", raising=False)
+    session = RelayClient(project="p", token="t", url=None, ping_timeout=None).config.session
+    assert (session.request_timeout, session.ping_interval, session.ping_timeout) == (
+        10.0,
+        30.0,
+        10.0,
+    )
+    assert (session.reconnect_min_delay, session.reconnect_max_delay) == (1.0, 30.0)
+    assert session.url == "wss://relay.signalwire.com"
+    tuned = RelayClient(project="p", token="t", request_timeout=4.0, shutdown_timeout=0.5).config
+    # ping_timeout follows request_timeout unless given
+    assert (tuned.session.request_timeout, tuned.session.ping_timeout) == (4.0, 4.0)
+    assert tuned.shutdown_timeout == 0.5
+    assert tuned.call_event_buffer == 1000
