@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 TransportName = Literal["native", "trio-websocket", "wsproto"]
+"""A transport's name: ``"native"`` (any backend) or ``"trio-websocket"`` (trio only);
+``"wsproto"`` is the deprecated alias of ``"native"``."""
 TRANSPORTS: tuple[TransportName, ...] = ("native", "trio-websocket")
 
 

@@ -23,7 +23,7 @@ from ._memory import MemoryClose, MemoryItem, MemoryTransport, memory_transport_
 from ._reconnect import Backoff, GiveUp
 from ._rpc import check_result
 from ._session import ConnectionState, Session, SessionListener
-from ._transport import MessageTransport, open_transport
+from ._transport import MessageTransport, TransportName, open_transport
 from ._websocket import WebSocket, accept_websocket, open_websocket
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Session",
     "SessionListener",
     "SessionOptions",
+    "TransportName",
     "WebSocket",
     "accept_websocket",
     "check_result",

@@ -15,7 +15,7 @@ import pytest
 
 from relay_anyio import _logsetup
 from relay_anyio._logsetup import RepeatFilter
-from relay_anyio._transport import TransportName
+from relay_anyio.lowlevel import TransportName
 from relay_anyio.testing import FakeRelayServer
 
 from .helpers import program_env

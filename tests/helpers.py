@@ -19,6 +19,9 @@ from relay_anyio.testing import FakeRelayServer, HandlerContext, ok
 #: Timers for tests: fast reconnects, no background pings. The request timeout only
 #: bounds a request that would hang (tests of timeouts set their own): generous, as a
 #: loaded machine can take seconds to answer what takes milliseconds when idle.
+#: The documented variable (reference §1), written out so a rename in the package fails.
+CA_FILE_ENV = "SIGNALWIRE_RELAY_CA_FILE"
+
 FAST: dict[str, Any] = {
     "request_timeout": 10.0,
     "reconnect_min_delay": 0.01,

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from relay_anyio import AuthenticationError, ConnectionState
-from relay_anyio._session import SessionOptions
+from relay_anyio.lowlevel import SessionOptions
 from relay_anyio.testing import FakeRelayServer
 
 from .helpers import make_client

@@ -8,7 +8,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from relay_anyio._session import Backoff
+from relay_anyio.lowlevel import Backoff
 from relay_anyio.testing import FakeRelayServer
 
 from .helpers import make_client

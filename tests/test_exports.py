@@ -227,6 +227,7 @@ EXPECTED_LOWLEVEL_ALL = [
     "Session",
     "SessionListener",
     "SessionOptions",
+    "TransportName",
     "WebSocket",
     "accept_websocket",
     "check_result",

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
-from relay_anyio._errors import ConnectionLost, TransportError
+from relay_anyio import ConnectionLost, TransportError
 from relay_anyio._websocket import WebSocket, connect_websocket
 from relay_anyio.testing import (
     AUTH_FAILED_CODE,

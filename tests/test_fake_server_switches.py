@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from relay_anyio._errors import ConnectionLost
+from relay_anyio import ConnectionLost
 from relay_anyio.testing import DEFAULT_HANDLERS, FakeRelayServer
 from relay_anyio.testing._validation import REQUIRED_KEYS
 

@@ -17,7 +17,7 @@ import trio
 
 from relay_anyio import ConnectionLost, TransportError
 from relay_anyio._neterrors import Opening, opening, proxy_phase
-from relay_anyio._websocket import open_websocket
+from relay_anyio.lowlevel import open_websocket
 
 from .test_websocket import byte_stream_pair
 

@@ -30,10 +30,10 @@ from anyio.streams.tls import TLSStream
 
 from relay_anyio import Call, ConnectionState, RelayClient, TransportError
 from relay_anyio._proxy import Proxy, bypassed, parse_proxy
-from relay_anyio._transport import CA_FILE_ENV, TransportName, open_transport
+from relay_anyio.lowlevel import TransportName, open_transport
 from relay_anyio.testing import FakeRelayServer
 
-from .helpers import FAST
+from .helpers import CA_FILE_ENV, FAST
 
 pytestmark = pytest.mark.anyio
 

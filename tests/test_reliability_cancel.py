@@ -25,7 +25,7 @@ import pytest
 import trustme
 
 from relay_anyio import Call, ConnectionState, PlayAction, RelayClient
-from relay_anyio._session import Session, SessionOptions
+from relay_anyio.lowlevel import Session, SessionOptions
 from relay_anyio.testing import FakeRelayServer
 
 from .helpers import FAST, eventually, make_client

@@ -10,10 +10,9 @@ import anyio
 import pytest
 
 from relay_anyio import AuthenticationError, RelayClient, TransportError
-from relay_anyio._transport import CA_FILE_ENV
 from relay_anyio.testing import FakeRelayServer
 
-from .helpers import FAST
+from .helpers import CA_FILE_ENV, FAST
 
 pytestmark = pytest.mark.anyio
 

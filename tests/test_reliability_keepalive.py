@@ -19,7 +19,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from relay_anyio import ConnectionLost, ConnectionState, RelayClient
-from relay_anyio._transport import TransportName
+from relay_anyio.lowlevel import TransportName
 from relay_anyio.testing import FakeRelayServer
 
 from .helpers import eventually, make_client

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from relay_anyio import ConnectionLost, TransportError
-from relay_anyio._websocket import WebSocket, open_websocket
+from relay_anyio.lowlevel import WebSocket, open_websocket
 
 from .test_websocket import MemoryByteStream, byte_stream_pair, pair, server_frame
 

@@ -23,10 +23,9 @@ from relay_anyio import (
     RelayClient,
     TransportError,
 )
-from relay_anyio._transport import CA_FILE_ENV
 from relay_anyio.testing import FakeRelayServer
 
-from .helpers import FAST, eventually
+from .helpers import CA_FILE_ENV, FAST, eventually
 
 pytestmark = pytest.mark.anyio
 
