@@ -141,7 +141,8 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
                 finally:
                     await self._stop_actions()
                 on_handler_done()
-                await self._ended.wait()
+                if not self._ended.is_set():  # (a set flag would still cost a loop turn)
+                    await self._ended.wait()
         finally:
             self._dispatcher.close()  # cancelled (client shutdown): nobody listens
             self._set_scope(None)
@@ -246,9 +247,11 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
             else:
                 action._finish_call_ended(self.end_reason)
         self._actions = lingering
-        wait_error = error or CallEnded(self.call_id, self.end_reason)
+        wait_error = error
         for waiter in self._waiters:
             if not waiter.event.is_set():
+                if wait_error is None:  # built only for a call somebody waits on
+                    wait_error = CallEnded(self.call_id, self.end_reason)
                 waiter.error = wait_error
                 waiter.event.set()
         self._listeners.clear()

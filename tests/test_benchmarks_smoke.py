@@ -238,3 +238,24 @@ def test_sweep_checks_are_exact() -> None:
     server, driver = _sweep_reports(scale, messaging)
     problems = scale.check(messaging, {**driver, "delivered": z.messages - 1}, server, z)
     assert len(problems) == 1 and "delivered" in problems[0], problems
+
+
+@pytest.mark.timeout(180)
+def test_call_counts_quick_run_prints_calls_per_unit() -> None:
+    """``call_counts.py`` profiles a real run and prints per-unit calls for both backends."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "call_counts.py"), "--quick", "--only", "W4"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("W4 ")]
+    assert [row[1] for row in rows] == ["asyncio", "trio"], output
+    for row in rows:
+        total, own = float(row[-2]), float(row[-1])
+        # A round trip is Python calls into relay_anyio (a request, its response) and
+        # more calls in total (the event loop): zero would mean nothing was profiled.
+        assert 0 < own < total, output
