@@ -102,11 +102,7 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
         self._actions: dict[str, Action] = {}
         self._listeners = ListenerSet()
         self._dispatcher = Dispatcher(
-            f"call {call_id}",
-            event_buffer,
-            "fail",
-            on_fail=self._listeners.clear,
-            extra={"call_id": call_id},
+            "call", event_buffer, "fail", on_fail=self._listeners.clear, call_id=call_id
         )
         self._waiters: list[_Waiter] = []
         self._state_events: dict[str, RelayEvent] = {}
@@ -125,27 +121,31 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
 
     # -- scope -------------------------------------------------------------------------
 
-    async def _serve(self, handler: CallHandler, on_handler_done: Callable[[], object]) -> None:
-        """The call's scope: its handler, then its listeners until the call ends."""
-        try:
-            async with anyio.create_task_group() as tg:
-                self._set_scope(tg)
-                try:
-                    await handler(self)
-                except Exception:
-                    logger.exception(
-                        "on_call handler failed for call %s",
-                        self.call_id,
-                        extra={"call_id": self.call_id},
-                    )
-                finally:
-                    await self._stop_actions()
-                on_handler_done()
-                if not self._ended.is_set():  # (a set flag would still cost a loop turn)
-                    await self._ended.wait()
-        finally:
-            self._dispatcher.close()  # cancelled (client shutdown): nobody listens
-            self._set_scope(None)
+    async def _serve(self, handler: CallHandler, on_handler_done: Callable[[Call], object]) -> None:
+        """The call's scope: its handler, then its listeners until the call ends.
+
+        The call's task itself (no wrapping coroutine: a frame less per held call).
+        """
+        with self._telemetry.handling(self):
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._set_scope(tg)
+                    try:
+                        await handler(self)
+                    except Exception:
+                        logger.exception(
+                            "on_call handler failed for call %s",
+                            self.call_id,
+                            extra={"call_id": self.call_id},
+                        )
+                    finally:
+                        await self._stop_actions()
+                    on_handler_done(self)
+                    if not self._ended.is_set():  # (a set flag would still cost a loop turn)
+                        await self._ended.wait()
+            finally:
+                self._dispatcher.close()  # cancelled (client shutdown): nobody listens
+                self._set_scope(None)
 
     def _set_scope(self, task_group: anyio.abc.TaskGroup | None) -> None:
         """Hand the call the task group its listener task and timers run in."""

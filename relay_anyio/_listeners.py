@@ -97,30 +97,31 @@ class Dispatcher:
     """
 
     __slots__ = (
+        "_call_id",
+        "_kind",
         "_on_fail",
         "_send",
         "buffer",
         "closed",
-        "extra",
         "failed",
         "on_overflow",
-        "owner",
         "policy",
         "task_group",
     )
 
     def __init__(
         self,
-        owner: str,
+        kind: str,
         buffer: int,
         policy: OverflowPolicy,
         *,
         on_fail: Callable[[], object] | None = None,
-        extra: Mapping[str, str] | None = None,
+        call_id: str | None = None,
     ) -> None:
-        self.owner: str = owner
-        #: The structured fields of this owner's log lines (a call's ``call_id``).
-        self.extra: Mapping[str, str] | None = extra
+        # The owner's name and log fields are built when a line is logged, not per
+        # owner: a call that nobody listens to allocates nothing for them.
+        self._kind = kind
+        self._call_id = call_id
         self.buffer: int = buffer
         self.policy: OverflowPolicy = policy
         self.task_group: TaskGroup | None = None
@@ -132,10 +133,20 @@ class Dispatcher:
         self.on_overflow: Callable[[str, str], object] | None = None
         self._send: MemoryObjectSendStream[_Item] | None = None
 
+    @property
+    def owner(self) -> str:
+        """Whose callbacks these are, for log lines ("call <id>", "the client")."""
+        return self._kind if self._call_id is None else f"{self._kind} {self._call_id}"
+
+    @property
+    def extra(self) -> Mapping[str, str] | None:
+        """The structured fields of this owner's log lines (a call's ``call_id``)."""
+        return None if self._call_id is None else {"call_id": self._call_id}
+
     def dispatch(self, callbacks: Callbacks, event: RelayEvent) -> None:
         """Run ``callbacks`` on ``event`` now, or queue them; never blocks (the reader)."""
         if self._send is None:
-            callbacks = _run_plain(callbacks, event, self.owner, self.extra)
+            callbacks = _run_plain(callbacks, event, self)
             if not callbacks:
                 return
             if not self._start():
@@ -177,7 +188,7 @@ class Dispatcher:
         send, receive = anyio.create_memory_object_stream[_Item](self.buffer)
         self._send = send
         self.task_group.start_soon(
-            run_queued, receive, self.owner, self.extra, name=f"relay listeners of {self.owner}"
+            run_queued, receive, self, name=f"relay listeners of {self.owner}"
         )
         return True
 
@@ -202,14 +213,10 @@ class Dispatcher:
             self._on_fail()
 
 
-async def run_queued(
-    receive: MemoryObjectReceiveStream[_Item],
-    owner: str,
-    extra: Mapping[str, str] | None = None,
-) -> None:
+async def run_queued(receive: MemoryObjectReceiveStream[_Item], owner: Dispatcher) -> None:
     """A listener task: run queued callbacks in order until the queue closes.
 
-    An exception is logged with ``owner`` (and ``extra`` as fields) and the next
+    An exception is logged with the owner's name (and its fields) and the next
     callback still runs.
     """
     async with receive:
@@ -224,14 +231,12 @@ async def run_queued(
                         "listener %r failed on %s for %s",
                         callback,
                         event.event_type,
-                        owner,
-                        extra=extra,
+                        owner.owner,
+                        extra=owner.extra,
                     )
 
 
-def _run_plain(
-    callbacks: Callbacks, event: RelayEvent, owner: str, extra: Mapping[str, str] | None
-) -> Callbacks:
+def _run_plain(callbacks: Callbacks, event: RelayEvent, owner: Dispatcher) -> Callbacks:
     """Run callbacks now, in order, until one returns an awaitable; return the rest.
 
     What is returned (that awaitable, then the callbacks after it) must run on the
@@ -245,8 +250,8 @@ def _run_plain(
                 "listener %r failed on %s for %s",
                 callback,
                 event.event_type,
-                owner,
-                extra=extra,
+                owner.owner,
+                extra=owner.extra,
             )
             continue
         if result is not None and inspect.isawaitable(result):

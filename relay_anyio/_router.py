@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 
 from ._call import Call, CallHandler
+from ._commands import RequestFunction
 from ._config import ClientConfig
 from ._constants import (
     CALL_STATE_ENDED,
@@ -96,14 +97,22 @@ class Router:
         self._recheck: anyio.CancelScope | None = None
         #: The client's task group while it is entered.
         self.task_group: anyio.abc.TaskGroup | None = None
+        # Bound once and shared by every call, rather than a bound method (or a
+        # closure) allocated per call.
+        self._request: RequestFunction = None  # type: ignore[assignment]  # bound by bind()
+        self._on_call_finished = self._call_finished
+        self._handler_done = self.handled.discard
 
     def bind(self, session: Session) -> None:
         """The session this router listens to (it sends the calls' commands)."""
         self._session = session
+        self._request = session.request
 
     def enter(self, task_group: anyio.abc.TaskGroup) -> None:
         """The client was entered: handlers, listeners and probes run in ``task_group``."""
         self.task_group = task_group
+        # Read again: the session's telemetry (set before entering) may wrap it.
+        self._request = self._session.request
         # Client-level listeners and messages: a listener task per entry of the client.
         self.dispatcher = self._dispatcher()
         self.dispatcher.task_group = task_group
@@ -297,7 +306,7 @@ class Router:
             "late_result_grace": self.config.late_result_grace,
         }
         fields.update(overrides)
-        call = Call(self._session.request, self._call_finished, **fields)
+        call = Call(self._request, self._on_call_finished, **fields)
         call._telemetry = self.telemetry
         call._dispatcher.on_overflow = self._overflowed
         return call
@@ -323,7 +332,12 @@ class Router:
             return
         self.calls[call.call_id] = call
         self.telemetry.call_started(call, "handled")
-        self.task_group.start_soon(self._handle_call, call, name=f"relay call {call.call_id}")
+        # Only a handler that was cancelled (client shutdown) stays "being handled",
+        # so that __aexit__ hangs its call up.
+        self.handled.add(call)
+        self.task_group.start_soon(
+            call._serve, self.call_handler, self._handler_done, name=f"relay call {call.call_id}"
+        )
 
     async def _pass_call(self, call: Call) -> None:
         self.telemetry.call_started(call, "passed")
@@ -338,15 +352,6 @@ class Router:
             )
         finally:
             self.telemetry.call_ended(call)
-
-    async def _handle_call(self, call: Call) -> None:
-        handler = self.call_handler
-        assert handler is not None
-        self.handled.add(call)
-        # Only a handler that was cancelled (client shutdown) stays "being handled",
-        # so that __aexit__ hangs its call up.
-        with self.telemetry.handling(call):
-            await call._serve(handler, lambda: self.handled.discard(call))
 
     def _on_dial_event(self, params: dict[str, Any], timestamp: float) -> bool:
         """Resolve a pending dial; return True if the event was consumed by one."""
