@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck pytest docs bench clean
+.PHONY: demo test lint typecheck pytest docs bench mutants clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 test: lint typecheck pytest docs
+
+# Break each behaviour the pinned tests claim to pin, one at a time: each must fail.
+mutants: $(STAMP)
+	$(BIN)/python tests/pinned_mutants.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ws_engines.py

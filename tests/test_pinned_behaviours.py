@@ -168,16 +168,16 @@ async def test_a_dial_answered_by_a_leg_never_announced_still_returns_a_call(
 async def test_max_active_calls_counts_every_live_call_dialled_legs_included(
     relay_server: FakeRelayServer,
 ) -> None:
-    """Decided (as the official client): inbound calls being handled and dialled
-    legs both occupy a slot; the limit is applied to inbound offers."""
+    """Decided (as the official client): every live call occupies a slot -- an
+    inbound call until it ends, even after its handler returned, and a dialled leg;
+    the limit is applied to inbound offers."""
     held = anyio.Event()
     client = make_client(relay_server, max_active_calls=2)
 
     @client.on_call
-    async def hold(call: Call) -> None:
+    async def answer_and_return(call: Call) -> None:
         await call.answer()
-        held.set()
-        await call.wait_for_ended()
+        held.set()  # and return: the call stays up, and keeps its slot
 
     device = {"type": "phone", "params": {"to_number": "+15551112222", "from_number": "+1555"}}
     async with client:
