@@ -57,14 +57,25 @@ class LazyEvent:
         No cancel scope is entered without a timeout (``fail_after(None)`` still costs
         a scope and a context manager object), nor on asyncio with one: a loop timer
         wakes the waiter instead, a third of a scope's cost, and this is every
-        request's wait for its response.
+        request's wait for its response. On trio, one native cancel scope.
         """
         if self._flag:
             await anyio.lowlevel.checkpoint()
-        elif current_async_library() == "asyncio":
+            return
+        library = current_async_library()
+        if library == "asyncio":
             await self._park_on_future(timeout)
         elif timeout is None:
             await self._park_on_event()
+        elif library == "trio":
+            # trio's own scope: anyio's fail_after wraps one in a second scope object
+            # and a context manager, most of the cost of a request's wait on trio.
+            import trio
+
+            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+                await self._park_on_event()
+            if scope.cancelled_caught and not self._flag:
+                raise TimeoutError
         else:
             with anyio.fail_after(timeout):
                 await self._park_on_event()

@@ -69,3 +69,33 @@ async def test_a_wait_on_a_set_flag_is_a_checkpoint() -> None:
         await flag.wait()
         pytest.fail("a set flag's wait did not check for cancellation")
     assert scope.cancelled_caught
+
+
+async def test_an_outer_cancel_of_a_timed_wait_is_a_cancel_not_a_timeout() -> None:
+    """The wait's own deadline is its scope's; a cancel from outside passes through."""
+    flag = LazyEvent()
+    with anyio.CancelScope() as outer:
+
+        async def cancel_soon() -> None:
+            await anyio.wait_all_tasks_blocked()
+            outer.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_soon)
+            await flag.wait(30.0)  # neither TimeoutError nor a return
+        pytest.fail("the outer cancel did not reach the waiter")
+    assert outer.cancelled_caught
+    assert not flag.is_set()
+
+
+async def test_a_timed_wait_returns_when_set_before_its_deadline() -> None:
+    flag = LazyEvent()
+    async with anyio.create_task_group() as tg:
+
+        async def set_soon() -> None:
+            await anyio.wait_all_tasks_blocked()
+            flag.set()
+
+        tg.start_soon(set_soon)
+        await flag.wait(30.0)
+    assert flag.is_set()
