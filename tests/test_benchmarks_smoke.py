@@ -22,17 +22,25 @@ COMPARE = BENCH / "compare.py"
 SCALE = BENCH / "scale.py"
 
 
-@pytest.mark.timeout(180)  # ~5 s idle, 35 s seen on a loaded machine: only a hang fails
-def test_benchmark_quick_run() -> None:
+def _run_ok(
+    script: Path, *args: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a benchmark script; it must exit 0 (its count checks passed). Also its output."""
     proc = subprocess.run(
-        [sys.executable, str(COMPARE), "--quick", "--reps", "1"],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=timeout,
         check=False,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
+    return proc, output
+
+
+@pytest.mark.timeout(180)  # ~5 s idle, 35 s seen on a loaded machine: only a hang fails
+def test_benchmark_quick_run() -> None:
+    proc, output = _run_ok(COMPARE, "--quick", "--reps", "1", timeout=150)
     for workload in ("W1", "W2", "W3", "W4"):
         assert f"{workload} " in proc.stdout, f"{workload} missing from the table:\n{output}"
     assert "limit" in proc.stdout and "relay_anyio/trio" in proc.stdout
@@ -152,15 +160,7 @@ def test_server_totals_are_exact() -> None:
 @pytest.mark.timeout(240)  # ~20 s idle (two 1 s reconnect backoffs a backend): only a hang fails
 def test_scale_sweep_quick_run() -> None:
     """Every job of the sweep at tiny sizes: all counts exact, every client ok."""
-    proc = subprocess.run(
-        [sys.executable, str(SCALE), "--quick", "--reps", "1"],
-        capture_output=True,
-        text=True,
-        timeout=210,
-        check=False,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
+    proc, output = _run_ok(SCALE, "--quick", "--reps", "1", timeout=210)
     for job in ("S@1 ", "S@50 ", "R resume", "R fresh", "M "):
         assert job in proc.stdout, f"{job} missing from the table:\n{output}"
     assert "FAIL" not in proc.stdout
@@ -243,15 +243,7 @@ def test_sweep_checks_are_exact() -> None:
 @pytest.mark.timeout(180)
 def test_call_counts_quick_run_prints_calls_per_unit() -> None:
     """``call_counts.py`` profiles a real run and prints per-unit calls for both backends."""
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "call_counts.py"), "--quick", "--only", "W4"],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
+    proc, output = _run_ok(BENCH / "call_counts.py", "--quick", "--only", "W4", timeout=150)
     rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("W4 ")]
     assert [row[1] for row in rows] == ["asyncio", "trio"], output
     for row in rows:
