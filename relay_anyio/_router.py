@@ -34,7 +34,7 @@ from ._constants import (
 )
 from ._errors import ConnectionLost, RelayError
 from ._events import make_event
-from ._listeners import Dispatcher, ListenerSet
+from ._listeners import Dispatcher, EventListener, ListenerSet
 from ._messaging import Message, MessageHandler, MessageRegistry
 from ._session import ConnectionState, Session
 from ._task_events import TaskEvent
@@ -56,16 +56,23 @@ _PROBES_IN_FLIGHT = 16
 
 
 class PendingDial:
-    """One ``calling.dial`` waiting for its outcome, by ``tag``."""
+    """One ``calling.dial`` waiting for its outcome, by ``tag``; ``listeners`` go on each leg."""
 
-    __slots__ = ("done", "error", "legs", "tag", "winner")
+    __slots__ = ("done", "error", "legs", "listeners", "tag", "winner")
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, listeners: tuple[tuple[str, EventListener], ...] = ()) -> None:
         self.tag = tag
+        self.listeners = listeners
         self.legs: dict[str, Call] = {}
         self.done = anyio.Event()
         self.winner: Call | None = None
         self.error: RelayError | None = None
+
+    def adopt(self, leg: Call) -> None:
+        """A leg of this dial, before its first event is delivered: it gets the listeners."""
+        self.legs[leg.call_id] = leg
+        for event_type, listener in self.listeners:
+            leg.on(event_type, listener)
 
 
 class Router:
@@ -378,6 +385,7 @@ class Router:
                     dial.error = RelayError(-1, f"Dial answered without a call id (tag={tag})")
                     dial.done.set()
                     return True
+                dial.adopt(winner)
                 self._register_outbound(winner)
             else:
                 if not winner.node_id and isinstance(info.get("node_id"), str):
@@ -415,7 +423,7 @@ class Router:
         leg = self._new_call(params, direction="outbound")
         if leg is None:
             return None
-        dial.legs[leg.call_id] = leg
+        dial.adopt(leg)
         self._register_outbound(leg)
         return leg
 
