@@ -1,4 +1,4 @@
-"""Event streams: the events of one action, or of a call, as an anyio object stream.
+"""Event streams: the events of one action, or of a call, read like an anyio object stream.
 
 ``async for event in action:`` and ``async for event in call.events(...)`` read an
 ``EventStream``. A stream is a listener of its owner: its callback, run by the call's
@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import ClassVar, Final, Protocol, final
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._constants import CALL_STATE_ENDED, EVENT_CALL_RECEIVE, EVENT_CALL_STATE
@@ -52,7 +52,14 @@ from ._listeners import (
 )
 from ._sync import LazyEvent
 
-__all__ = ["ALL_CALL_EVENTS", "ActionEvents", "CallEvents", "EventStream", "StreamHost"]
+__all__ = [
+    "ALL_CALL_EVENTS",
+    "ActionEvents",
+    "CallEvents",
+    "EventStream",
+    "StreamHost",
+    "StreamSource",
+]
 
 logger = logging.getLogger("relay_anyio.listeners")
 
@@ -63,7 +70,7 @@ ALL_CALL_EVENTS: Final[tuple[str, ...]] = tuple(
 )
 
 
-class _StreamSource(Protocol):
+class StreamSource(Protocol):
     """The owner of a stream (an action, a call).
 
     ``_stream_opened`` subscribes the stream (its ``_put`` gets the events, and the
@@ -87,15 +94,16 @@ class StreamHost(Protocol):
 
 
 @final
-class EventStream(ObjectReceiveStream[RelayEvent]):
+class EventStream:
     """The events of one action (``async for event in action``) or of a call
     (``call.events(...)``), in the order they arrived.
 
-    An anyio object receive stream: ``async for`` reads it to its end, ``receive()``
-    reads one event (``EndOfStream`` at the end), and ``async with`` (or
-    ``aclose()``) closes it, which stops it at once, however the block is left: the
-    form to use when a loop may stop early (``break``, an exception, a cancel scope).
-    A loop that runs to the end needs no block: the stream ends with its owner.
+    Read like an anyio object receive stream (a memory object stream's receiving
+    end): ``async for`` reads it to its end, ``receive()`` reads one event
+    (``anyio.EndOfStream`` at the end), and ``async with`` (or ``aclose()``) closes
+    it, which stops it at once, however the block is left: the form to use when a
+    loop may stop early (``break``, an exception, a cancel scope). A loop that runs
+    to the end needs no block: the stream ends with its owner.
 
     It starts on first use (iteration, ``receive()`` or entering the block) and
     yields what is routed from then on; an action already finished yields its result,
@@ -120,7 +128,7 @@ class EventStream(ObjectReceiveStream[RelayEvent]):
 
     def __init__(
         self,
-        source: _StreamSource,
+        source: StreamSource,
         dispatcher: Dispatcher,
         event_types: Sequence[str] = (),
         last: Callable[[RelayEvent], bool] | None = None,
@@ -159,9 +167,23 @@ class EventStream(ObjectReceiveStream[RelayEvent]):
         self._open()
         return self
 
+    async def __anext__(self) -> RelayEvent:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
     async def __aenter__(self) -> EventStream:
         self._open()
         return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     async def receive(self) -> RelayEvent:
         """The next event; ``EndOfStream`` once the stream has ended.
