@@ -16,11 +16,12 @@ import anyio.abc
 from ._call import Call
 from ._config import ClientConfig, RestConfig
 from ._devices import Device, SipHeader
+from ._dials import PendingDial
 from ._errors import DialTimeout, RelayError
 from ._listeners import EventListener, pick_listener
 from ._messaging import Message, MessageListener
 from ._payloads import DeviceSpec, SipHeaderItem
-from ._router import PendingDial, Router
+from ._router import Router
 from ._session import Session
 from ._tasks import post_task
 

@@ -32,15 +32,16 @@ from ._constants import (
     EVENT_MESSAGING_STATE,
     EVENT_TASK,
 )
+from ._dials import PendingDial
 from ._errors import ConnectionLost, RelayError
 from ._events import make_event
-from ._listeners import Dispatcher, EventListener, ListenerSet
+from ._listeners import Dispatcher, ListenerSet
 from ._messaging import Message, MessageHandler, MessageRegistry
 from ._session import ConnectionState, Session
 from ._task_events import TaskEvent
 from ._telemetry import NOOP, Telemetry
 
-__all__ = ["PendingDial", "Router", "TaskHandler"]
+__all__ = ["Router", "TaskHandler"]
 
 logger = logging.getLogger("relay_anyio.client")
 
@@ -53,26 +54,6 @@ TaskHandler = Callable[[TaskEvent], Awaitable[object]]
 _PROBE_METHOD = "calling.clear_digit_bindings"
 _PROBE_REALM = "relay-anyio-probe"
 _PROBES_IN_FLIGHT = 16
-
-
-class PendingDial:
-    """One ``calling.dial`` waiting for its outcome, by ``tag``; ``listeners`` go on each leg."""
-
-    __slots__ = ("done", "error", "legs", "listeners", "tag", "winner")
-
-    def __init__(self, tag: str, listeners: tuple[tuple[str, EventListener], ...] = ()) -> None:
-        self.tag = tag
-        self.listeners = listeners
-        self.legs: dict[str, Call] = {}
-        self.done = anyio.Event()
-        self.winner: Call | None = None
-        self.error: RelayError | None = None
-
-    def adopt(self, leg: Call) -> None:
-        """A leg of this dial, before its first event is delivered: it gets the listeners."""
-        self.legs[leg.call_id] = leg
-        for event_type, listener in self.listeners:
-            leg.on(event_type, listener)
 
 
 class Router:
