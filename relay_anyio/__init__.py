@@ -125,6 +125,7 @@ from ._events import (
     parse_event,
 )
 from ._health import Health, serve_health
+from ._listeners import ListenerHandle
 from ._logsetup import JsonFormatter, RepeatFilter, configure_logging
 from ._messaging import Message
 from ._otel import OpenTelemetry
@@ -168,6 +169,7 @@ from ._payloads import (
     WSParams,
 )
 from ._session import ConnectionState
+from ._streams import EventStream
 from ._tasks import send_task
 from ._telemetry import Telemetry
 from ._version import __version__
@@ -260,6 +262,7 @@ __all__ = [
     "DigitsSpec",
     "EchoEvent",
     "EventOverflow",
+    "EventStream",
     "FaxAction",
     "FaxDetect",
     "FaxDetectParams",
@@ -267,6 +270,7 @@ __all__ = [
     "Health",
     "HoldEvent",
     "JsonFormatter",
+    "ListenerHandle",
     "MachineDetect",
     "MachineDetectParams",
     "Media",

@@ -8,6 +8,9 @@ call. ``wait(timeout)`` is a cancel scope around an ``anyio.Event``: a timeout
 ``async with await call.record(...) as rec:`` scopes an action: leaving the block for
 any reason stops it, in a shielded scope with a short deadline, so a cancelled handler
 cannot leave a recording running on the server.
+
+``action.on(fn)`` and ``async for event in action`` (``_streams.ActionEvents``) see
+every event of the action; the reader hands them over in ``_handle``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ._constants import (
 )
 from ._errors import RelayError
 from ._events import RelayEvent, make_event
+from ._streams import ActionEvents, StreamHost
 from ._sync import LazyEvent
 
 __all__ = [
@@ -61,7 +65,7 @@ CLEANUP_TIMEOUT = 2.0
 CALL_ENDED_STATE = "call_ended"
 
 
-class ActionHost(Protocol):
+class ActionHost(StreamHost, Protocol):
     """What an action needs of the call it runs on (a ``Call``)."""
 
     call_id: str
@@ -78,7 +82,7 @@ class ActionHost(Protocol):
     ) -> None: ...
 
 
-class Action:
+class Action(ActionEvents):
     """Handle on an operation started on a call; see the module docstring.
 
     ``result`` is the terminal event once done (``None`` before). When the call ended
@@ -86,6 +90,9 @@ class Action:
     action's kind whose ``params`` say so: ``{"state": "call_ended", "end_reason":
     ..., "call_id": ..., "control_id": ...}``, so code written like the guide
     (``result.params.get(...)``) keeps running.
+
+    ``async for event in action:`` yields every event of the action, the terminal one
+    last (see ``EventStream``); ``on(listener)`` calls a listener with each.
     """
 
     #: Event type of this kind of action (used for synthetic results).
@@ -99,6 +106,7 @@ class Action:
     result_outlives_call: ClassVar[bool] = False
     #: Told when the action settles (set by active telemetry; see ``_telemetry``).
     _on_settled: Callable[[Action, RelayError | None], object] | None = None
+    call: ActionHost
 
     def __init__(
         self,
@@ -145,10 +153,19 @@ class Action:
         return event.raw_params.get("state") in self.terminal_states
 
     def _handle(self, event: RelayEvent) -> bool:
-        """Look at an event carrying our control_id; return True once done."""
-        if not self._done.is_set() and self._is_terminal(event):
+        """Look at an event carrying our control_id; return True once done.
+
+        The action's own listeners and streams (none, mostly) get every event, the
+        terminal one after the action is resolved by it (``_resolve``).
+        """
+        if self._done.is_set():
+            return True
+        if self._is_terminal(event):
             self._resolve(event)
-        return self._done.is_set()
+            return True
+        if self._listeners:
+            self.call._dispatch(self._listeners, event)
+        return False
 
     def _settle(
         self, event: RelayEvent, error: RelayError | None = None
@@ -168,9 +185,14 @@ class Action:
         return self._on_completed if error is None else None
 
     def _resolve(self, event: RelayEvent) -> None:
+        if self._done.is_set():
+            return
         callback = self._settle(event)
+        listeners = self._listeners
         if callback is not None:
-            self.call._dispatch((callback,), event)
+            listeners = (*listeners, callback) if listeners else (callback,)
+        if listeners:
+            self.call._dispatch(listeners, event)
 
     def _finish_call_ended(self, end_reason: str) -> None:
         self._resolve(self._synthetic_result(end_reason))

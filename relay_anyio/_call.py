@@ -37,10 +37,18 @@ from ._constants import (
 )
 from ._errors import CallEnded, RelayError
 from ._events import RelayEvent, make_event
-from ._listeners import Callbacks, Dispatcher, EventListener, ListenerSet, pick_listener
+from ._listeners import (
+    Callbacks,
+    Dispatcher,
+    EventListener,
+    ListenerHandle,
+    ListenerSet,
+    pick_listener,
+)
 from ._media import MediaCommands
 from ._services import ServiceCommands
 from ._shortcuts import CallShortcuts
+from ._streams import CallEvents
 from ._sync import LazyEvent
 
 __all__ = ["Call", "CallHandler", "EventListener"]
@@ -62,7 +70,7 @@ class _Waiter:
         self.error: BaseException | None = None
 
 
-class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceCommands):
+class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceCommands, CallEvents):
     """One call leg, inbound or outbound. Created by the client, never by users.
 
     ``request`` sends a request on the client's session; ``on_finished(call,
@@ -102,7 +110,7 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
         self._actions: dict[str, Action] = {}
         self._listeners = ListenerSet()
         self._dispatcher = Dispatcher(
-            "call", event_buffer, "fail", on_fail=self._listeners.clear, call_id=call_id
+            "call", event_buffer, "fail", on_fail=self._listeners_overflowed, call_id=call_id
         )
         self._waiters: list[_Waiter] = []
         self._state_events: dict[str, RelayEvent] = {}
@@ -235,6 +243,8 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
             for action in self._actions.values():
                 action._fail(error)
             self._actions.clear()
+            if self._streams:
+                self._end_streams(error)
             if self._ended.is_set():  # only late results were pending: the timer releases
                 return
             self._failure = error
@@ -254,6 +264,8 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
                     wait_error = CallEnded(self.call_id, self.end_reason)
                 waiter.error = wait_error
                 waiter.event.set()
+        if self._streams and error is None:
+            self._end_streams(None)
         self._listeners.clear()
         self._ended.set()
         if lingering:
@@ -289,7 +301,7 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
         listener: EventListener | None = None,
         *,
         handler: EventListener | None = None,
-    ) -> None:
+    ) -> ListenerHandle:
         """Call ``listener(event)`` for every event of ``event_type`` on this call.
 
         ``handler=`` is the same as ``listener`` (SignalWire's client spells it so).
@@ -306,6 +318,9 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
         state event, whether or not the handler has returned (the call's scope lives
         until the call ends or the client closes); then it is dropped.
 
+        Returns a ``ListenerHandle``: ``remove()`` it, or ``with call.on(...):`` to
+        listen for the length of a block.
+
         Raises ``CallEnded`` on an ended call and ``EventOverflow`` once
         this call's listeners fell too far behind and were dropped: in each case a
         new listener would never run.
@@ -315,7 +330,7 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
             raise CallEnded(self.call_id, self.end_reason, "cannot listen on an ended call")
         if self._dispatcher.failed is not None:
             raise self._dispatcher.failed  # its listener task is gone: say so
-        self._listeners.add(event_type, listener)
+        return self._listeners.add(event_type, listener)
 
     def off(self, event_type: str, listener: EventListener | None = None) -> None:
         """Remove one listener, or all listeners of ``event_type``."""

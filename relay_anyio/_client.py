@@ -23,7 +23,7 @@ from ._call import CallHandler
 from ._config import ClientConfig, ClientOptions, max_connections
 from ._errors import RelayError
 from ._health import Health
-from ._listeners import EventListener
+from ._listeners import EventListener, ListenerHandle
 from ._outbound import Outbound
 from ._router import ConnectionStateCallback, Router
 from ._scopes import StackOwned, owned_task_group
@@ -162,9 +162,12 @@ class RelayClient(Outbound, StackOwned):
         """Call ``callback(state)`` on every connection state change (from the reader)."""
         self._router.state_callbacks.append(callback)
 
-    def on(self, event_type: str, listener: EventListener) -> None:
-        """Listen to events no call owns (conference-level, ``calling.error``, unknown)."""
-        self._router.listeners.add(event_type, listener)
+    def on(self, event_type: str, listener: EventListener) -> ListenerHandle:
+        """Listen to events no call owns (conference-level, ``calling.error``, unknown).
+
+        Returns a ``ListenerHandle``: ``remove()`` it, or use it as a ``with`` block.
+        """
+        return self._router.listeners.add(event_type, listener)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -20,8 +20,9 @@ import anyio
 from ._actions import Action
 from ._errors import RelayError, RequestTimeout
 from ._events import RelayEvent
-from ._listeners import Callbacks
+from ._listeners import Callbacks, Dispatcher
 from ._payloads import DeviceSpec, MediaItem, SipDevice
+from ._streams import EventStream
 from ._sync import LazyEvent
 from ._telemetry import NOOP, Telemetry
 
@@ -69,6 +70,10 @@ class CommandCore:
     _request: RequestFunction
     _actions: dict[str, Action]
     _ended: LazyEvent
+    _dispatcher: Dispatcher
+    # The call's (``_streams.CallEvents``): an action's streams are the call's too.
+    _track_stream: Callable[[EventStream], None]
+    _untrack_stream: Callable[[EventStream], None]
     #: Where actions are reported; the client sets its own on every call.
     _telemetry: Telemetry = NOOP
 

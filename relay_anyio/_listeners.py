@@ -12,6 +12,10 @@ When that stream is full the owner's overflow policy decides: ``"fail"`` (a call
 drops the owner's listeners and remembers an ``EventOverflow`` that adding a
 listener raises from then on; ``"drop"`` (the client, messages) logs and drops that
 one event. Either way the reader, the connection and every other owner carry on.
+
+Every ``on()`` returns a ``ListenerHandle``, made here for all owners: ``remove()``
+or a ``with`` block ends that one registration (``_streams`` builds event streams on
+the same listeners).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, TypeVar
+from types import TracebackType
+from typing import Any, Literal, Protocol, TypeVar, final
 
 import anyio
 from anyio.abc import TaskGroup
@@ -32,9 +37,12 @@ __all__ = [
     "Callbacks",
     "Dispatcher",
     "EventListener",
+    "ListenerHandle",
+    "ListenerOwner",
     "ListenerSet",
     "OverflowPolicy",
     "pick_listener",
+    "without",
 ]
 
 logger = logging.getLogger("relay_anyio.listeners")
@@ -62,6 +70,69 @@ def pick_listener(listener: _L | None, handler: _L | None) -> _L:
     return chosen
 
 
+def without(callbacks: Callbacks, listener: EventListener) -> Callbacks:
+    """``callbacks`` without the first registration of ``listener`` (a new tuple)."""
+    if listener not in callbacks:
+        return callbacks
+    index = callbacks.index(listener)
+    return callbacks[:index] + callbacks[index + 1 :]
+
+
+class ListenerOwner(Protocol):
+    """Whatever keeps listeners a ``ListenerHandle`` can remove one of."""
+
+    def _remove_listener(self, event_type: str, listener: EventListener) -> None: ...
+
+
+@final
+class ListenerHandle:
+    """What ``on()`` returns: the way to stop that listener, now or at the end of a block.
+
+    ``handle.remove()`` stops it (once; calling it again does nothing, nor does
+    removing a listener its owner already dropped, as a call does at its end).
+    ``with call.on(EVENT_CALL_PLAY, show):`` scopes it to the block: however the
+    block is left, no event routed after that reaches the listener. An event routed
+    before may still be on its way to an async listener (queued on the call's
+    listener task): removal stops what comes next, it does not take back what is
+    already delivered. ``call.off(...)`` keeps working beside it.
+    """
+
+    __slots__ = ("_event_type", "_listener", "_owner")
+
+    def __init__(
+        self, owner: ListenerOwner | None, event_type: str, listener: EventListener
+    ) -> None:
+        self._owner = owner
+        self._event_type = event_type
+        self._listener = listener
+
+    def __repr__(self) -> str:
+        state = "active" if self._owner is not None else "removed"
+        return f"<ListenerHandle {self._event_type} {self._listener!r} {state}>"
+
+    @property
+    def listener(self) -> EventListener:
+        """The callback this handle registered."""
+        return self._listener
+
+    def remove(self) -> None:
+        """Stop the listener: no further event reaches it. Idempotent."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._remove_listener(self._event_type, self._listener)
+
+    def __enter__(self) -> ListenerHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+
 class ListenerSet(dict[str, Callbacks]):
     """Listeners by event type; iteration order is registration order.
 
@@ -70,8 +141,9 @@ class ListenerSet(dict[str, Callbacks]):
 
     __slots__ = ()
 
-    def add(self, event_type: str, listener: EventListener) -> None:
+    def add(self, event_type: str, listener: EventListener) -> ListenerHandle:
         self[event_type] = (*self.get(event_type, ()), listener)
+        return ListenerHandle(self, event_type, listener)
 
     def remove(self, event_type: str, listener: EventListener | None = None) -> None:
         """Remove one listener (its first registration), or all of ``event_type``."""
@@ -79,13 +151,16 @@ class ListenerSet(dict[str, Callbacks]):
             self.pop(event_type, None)
             return
         listeners = self.get(event_type, ())
-        if listener in listeners:
-            index = listeners.index(listener)
-            rest = listeners[:index] + listeners[index + 1 :]
-            if rest:
-                self[event_type] = rest
-            else:
-                del self[event_type]
+        rest = without(listeners, listener)
+        if rest is listeners:
+            return
+        if rest:
+            self[event_type] = rest
+        else:
+            del self[event_type]
+
+    def _remove_listener(self, event_type: str, listener: EventListener) -> None:
+        self.remove(event_type, listener)
 
 
 class Dispatcher:
@@ -167,6 +242,24 @@ class Dispatcher:
                 self.owner,
                 extra=self.extra,
             )
+
+    def after_queued(self, event: RelayEvent, callback: EventListener) -> None:
+        """Run ``callback(event)`` after every callback dispatched so far, never before.
+
+        At once when nothing can be pending (no listener task, or it is gone), else
+        queued behind them: how an event stream ends after the last event it was
+        given. A full queue is this owner's overflow, then ``callback`` runs at once.
+        """
+        send = self._send
+        if send is not None:
+            try:
+                send.send_nowait(((callback,), event))
+                return
+            except anyio.WouldBlock:
+                self._overflow(event)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass
+        callback(event)
 
     def close(self) -> None:
         """The owner's scope ends: its listener task runs what is queued, then ends.

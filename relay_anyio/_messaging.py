@@ -23,7 +23,7 @@ import anyio
 from ._constants import EVENT_MESSAGING_STATE, MESSAGE_TERMINAL_STATES
 from ._errors import MessageExpired, RelayError
 from ._events import MessageStateEvent, RelayEvent, make_event
-from ._listeners import Callbacks, Dispatcher, pick_listener
+from ._listeners import Callbacks, Dispatcher, ListenerHandle, pick_listener, without
 from ._sync import LazyEvent
 
 __all__ = ["Message", "MessageListener", "MessageRegistry"]
@@ -89,12 +89,18 @@ class Message:
 
     def on(
         self, listener: MessageListener | None = None, *, handler: MessageListener | None = None
-    ) -> None:
+    ) -> ListenerHandle:
         """Call ``listener(event)`` on every state change (plain or async function).
 
         ``handler=`` is the same as ``listener`` (SignalWire's client spells it so).
+        Returns a ``ListenerHandle`` (``remove()``, or a ``with`` block).
         """
-        self._listeners = (*self._listeners, pick_listener(listener, handler))
+        listener = pick_listener(listener, handler)
+        self._listeners = (*self._listeners, listener)
+        return ListenerHandle(self, EVENT_MESSAGING_STATE, listener)
+
+    def _remove_listener(self, event_type: str, listener: MessageListener) -> None:
+        self._listeners = without(self._listeners, listener)
 
     async def wait(self, timeout: float | None = None) -> RelayEvent:
         """Wait for the terminal state event (delivered, undelivered or failed).

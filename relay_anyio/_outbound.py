@@ -16,10 +16,12 @@ import anyio.abc
 from ._call import Call
 from ._config import ClientConfig, RestConfig
 from ._devices import Device, SipHeader
+from ._dials import PendingDial
 from ._errors import DialTimeout, RelayError
+from ._listeners import EventListener, pick_listener
 from ._messaging import Message, MessageListener
 from ._payloads import DeviceSpec, SipHeaderItem
-from ._router import PendingDial, Router
+from ._router import Router
 from ._session import Session
 from ._tasks import post_task
 
@@ -46,6 +48,7 @@ class Outbound:
         dial_timeout: float = 120.0,
         region: str | None = None,
         max_price_per_minute: float | None = None,
+        listeners: Mapping[str, EventListener] | None = None,
     ) -> Call:
         """Place a call (outer list: tried in series; inner list: rung in parallel).
 
@@ -53,12 +56,19 @@ class Outbound:
         ``DialTimeout`` (a ``TimeoutError`` too) after ``timeout`` seconds
         (default ``dial_timeout``, 120). On a timeout or cancellation the legs still
         ringing are ended and a leg answered late is hung up: no call is left orphaned.
+
+        ``listeners`` (``{EVENT_CALL_STATE: on_state, ...}``) are registered on every
+        leg as RELAY announces it, before its first event is delivered, even one that
+        overtakes the dial's response: ``created`` and ``ringing`` included, which a
+        listener added to the returned call would have missed. Each stays on its leg
+        as ``call.on`` would (the losing legs' until they end).
         """
         if self._tg is None:
             raise RuntimeError("dial() needs a connected client: use 'async with client:'")
         tag = tag or str(uuid.uuid4())
         if tag in self._router.dials:
             raise ValueError(f"a dial with tag {tag!r} is already in progress")
+        leg_listeners = _checked_listeners(listeners)
         limit = dial_timeout if timeout is None else timeout
         params: dict[str, Any] = {"tag": tag, "devices": [[dict(d) for d in g] for g in devices]}
         if max_duration:
@@ -67,7 +77,7 @@ class Outbound:
             params["region"] = region
         if max_price_per_minute is not None:
             params["max_price_per_minute"] = max_price_per_minute
-        dial = PendingDial(tag)
+        dial = PendingDial(tag, leg_listeners)
         self._router.dials[tag] = dial
         succeeded = False
         try:
@@ -98,6 +108,7 @@ class Outbound:
         dial_timeout: float = 120.0,
         region: str | None = None,
         max_price_per_minute: float | None = None,
+        listeners: Mapping[str, EventListener] | None = None,
     ) -> Call:
         """Call the phone number ``to`` with caller id ``from_`` (one of your numbers).
 
@@ -115,6 +126,7 @@ class Outbound:
             dial_timeout=dial_timeout,
             region=region,
             max_price_per_minute=max_price_per_minute,
+            listeners=listeners,
         )
 
     async def dial_sip(
@@ -132,6 +144,7 @@ class Outbound:
         dial_timeout: float = 120.0,
         region: str | None = None,
         max_price_per_minute: float | None = None,
+        listeners: Mapping[str, EventListener] | None = None,
     ) -> Call:
         """Call the SIP URI ``to`` from ``from_`` (a SIP URI), with custom ``headers``.
 
@@ -149,6 +162,7 @@ class Outbound:
             dial_timeout=dial_timeout,
             region=region,
             max_price_per_minute=max_price_per_minute,
+            listeners=listeners,
         )
 
     # -- messaging ---------------------------------------------------------------------
@@ -223,3 +237,17 @@ class Outbound:
         rest = RestConfig.for_client(self.config)
         limit = self.config.session.request_timeout if timeout is None else timeout
         await post_task(rest, context, message, limit)
+
+
+def _checked_listeners(
+    listeners: Mapping[str, EventListener] | None,
+) -> tuple[tuple[str, EventListener], ...]:
+    """A dial's ``listeners`` as pairs, refused before anything is sent if malformed."""
+    if not listeners:
+        return ()
+    pairs = []
+    for event_type, listener in listeners.items():
+        if not isinstance(event_type, str) or not event_type:
+            raise TypeError(f"listeners must be keyed by event type, not {event_type!r}")
+        pairs.append((event_type, pick_listener(listener, None)))
+    return tuple(pairs)

@@ -32,6 +32,7 @@ from ._constants import (
     EVENT_MESSAGING_STATE,
     EVENT_TASK,
 )
+from ._dials import PendingDial
 from ._errors import ConnectionLost, RelayError
 from ._events import make_event
 from ._listeners import Dispatcher, ListenerSet
@@ -40,7 +41,7 @@ from ._session import ConnectionState, Session
 from ._task_events import TaskEvent
 from ._telemetry import NOOP, Telemetry
 
-__all__ = ["PendingDial", "Router", "TaskHandler"]
+__all__ = ["Router", "TaskHandler"]
 
 logger = logging.getLogger("relay_anyio.client")
 
@@ -53,19 +54,6 @@ TaskHandler = Callable[[TaskEvent], Awaitable[object]]
 _PROBE_METHOD = "calling.clear_digit_bindings"
 _PROBE_REALM = "relay-anyio-probe"
 _PROBES_IN_FLIGHT = 16
-
-
-class PendingDial:
-    """One ``calling.dial`` waiting for its outcome, by ``tag``."""
-
-    __slots__ = ("done", "error", "legs", "tag", "winner")
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self.legs: dict[str, Call] = {}
-        self.done = anyio.Event()
-        self.winner: Call | None = None
-        self.error: RelayError | None = None
 
 
 class Router:
@@ -378,6 +366,7 @@ class Router:
                     dial.error = RelayError(-1, f"Dial answered without a call id (tag={tag})")
                     dial.done.set()
                     return True
+                dial.adopt(winner)
                 self._register_outbound(winner)
             else:
                 if not winner.node_id and isinstance(info.get("node_id"), str):
@@ -415,7 +404,7 @@ class Router:
         leg = self._new_call(params, direction="outbound")
         if leg is None:
             return None
-        dial.legs[leg.call_id] = leg
+        dial.adopt(leg)
         self._register_outbound(leg)
         return leg
 

@@ -333,6 +333,64 @@ async def test_event_listeners_snippet(
     ]
 
 
+async def test_action_streams_example_menu(
+    relay_server: FakeRelayServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/action_streams.py: the partial results as they come, a scoped listener,
+    the call followed to its end."""
+    clients: list[RelayClient] = []
+
+    async def speak_once_it_listens(fake: FakeCall) -> None:
+        fake.hold_input()
+        fake.script_speech("I need support please")
+        # The caller speaks once the example iterates its collect (its stream is open).
+        await eventually(
+            lambda: any(call._streams for c in clients for call in c._router.calls.values())
+        )
+        await fake.give_input()
+
+    fake = await run_snippet(relay_server, "action_streams", speak_once_it_listens, clients.append)
+    assert capsys.readouterr().out.splitlines() == [
+        "heard so far: I",
+        "heard so far: I need",
+        "heard so far: I need support",
+        "heard: 'i need support please' -> support",
+        "prompt playing",
+        "prompt finished",
+        "call ending",
+        "call ended",
+    ]
+    assert methods(fake) == [
+        "calling.answer",
+        "calling.play_and_collect",
+        "calling.play",
+        "calling.end",
+    ]
+    assert params(fake.requests[2])["play"] == [
+        {"type": "tts", "params": {"text": "Connecting you to support."}}
+    ]
+
+
+async def test_action_streams_example_call_back(
+    relay_server: FakeRelayServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``call_back`` dials with ``listeners=``: it sees the leg from ``created`` on, even
+    when RELAY announces the leg before it answers the dial."""
+    relay_server.script_dial(["answer"], early_states=True)
+    module = load("action_streams")
+    async with make_client(relay_server) as client:
+        await module.call_back(client, "+15559876543", "+15551234567")
+    assert capsys.readouterr().out.splitlines()[:3] == [
+        "leg created",
+        "leg ringing",
+        "leg answered",
+    ]
+    [dial] = relay_server.received("calling.dial")
+    [leg] = [call for call in relay_server.calls.values() if call.requests]
+    assert methods(leg) == ["calling.play", "calling.end"]
+    assert dial["params"]["devices"][0][0]["params"]["to_number"] == "+15559876543"
+
+
 async def test_error_handling_snippet(
     relay_server: FakeRelayServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

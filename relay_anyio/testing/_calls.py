@@ -127,8 +127,8 @@ class FakeCall:
     until stopped or the call ends. ``script_*`` changes the next outcome:
     ``script_digits``/``script_speech``/``script_collect``, ``script_detect``,
     ``script_answering_machine``, ``script_fax``, ``script_pay``, ``script_connect``,
-    ``script_action_error``;
-    ``send_calling_error`` and ``send_event`` push events as the server would.
+    ``script_action_error``; ``hold_input``/``give_input`` choose when a collect's
+    input comes. ``send_calling_error`` and ``send_event`` push events as the server would.
     """
 
     server: CallHost = attrs.field(repr=False)
@@ -166,6 +166,8 @@ class FakeCall:
     _fax_scripts: deque[FaxScript] = attrs.field(factory=deque, init=False, repr=False)
     _pay_outcomes: deque[JSONObject | None] = attrs.field(factory=deque, init=False, repr=False)
     _connect_outcomes: deque[str] = attrs.field(factory=deque, init=False, repr=False)
+    #: Collects waiting for ``give_input()`` (see ``hold_input``); ``None``: input flows.
+    waiting_input: list[FollowUp] | None = attrs.field(default=None, init=False, repr=False)
 
     @classmethod
     def register(
@@ -285,6 +287,17 @@ class FakeCall:
         return left > 0
 
     # -- driving the call from the test ------------------------------------------------
+
+    def hold_input(self) -> None:
+        """The caller keeps silent: each collect's input waits for ``give_input()``."""
+        if self.waiting_input is None:
+            self.waiting_input = []
+
+    async def give_input(self) -> None:
+        """The caller answers: waiting collects get their scripted input, and later ones too."""
+        waiting, self.waiting_input = self.waiting_input or [], None
+        for deliver in waiting:
+            await deliver()
 
     async def remote_hangup(self, reason: str = END_REASON_HANGUP) -> None:
         """The far end hangs up: ``ending``, running actions finish, ``ended``."""

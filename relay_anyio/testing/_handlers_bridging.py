@@ -153,7 +153,7 @@ def device_groups(params: JSONObject) -> list[list[JSONObject]]:
 
 async def _dial(ctx: HandlerContext, params: JSONObject) -> JSONObject:
     scripts = ctx.server.dial_scripts
-    return _start_dial(ctx, params, scripts.popleft() if scripts else None)
+    return await _start_dial(ctx, params, scripts.popleft() if scripts else None)
 
 
 def dial_handler(script_for: Callable[[JSONObject], DialScript | None]) -> Handler:
@@ -165,18 +165,24 @@ def dial_handler(script_for: Callable[[JSONObject], DialScript | None]) -> Handl
     """
 
     async def dial(ctx: HandlerContext, params: JSONObject) -> JSONObject:
-        return _start_dial(ctx, params, script_for(params))
+        return await _start_dial(ctx, params, script_for(params))
 
     return dial
 
 
-def _start_dial(ctx: HandlerContext, params: JSONObject, script: DialScript | None) -> JSONObject:
+async def _start_dial(
+    ctx: HandlerContext, params: JSONObject, script: DialScript | None
+) -> JSONObject:
     tag = params.get("tag")
     if not isinstance(tag, str) or not tag:
         raise invalid_params("tag is required")
     groups = device_groups(params)
     dial = _Dial(ctx.server, ctx.session, tag, groups, script or DialScript())
-    ctx.then(functools.partial(dial.ring_group, 0))
+    if dial.script.early_states:  # the first group's states overtake the response
+        legs = await dial.announce_group(0)
+        ctx.then(functools.partial(dial.await_answer, 0, legs))
+    else:
+        ctx.then(functools.partial(dial.ring_group, 0))
     return ok("Dialing")
 
 
@@ -195,11 +201,18 @@ class _Dial:
         if index == len(self.groups):
             await self._report("failed", {})
             return
+        await self.await_answer(index, await self.announce_group(index))
+
+    async def announce_group(self, index: int) -> list[tuple[FakeCall, str]]:
+        """The legs of group ``index``, each announced ``created`` then ``ringing``."""
         legs = [self._new_leg(device) for device in self.groups[index]]
         for state in (CALL_STATE_CREATED, CALL_STATE_RINGING):
             for leg, _ in legs:
                 if leg.state != CALL_STATE_ENDED:  # the client may end a leg at once
                     await leg.set_state(state)
+        return legs
+
+    async def await_answer(self, index: int, legs: list[tuple[FakeCall, str]]) -> None:
         resolve = functools.partial(self._resolve_group, index, legs)
         await self.server.run_after(self.script.answer_delay, resolve)
 

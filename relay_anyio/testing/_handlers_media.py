@@ -149,9 +149,13 @@ async def _deliver_collect(call: FakeCall, action: FakeAction) -> None:
     """The input: start of input and partial results if asked for, then the final one.
 
     Interim results carry ``final: false`` and no ``state`` (their exact shape is
-    unconfirmed, reference §12.6); only the last one is ``final: true``.
+    unconfirmed, reference §12.6); only the last one is ``final: true``. While the
+    call's input is held (``hold_input``), this waits for ``give_input``.
     """
     if not action.active:
+        return
+    if call.waiting_input is not None:
+        call.waiting_input.append(functools.partial(_deliver_collect, call, action))
         return
     result = call.next_collect_result()
     spec = action.params.get("collect") if action.kind == "calling.play_and_collect" else None

@@ -38,6 +38,9 @@ class DialScript:
 
     outcomes: tuple[str, ...] = ()
     answer_delay: float = 0.0
+    #: The first group's ``created``/``ringing`` states go out before the response
+    #: (they overtake it, as a server that knows its legs before it answers may do).
+    early_states: bool = False
 
     def outcome(self, leg_index: int) -> str:
         """Legs beyond the scripted list answer, like an unscripted dial."""

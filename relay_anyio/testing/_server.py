@@ -444,13 +444,20 @@ class FakeRelayServer(Observing, FaultInjection, TaskQueue):
             raise LookupError(f"no session is subscribed to context {context!r}")
         return next((s for s in candidates if s.connection is not None), candidates[0])
 
-    def script_dial(self, outcomes: Iterable[str] = ("answer",), answer_delay: float = 0.0) -> None:
+    def script_dial(
+        self,
+        outcomes: Iterable[str] = ("answer",),
+        answer_delay: float = 0.0,
+        *,
+        early_states: bool = False,
+    ) -> None:
         """Script the legs of the next ``calling.dial``, in device order across groups.
 
         Outcomes: ``answer``, ``busy``, ``no_answer``, ``decline``, ``error``; legs
         beyond the list answer. ``answer_delay`` is how long each group rings.
+        ``early_states``: the first group's ``created``/``ringing`` overtake the response.
         """
-        script = DialScript(tuple(outcomes), answer_delay)
+        script = DialScript(tuple(outcomes), answer_delay, early_states)
         unknown = set(script.outcomes) - set(DIAL_OUTCOMES)
         if unknown:
             known = ", ".join(DIAL_OUTCOMES)
