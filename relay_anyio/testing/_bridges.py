@@ -91,9 +91,9 @@ async def _outcome(call: FakeCall, attempt: BridgeAttempt) -> None:
     shown = announced(attempt.device, call.server.sip_header_shape)
     peer = FakeCall.register(call.server, call.session, direction="outbound", device=shown, tag=tag)
     peer.bridge_leg = True
+    call.peer, peer.peer = peer, call
     for state in (CALL_STATE_CREATED, CALL_STATE_ANSWERED):
         await peer.set_state(state)  # announced only with ``bridge_peer_events``
-    call.peer, peer.peer = peer, call
     call.connect_state = "connected"
     payload = {"tag": tag, "connect_state": "connected", "peer": peer_info(peer)}
     await call.emit(EVENT_CALL_CONNECT, payload)
