@@ -31,6 +31,7 @@ from relay_anyio.testing import FakeCall, FakeRelayServer
 
 from .helpers import eventually, make_client
 from .test_call_basics import inbound_call
+from .test_examples import run_snippet
 
 pytestmark = pytest.mark.anyio
 
@@ -344,3 +345,62 @@ async def test_a_handler_that_bridged_and_returned_keeps_nothing_alive(
 
         await eventually(none_alive, interval=0.05)
     assert fake.peer is None and sent(fake) == ["calling.answer", "calling.connect"]
+
+
+# -- examples/bridge_with_peer.py ------------------------------------------------------------
+
+
+def connected_peer_id(server: FakeRelayServer) -> str:
+    [connected] = [
+        frame["params"]["params"]
+        for frame in server.sent_events("calling.call.connect")
+        if frame["params"]["params"]["connect_state"] == "connected"
+    ]
+    peer_id: str = connected["peer"]["call_id"]
+    return peer_id
+
+
+async def test_example_the_agent_answers_then_leaves(
+    relay_server: FakeRelayServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def agent_leaves(fake: FakeCall) -> None:
+        await eventually(lambda: fake.peer is not None)
+        assert fake.peer is not None
+        await fake.peer.remote_hangup()
+
+    fake = await run_snippet(relay_server, "bridge_with_peer", agent_leaves)
+    assert sent(fake) == ["calling.answer", "calling.connect", "calling.play", "calling.end"]
+    assert params(fake.requests[1])["ringback"] == [{"type": "ringtone", "params": {"name": "us"}}]
+    assert "has left the call" in params(fake.requests[2])["play"][0]["params"]["text"]
+    assert capsys.readouterr().out.splitlines() == [
+        f"call {fake.call_id}: bridged to agent leg {connected_peer_id(relay_server)}",
+        f"call {fake.call_id}: bridge disconnected",
+    ]
+
+
+async def test_example_the_caller_hangs_up_while_bridged(
+    relay_server: FakeRelayServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def caller_leaves(fake: FakeCall) -> None:
+        await eventually(lambda: fake.peer is not None)
+        await fake.remote_hangup()
+
+    fake = await run_snippet(relay_server, "bridge_with_peer", caller_leaves)
+    assert sent(fake) == ["calling.answer", "calling.connect"]  # nothing after: gone
+    assert capsys.readouterr().out.splitlines() == [
+        f"call {fake.call_id}: bridged to agent leg {connected_peer_id(relay_server)}",
+        f"call {fake.call_id}: bridge disconnected",
+    ]
+
+
+async def test_example_nobody_answers(
+    relay_server: FakeRelayServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def busy(fake: FakeCall) -> None:
+        fake.script_bridge("busy")
+
+    fake = await run_snippet(relay_server, "bridge_with_peer", busy)
+    assert sent(fake) == ["calling.answer", "calling.connect", "calling.play", "calling.end"]
+    assert "nobody can take your call" in params(fake.requests[2])["play"][0]["params"]["text"]
+    out = capsys.readouterr().out
+    assert out.startswith(f"call {fake.call_id}: no agent (") and "failed" in out
