@@ -152,8 +152,10 @@ class Bridge(Generic[CallT]):
         if self.tag and isinstance(tag, str) and tag and tag != self.tag:
             return  # another bridge's late event
         state = params.get("connect_state")
-        if not isinstance(state, str):
-            return
+        if not isinstance(state, str) or (
+            state == CONNECT_STATE_CONNECTING and self._connected.is_set()
+        ):
+            return  # a bridge never goes back (a late or replayed event)
         self.state = state
         if state == CONNECT_STATE_CONNECTED:
             if not self._connected.is_set():

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from relay_anyio import (
+    EVENT_CALL_CONNECT,
     EVENT_CALL_STATE,
     Bridge,
     BridgeFailed,
@@ -26,8 +27,10 @@ from relay_anyio import (
     Device,
     Media,
     RelayClient,
+    RelayError,
+    RelayEvent,
 )
-from relay_anyio.testing import FakeCall, FakeRelayServer
+from relay_anyio.testing import FakeCall, FakeRelayServer, HandlerContext, ok
 
 from .helpers import eventually, make_client
 from .test_call_basics import inbound_call
@@ -314,6 +317,31 @@ async def test_a_fresh_session_fails_the_bridge_waits_with_connection_lost(
             await peer.wait_for_ended(timeout=10)
         assert bridge.is_over and call.peer is None
         assert await bridge.wait_connected() is peer
+
+
+async def test_odd_connect_events_neither_move_a_bridge_back_nor_end_it(
+    relay_server: FakeRelayServer,
+) -> None:
+    async def connect(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
+        ids = {"call_id": ctx.call.call_id, "node_id": ctx.call.node_id}
+        for extra in (
+            {"connect_state": "connected", "peer": "nobody"},  # no usable peer
+            {"connect_state": "connecting"},  # late: a bridge never goes back
+            {"connect_state": "failed", "tag": "another-bridge"},  # not this one's
+        ):
+            ctx.emit("calling.call.connect", {**ids, "tag": "mine", **extra})
+        return ok("Connecting")
+
+    relay_server.set_handler("calling.connect", connect)
+    seen: list[RelayEvent] = []
+    async with inbound_call(relay_server) as (call, _):
+        call.on(EVENT_CALL_CONNECT, seen.append)
+        bridge = await call.bridge([[AGENT]], tag="mine")
+        with pytest.raises(RelayError, match="has no peer"):
+            await bridge.wait_connected(timeout=10)
+        await eventually(lambda: len(seen) == 3)
+        assert bridge.state == "connected" and not bridge.is_over
+        assert bridge.peer is None and call.peer is None
 
 
 @pytest.mark.parametrize("peer_events", [False, True])
