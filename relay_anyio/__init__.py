@@ -20,6 +20,7 @@ from ._actions import (
     TapAction,
     TranscribeAction,
 )
+from ._bridge import Bridge
 from ._builders import Media
 from ._call import Call
 from ._client import RelayClient
@@ -80,6 +81,8 @@ from ._detect import DetectAction
 from ._devices import SipHeader
 from ._errors import (
     AuthenticationError,
+    BridgeFailed,
+    BridgeTimeout,
     CallEnded,
     ConnectionLost,
     DialTimeout,
@@ -233,6 +236,9 @@ __all__ = [
     "AudioMedia",
     "AudioParams",
     "AuthenticationError",
+    "Bridge",
+    "BridgeFailed",
+    "BridgeTimeout",
     "Call",
     "CallEnded",
     "CallReceiveEvent",

@@ -15,14 +15,14 @@ every event of the action; the reader hands them over in ``_handle``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ClassVar, Protocol
 
-import anyio
-
+from ._cleanup import stop_quietly
 from ._constants import (
     EVENT_CALL_AI,
     EVENT_CALL_COLLECT,
@@ -59,8 +59,6 @@ logger = logging.getLogger("relay_anyio.actions")
 
 CompletedCallback = Callable[[RelayEvent], Awaitable[object] | object]
 
-#: How long cleanup (stop on scope exit, stop when a handler returns) may take.
-CLEANUP_TIMEOUT = 2.0
 #: ``state`` of the synthetic result an action gets when its call ends first.
 CALL_ENDED_STATE = "call_ended"
 
@@ -270,21 +268,7 @@ class Action(ActionEvents):
         """
         if self._done.is_set() or not self.method_prefix or self.call.state == "ended":
             return
-        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True) as scope:
-            try:
-                accepted = await self._control("stop")
-            except RelayError as exc:
-                logger.warning("could not stop %r: %s", self, exc, extra=self._log_fields())
-            else:
-                if accepted:  # {}: the call or the operation is gone, nothing will come
-                    await self._done.wait()
-        if scope.cancelled_caught:
-            logger.warning(
-                "stopping %r timed out after %g s",
-                self,
-                CLEANUP_TIMEOUT,
-                extra=self._log_fields(),
-            )
+        await stop_quietly(self, functools.partial(self._control, "stop"), self._done, logger)
 
     async def __aenter__(self) -> Action:
         return self

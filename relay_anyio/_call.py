@@ -25,6 +25,7 @@ import anyio
 import anyio.abc
 
 from ._actions import Action
+from ._bridge import Bridging
 from ._call_info import CallInfo
 from ._commands import ControlCommands, RequestFunction
 from ._constants import (
@@ -33,6 +34,7 @@ from ._constants import (
     CALL_STATE_ENDING,
     CALL_STATE_RINGING,
     CALL_STATES,
+    EVENT_CALL_CONNECT,
     EVENT_CALL_STATE,
 )
 from ._errors import CallEnded, RelayError
@@ -70,7 +72,15 @@ class _Waiter:
         self.error: BaseException | None = None
 
 
-class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceCommands, CallEvents):
+class Call(
+    CallInfo,
+    CallShortcuts,
+    Bridging,
+    ControlCommands,
+    MediaCommands,
+    ServiceCommands,
+    CallEvents,
+):
     """One call leg, inbound or outbound. Created by the client, never by users.
 
     ``request`` sends a request on the client's session; ``on_finished(call,
@@ -198,6 +208,8 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
                         reason = params.get("end_reason")
                         self.end_reason = reason if isinstance(reason, str) else ""
                         ended = True
+        if self._bridge is not None and event_type == EVENT_CALL_CONNECT:
+            self._bridge._on_connect_event(self, event)  # before waiters: call.peer is set
         control_id = params.get("control_id")
         if control_id is not None and type(control_id) is str:
             action = self._actions.get(control_id)
@@ -257,6 +269,8 @@ class Call(CallInfo, CallShortcuts, ControlCommands, MediaCommands, ServiceComma
             else:
                 action._finish_call_ended(self.end_reason)
         self._actions = lingering
+        if self._bridge is not None:
+            self._bridge._call_finished(self, error)
         wait_error = error
         for waiter in self._waiters:
             if not waiter.event.is_set():

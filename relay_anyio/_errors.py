@@ -16,6 +16,8 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "BridgeFailed",
+    "BridgeTimeout",
     "CallEnded",
     "ConnectionLost",
     "DialTimeout",
@@ -154,6 +156,42 @@ class DialTimeout(RelayError, TimeoutError):
         super().__init__(-1, f"Dial timed out waiting for answer after {timeout:g} s (tag={tag})")
         self.tag = tag
         self.timeout = timeout
+
+
+class BridgeFailed(RelayError):
+    """A bridge (``call.bridge(...)``) ended without ever connecting.
+
+    ``connect_state`` is how it ended: ``failed`` (no device answered, or the server
+    gave up), or ``disconnected`` (it was unbridged, or the server ended it, while
+    still connecting). ``reason`` is the server's reason when its event carried one
+    (``busy``...; the reference knows no such key, so usually empty).
+    """
+
+    def __init__(self, call_id: str, connect_state: str = "failed", reason: str = "") -> None:
+        super().__init__(
+            -1,
+            f"Bridge of call {call_id} {connect_state} before connecting"
+            + (f" ({reason})" if reason else ""),
+        )
+        self.call_id = call_id
+        self.connect_state = connect_state
+        self.reason = reason
+
+
+class BridgeTimeout(RelayError, TimeoutError):
+    """A wait on a bridge ran out of time. Also a ``TimeoutError``.
+
+    ``waiting_for`` is what was awaited (``connected`` or ``disconnected``) and
+    ``timeout`` the limit in seconds. When the bridge's own ``timeout`` ran out
+    before it connected, the bridge was given up (``calling.disconnect``); a wait
+    with its own, shorter ``timeout`` ends only that wait.
+    """
+
+    def __init__(self, call_id: str, timeout: float, waiting_for: str = "connected") -> None:
+        super().__init__(-1, f"Bridge of call {call_id} not {waiting_for} after {timeout:g} s")
+        self.call_id = call_id
+        self.timeout = timeout
+        self.waiting_for = waiting_for
 
 
 class MessageExpired(RelayError):

@@ -6,9 +6,10 @@ passed back to RELAY when no handler is registered or ``max_active_calls`` is
 reached); a dial event resolves its pending dial; a state event of a dial's leg
 registers the leg; a messaging event goes to its ``Message``, a task to the
 ``on_task`` handler; anything else goes to its call by ``call_id``, or to the
-client-level listeners. This is the only code that
-touches dial legs. :meth:`Router.session_state` fails the old calls and dials when a
-session is replaced, and probes the live calls after a resume.
+client-level listeners. This is the only code that touches dial legs, and the one
+that registers a bridge's peer leg (``adopt_peer``). :meth:`Router.session_state`
+fails the old calls and dials when a session is replaced, and probes the live calls
+after a resume.
 """
 
 from __future__ import annotations
@@ -297,7 +298,21 @@ class Router:
         call = Call(self._request, self._on_call_finished, **fields)
         call._telemetry = self.telemetry
         call._dispatcher.on_overflow = self._overflowed
+        call._peers = self
         return call
+
+    def adopt_peer(self, info: dict[str, Any]) -> tuple[Call, bool] | None:
+        """A bridge's peer leg, routed from now on; True: new (never hung up at exit)."""
+        call_id = info.get("call_id")
+        known = self.calls.get(call_id) if isinstance(call_id, str) else None
+        if known is not None:
+            return known, False
+        peer = self._new_call({**info, "call_state": "answered"}, direction="outbound")
+        if peer is None:
+            return None
+        peer._set_scope(self.task_group)
+        self.calls[peer.call_id] = peer
+        return peer, True
 
     def _on_call_received(self, params: dict[str, Any], timestamp: float) -> None:
         call = self._new_call(params)
@@ -452,12 +467,8 @@ async def _quiet_hangup(call: Call) -> None:
     try:
         await call.hangup()
     except RelayError as exc:
-        logger.warning(
-            "could not hang up %s at shutdown: %s",
-            call.call_id,
-            exc,
-            extra={"call_id": call.call_id},
-        )
+        extra = {"call_id": call.call_id}
+        logger.warning("could not hang up %s at shutdown: %s", call.call_id, exc, extra=extra)
 
 
 async def _handle_message(handler: MessageHandler, message: Message) -> None:

@@ -174,6 +174,7 @@ def test_the_call_control_examples_type_check(tmp_path: Path) -> None:
             str(tmp_path / ".mypy_cache"),
             "voicemail_drop.py",
             "sip_reception.py",
+            "bridge_with_peer.py",
         ],
         cwd=EXAMPLES,
         capture_output=True,

@@ -4,7 +4,8 @@ A ``FakeCall`` is the state of one leg (offer, dial leg, bridge peer) and the te
 handle to drive it (``remote_hangup``, ``script_digits``...). Its server is seen
 through ``CallHost``, the few things a call and the method handlers need of it, so
 this layer stands below the server instead of importing it. What a call's end winds
-down (its actions, its bridge, its conferences) lives here too, since ``end`` does it.
+down (its actions, its bridge) lives here too, since ``end`` does it; conferences are
+in ``_conferences``.
 """
 
 from __future__ import annotations
@@ -22,17 +23,25 @@ from .._constants import (
     CALL_STATE_ENDED,
     CALL_STATE_ENDING,
     END_REASON_HANGUP,
-    EVENT_CALL_CONNECT,
     EVENT_CALL_STATE,
     EVENT_CALLING_ERROR,
-    EVENT_CONFERENCE,
 )
 from ._actions import FakeAction, terminal_payload
-from ._scripts import DetectScript, DialScript, FaxScript, MessageScript
+from ._conferences import FakeConference, leave_conference
+from ._scripts import (
+    BRIDGE_OUTCOMES,
+    BridgeAttempt,
+    BridgeScript,
+    DetectScript,
+    DialScript,
+    FaxScript,
+    MessageScript,
+)
 from ._session import FakeSession
 from ._switches import (
     ACTION_END_CHOICES,
     ActionEnd,
+    BridgeUnconnectedEnd,
     DetectEnd,
     RecordUrlLocation,
     SipHeaderShape,
@@ -42,15 +51,9 @@ from ._switches import (
 __all__ = [
     "CallHost",
     "FakeCall",
-    "FakeConference",
     "FollowUp",
-    "conference_event",
     "emit_if_active",
     "finish_action",
-    "leave_conference",
-    "peer_info",
-    "sessions_of",
-    "unbridge",
 ]
 
 JSONObject = dict[str, Any]
@@ -87,6 +90,9 @@ class CallHost(Protocol):
     sip_header_shape: SipHeaderShape
     machine_not_ready: bool
     detect_end: DetectEnd
+    bridge_peer_events: bool
+    bridge_unconnected_end: BridgeUnconnectedEnd
+    bridge_failure_reason: bool
 
     def notify(self) -> None:
         """Wake the server's waiters after a change they may watch."""
@@ -103,14 +109,8 @@ class CallHost(Protocol):
     async def run_after(self, delay: float, follow_up: FollowUp) -> None:
         """Run ``follow_up`` now or, in the server's task group, ``delay`` seconds later."""
 
-
-@attrs.define(eq=False)
-class FakeConference:
-    """A conference some calls of the fake server have joined."""
-
-    name: str
-    conference_id: str
-    participants: list[FakeCall] = attrs.field(factory=list)
+    async def end_bridge(self, call: FakeCall) -> None:
+        """``call``'s bridge (either leg), or the one it is connecting, ends (``_bridges``)."""
 
 
 @attrs.define(eq=False)
@@ -126,7 +126,7 @@ class FakeCall:
     page, a payment and a bridge succeed, a tap/stream/transcription/AI session runs
     until stopped or the call ends. ``script_*`` changes the next outcome:
     ``script_digits``/``script_speech``/``script_collect``, ``script_detect``,
-    ``script_answering_machine``, ``script_fax``, ``script_pay``, ``script_connect``,
+    ``script_answering_machine``, ``script_fax``, ``script_pay``, ``script_bridge``,
     ``script_action_error``; ``hold_input``/``give_input`` choose when a collect's
     input comes. ``send_calling_error`` and ``send_event`` push events as the server would.
     """
@@ -148,9 +148,15 @@ class FakeCall:
     #: Every request frame that named this ``call_id``, in arrival order.
     requests: list[JSONObject] = attrs.field(factory=list, init=False, repr=False)
     actions: dict[str, FakeAction] = attrs.field(factory=dict, init=False, repr=False)
-    #: The other leg while bridged by ``calling.connect`` (``connect_state`` says how).
+    #: The other leg while bridged by ``calling.connect`` (``connect_state`` says how);
+    #: on the peer leg, the call that connected it.
     peer: FakeCall | None = attrs.field(default=None, init=False, repr=False)
     connect_state: str = attrs.field(default="", init=False)
+    #: The bridge under way while ``connect_state`` is ``connecting``.
+    connecting: BridgeAttempt | None = attrs.field(default=None, init=False, repr=False)
+    #: True for a bridge's peer leg, whose state events reach the session only with
+    #: ``server.bridge_peer_events`` (reference §17.4).
+    bridge_leg: bool = attrs.field(default=False, init=False)
     #: The queue the call waits in (``calling.queue.enter``), if any.
     queue: str | None = attrs.field(default=None, init=False)
     held: bool = attrs.field(default=False, init=False)
@@ -165,7 +171,7 @@ class FakeCall:
     _failing: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
     _fax_scripts: deque[FaxScript] = attrs.field(factory=deque, init=False, repr=False)
     _pay_outcomes: deque[JSONObject | None] = attrs.field(factory=deque, init=False, repr=False)
-    _connect_outcomes: deque[str] = attrs.field(factory=deque, init=False, repr=False)
+    _connect_outcomes: deque[BridgeScript] = attrs.field(factory=deque, init=False, repr=False)
     #: Collects waiting for ``give_input()`` (see ``hold_input``); ``None``: input flows.
     waiting_input: list[FollowUp] | None = attrs.field(default=None, init=False, repr=False)
 
@@ -252,11 +258,28 @@ class FakeCall:
         """
         self._pay_outcomes.append(outcome)
 
+    def script_bridge(self, outcome: str = "connected", *, delay: float = 0.0) -> None:
+        """How the next ``calling.connect`` (``bridge()``, ``connect()``) on this call goes.
+
+        ``connected`` (also unscripted): the first device answers and becomes the
+        peer leg, ``call.peer`` (``await call.peer.remote_hangup()``: the other party
+        hangs up). ``failed``, ``busy``, ``no_answer``, ``decline``: a ``failed``
+        event (with a ``reason`` under ``server.bridge_failure_reason``). ``delay``
+        seconds pass between ``connecting`` and the outcome; meanwhile the bridge
+        can be called off (see ``server.bridge_unconnected_end``).
+        """
+        if outcome not in BRIDGE_OUTCOMES:
+            known = ", ".join(BRIDGE_OUTCOMES)
+            raise ValueError(f"unknown bridge outcome {outcome!r}; known: {known}")
+        self._connect_outcomes.append(BridgeScript(outcome, delay))
+
     def script_connect(self, outcome: str) -> None:
-        """``connected`` (the default) or ``failed`` for the next ``calling.connect``."""
-        if outcome not in ("connected", "failed"):
-            raise ValueError(f"connect outcome must be 'connected' or 'failed', not {outcome!r}")
-        self._connect_outcomes.append(outcome)
+        """``script_bridge(outcome)``, by its first name (``connected`` or ``failed``)."""
+        self.script_bridge(outcome)
+
+    def next_bridge_script(self) -> BridgeScript:
+        """How the ``calling.connect`` arriving now goes (consumes the script)."""
+        return self._connect_outcomes.popleft() if self._connect_outcomes else BridgeScript()
 
     def next_collect_result(self) -> JSONObject:
         """The scripted result of the next collect, ``no_input`` when none is left."""
@@ -342,6 +365,8 @@ class FakeCall:
         if end_reason is not None:
             self.end_reason = end_reason
         self.server.notify()
+        if self.bridge_leg and not self.server.bridge_peer_events:
+            return  # the peer belongs to the bridge: whether RELAY reports it is unconfirmed
         await self.session.emit(event_type, {**self.state_params(), **(extra or {})})
 
     def state_params(self) -> JSONObject:
@@ -380,8 +405,8 @@ class FakeCall:
                 await finish_action(self, action)
             elif when == "never":
                 action.state = "finished"  # over, silently: a late stop sends nothing
-        if self.peer is not None:
-            await unbridge(self)
+        if self.peer is not None or self.connecting is not None:
+            await server.end_bridge(self)
         for conference in list(self.server.conferences.values()):
             if self in conference.participants:
                 await leave_conference(self, conference)
@@ -392,7 +417,7 @@ class FakeCall:
             await server.run_after(server.late_action_delay, late)
 
     def quiet_end(self, reason: str = END_REASON_HANGUP) -> None:
-        """End without telling any session (a leg no client controls, e.g. a bridge peer)."""
+        """End without telling any session (a leg no client controls)."""
         if self.state != CALL_STATE_ENDED:
             self.state = CALL_STATE_ENDED
             self.states.append(CALL_STATE_ENDED)
@@ -442,52 +467,3 @@ async def emit_if_active(call: FakeCall, action: FakeAction, payload: JSONObject
     """A delayed outcome: sent unless the action ended meanwhile (stop, call end)."""
     if action.active:
         await call.emit_action(action, payload)
-
-
-def peer_info(peer: FakeCall) -> JSONObject:
-    """The ``peer`` object of a ``calling.call.connect`` event."""
-    return {
-        "call_id": peer.call_id,
-        "node_id": peer.node_id,
-        "tag": peer.tag,
-        "device": peer.device,
-    }
-
-
-async def unbridge(call: FakeCall) -> None:
-    """``disconnected``: on ``calling.disconnect`` the peer lives on; on call end it ends."""
-    peer, call.peer = call.peer, None
-    if peer is None:
-        return
-    if call.state in (CALL_STATE_ENDING, CALL_STATE_ENDED):
-        peer.quiet_end()
-    call.connect_state = "disconnected"
-    payload = {"tag": peer.tag, "connect_state": "disconnected", "peer": peer_info(peer)}
-    await call.emit(EVENT_CALL_CONNECT, payload)
-
-
-async def leave_conference(call: FakeCall, conference: FakeConference) -> None:
-    """``participant-leave``; the last one out also gets ``conference-end``."""
-    if call not in conference.participants:
-        return
-    sessions = sessions_of(conference.participants)
-    conference.participants.remove(call)
-    left = {"status": "participant-leave", "call_id": call.call_id, "node_id": call.node_id}
-    await conference_event(conference, left, sessions)
-    if not conference.participants:
-        call.server.conferences.pop(conference.name, None)
-        await conference_event(conference, {"status": "conference-end"}, [call.session])
-
-
-def sessions_of(calls: list[FakeCall]) -> list[FakeSession]:
-    """The sessions owning ``calls``, each once, in order."""
-    return list({id(c.session): c.session for c in calls}.values())
-
-
-async def conference_event(
-    conference: FakeConference, payload: JSONObject, sessions: list[FakeSession]
-) -> None:
-    """Send a ``calling.conference`` event about ``conference`` to each of ``sessions``."""
-    params = {"conference_id": conference.conference_id, "name": conference.name, **payload}
-    for session in sessions:
-        await session.emit(EVENT_CONFERENCE, params)

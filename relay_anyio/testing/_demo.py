@@ -3,9 +3,12 @@
 It lives in the testing tier because it runs the fake server; the SDK proper never
 imports this tier (the CLI does, lazily, for ``demo`` and ``serve``).
 
-Three simulated callers press keys (sales, voicemail, a wrong key), then an SMS goes
-out and one comes in. The fake server's journal is printed as a timeline per call:
-every frame between client and server, with credentials masked.
+Three simulated callers press keys (sales, voicemail, a wrong key): the sales caller
+is bridged to an agent (``call.bridge``: the handler prints the agent's leg) until the
+agent hangs up. Then an outbound call reaches an answering machine and leaves its
+message after the beep, an SMS goes out and one comes in. The fake server's journal
+is printed as a timeline per call: every frame between client and server, with
+credentials masked.
 """
 
 from __future__ import annotations
@@ -14,17 +17,22 @@ from typing import Any
 
 import anyio
 
+from .._builders import Media
 from .._call import Call
 from .._client import RelayClient
+from .._events import DetectEvent
 from .._messaging import Message
 from .._redact import redact_frame
-from . import FakeRelayServer, JournalEntry
+from . import FakeCall, FakeRelayServer, JournalEntry
 
-__all__ = ["ivr_handler", "run_demo"]
+__all__ = ["ivr_handler", "leave_voicemail", "run_demo"]
+
+#: The message the outbound call leaves on the answering machine.
+REMINDER = "Hello, this is Acme Dental with a reminder of your appointment tomorrow at ten."
 
 
 async def ivr_handler(call: Call) -> None:
-    """The guide's ``relay_ivr.py`` handler, as written there."""
+    """The guide's ``relay_ivr.py`` handler; sales is a ``Bridge`` followed to its end."""
     await call.answer()
     recording = await call.record(audio={"direction": "both", "format": "mp3"})
     collect = await call.play_and_collect(
@@ -38,7 +46,7 @@ async def ivr_handler(call: Call) -> None:
     digit = result.params.get("result", {}).get("digits", "")
     if digit == "1":
         await call.play([{"type": "tts", "text": "Connecting you to sales."}])
-        await call.connect(
+        bridge = await call.bridge(
             [
                 [
                     {
@@ -46,8 +54,13 @@ async def ivr_handler(call: Call) -> None:
                         "params": {"to_number": "+15551001000", "from_number": "+15550000000"},
                     }
                 ]
-            ]
+            ],
+            timeout=10,
         )
+        agent = await bridge.wait_connected()
+        print(f"[handler] call {call.call_id[:8]}: bridged to agent leg {agent.call_id[:8]}")
+        ended = await bridge.wait_disconnected()
+        print(f"[handler] call {call.call_id[:8]}: bridge {ended.params['connect_state']}")
     elif digit == "3":
         play = await call.play(
             [
@@ -67,6 +80,25 @@ async def ivr_handler(call: Call) -> None:
     await call.hangup()
 
 
+async def leave_voicemail(call: Call) -> str:
+    """An outbound call's script: speak only after the answering machine's beep."""
+    detect = await call.detect_answering_machine(wait_for_beep=True, timeout=30)
+    result = await detect.wait()
+    beep = isinstance(result, DetectEvent) and result.beep
+    print(f"[handler] call {call.call_id[:8]}: {'beep heard' if beep else 'no beep'}")
+    play = await call.play([Media.tts(REMINDER)])
+    await play.wait()
+    await call.hangup()
+    return "voicemail" if beep else "unknown"
+
+
+async def _agent_hangs_up(server: FakeRelayServer, caller: FakeCall) -> None:
+    """The sales agent answers, talks, and hangs up first."""
+    await server.wait_until(lambda: caller.peer is not None, timeout=10)
+    assert caller.peer is not None
+    await caller.peer.remote_hangup()
+
+
 def _summary(frame: Any) -> str:
     """One readable line for a frame."""
     if not isinstance(frame, dict):
@@ -84,7 +116,14 @@ def _summary(frame: Any) -> str:
                 "message_state",
                 "dial_state",
             )
-            detail = " ".join(f"{k}={inner[k]}" for k in keys if k in inner)
+            parts = [f"{k}={inner[k]}" for k in keys if k in inner]
+            peer = inner.get("peer")
+            if isinstance(peer, dict) and isinstance(peer.get("call_id"), str):
+                parts.append(f"peer={peer['call_id'][:8]}")
+            detect = inner.get("detect")
+            if isinstance(detect, dict) and isinstance(detect.get("params"), dict):
+                parts.append(f"detect={detect['params'].get('event')}")
+            detail = " ".join(parts)
             result = inner.get("result")
             if isinstance(result, dict) and result:
                 digits = (result.get("params") or {}).get("digits")
@@ -93,7 +132,7 @@ def _summary(frame: Any) -> str:
                 detail += f" url={inner['url']}"
             return f"event {params.get('event_type')} {detail}".rstrip()
         extras = []
-        for key in ("play", "record", "collect", "devices", "reason", "body", "contexts"):
+        for key in ("play", "record", "collect", "detect", "devices", "reason", "body", "contexts"):
             if key in params:
                 extras.append(f"{key}={_short(params[key])}")
         return f"{method} {' '.join(extras)}".rstrip()
@@ -164,8 +203,16 @@ async def run_demo(verbose: bool = False) -> None:
             for digits, title in callers:
                 call = await server.offer_call(context="main-ivr", from_number="+15557770000")
                 call.script_digits(digits)
+                if digits == "1":
+                    await _agent_hangs_up(server, call)
                 await call.wait_for_state("ended", timeout=10)
                 calls.append((call.call_id, title))
+            outbound = await client.dial_phone("+15559876543", "+15551234567", timeout=10)
+            machine = server.calls[outbound.call_id]
+            machine.script_answering_machine(greeting=0.2)  # the greeting, then the beep
+            await leave_voicemail(outbound)
+            await machine.wait_for_state("ended", timeout=10)
+            calls.append((outbound.call_id, "outbound: voicemail after the beep"))
             message = await client.send_message(
                 to_number="+15559876543", from_number="+15551234567", body="Hello from RELAY!"
             )
@@ -189,7 +236,7 @@ async def run_demo(verbose: bool = False) -> None:
             for e, call_id in zip(journal, owner, strict=True)
             if call_id is None and (verbose or _summary(e.frame) != "ack")
         ]
-        _print_timeline("session (connect, auth, messaging)", session, start, verbose)
+        _print_timeline("session (connect, auth, dial, messaging)", session, start, verbose)
         for call_id, title in calls:
             entries = [e for e, o in zip(journal, owner, strict=True) if o == call_id]
             _print_timeline(f"call {call_id[:8]}: {title}", entries, start, verbose)

@@ -1,6 +1,6 @@
 """Handlers that join calls: ``calling.connect``/``disconnect``, conferences, ``calling.dial``.
 
-A bridge creates a peer leg the client never controls; a conference announces joins
+A bridge rings, then connects a peer leg or fails (``_bridges``); a conference announces joins
 and leaves to every session with a participant; a dial rings its device groups in
 order, legs of a group in parallel, as ``server.script_dial`` scripted them.
 """
@@ -19,19 +19,14 @@ from .._constants import (
     CALL_STATE_CREATED,
     CALL_STATE_ENDED,
     CALL_STATE_RINGING,
-    EVENT_CALL_CONNECT,
     EVENT_CALL_DIAL,
 )
+from ._bridges import ring
 from ._calls import (
     CallHost,
     FakeCall,
-    FakeConference,
-    conference_event,
-    leave_conference,
-    peer_info,
-    sessions_of,
-    unbridge,
 )
+from ._conferences import FakeConference, conference_event, leave_conference, sessions_of
 from ._context import (
     Handler,
     HandlerContext,
@@ -40,7 +35,7 @@ from ._context import (
     ok,
 )
 from ._devices import announced
-from ._scripts import DIAL_OUTCOMES, DialScript
+from ._scripts import DIAL_OUTCOMES, BridgeAttempt, DialScript
 from ._session import FakeSession
 
 JSONObject = dict[str, Any]
@@ -52,42 +47,24 @@ __all__ = ["BRIDGING_HANDLERS", "dial_handler"]
 
 
 async def _connect(ctx: HandlerContext, params: JSONObject) -> JSONObject:
+    """A bridge to the first device of the first group, as ``call.script_bridge`` says."""
     call = ctx.call
     groups = device_groups(params)
-    if call.peer is not None:
+    if call.peer is not None or call.connecting is not None:
         raise ResultCodeError("409", "Call is already connected")
-    outcome = call._connect_outcomes.popleft() if call._connect_outcomes else "connected"
     tag = params.get("tag")
-    tag = tag if isinstance(tag, str) else ""
-    ctx.then(functools.partial(_bridge, call, groups[0][0], tag, outcome))
+    attempt = BridgeAttempt(
+        tag if isinstance(tag, str) else "", groups[0][0], call.next_bridge_script()
+    )
+    call.connecting = attempt
+    ctx.then(functools.partial(ring, call, attempt))
     return ok("Connecting", call_id=call.call_id)
-
-
-async def _bridge(call: FakeCall, device: JSONObject, tag: str, outcome: str) -> None:
-    """``connecting``, then ``connected`` with the peer leg (or ``failed``)."""
-    if call.state == CALL_STATE_ENDED:
-        return
-    call.connect_state = "connecting"
-    await call.emit(EVENT_CALL_CONNECT, {"tag": tag, "connect_state": "connecting"})
-    if outcome == "failed":
-        call.connect_state = "failed"
-        await call.emit(EVENT_CALL_CONNECT, {"tag": tag, "connect_state": "failed"})
-        return
-    # The peer belongs to the bridge, not to the client: its state is never announced.
-    shown = announced(device, call.server.sip_header_shape)
-    peer = FakeCall.register(call.server, call.session, direction="outbound", device=shown, tag=tag)
-    peer.state = CALL_STATE_ANSWERED
-    peer.states.extend((CALL_STATE_CREATED, CALL_STATE_ANSWERED))
-    call.peer = peer
-    call.connect_state = "connected"
-    payload = {"tag": tag, "connect_state": "connected", "peer": peer_info(peer)}
-    await call.emit(EVENT_CALL_CONNECT, payload)
 
 
 async def _disconnect(ctx: HandlerContext, params: JSONObject) -> JSONObject:
     call = ctx.call
-    if call.peer is not None:
-        ctx.then(functools.partial(unbridge, call))
+    if call.peer is not None or call.connecting is not None:
+        ctx.then(functools.partial(ctx.server.end_bridge, call))
     return ok("Disconnecting")
 
 

@@ -7,7 +7,7 @@ frozen records such a script is kept as until the request consumes it.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -19,7 +19,17 @@ from .._constants import (
     END_REASON_NO_ANSWER,
 )
 
-__all__ = ["DIAL_OUTCOMES", "DetectScript", "DialScript", "FaxScript", "MessageScript", "Outcome"]
+__all__ = [
+    "BRIDGE_OUTCOMES",
+    "DIAL_OUTCOMES",
+    "BridgeAttempt",
+    "BridgeScript",
+    "DetectScript",
+    "DialScript",
+    "FaxScript",
+    "MessageScript",
+    "Outcome",
+]
 
 #: Outcomes ``FakeRelayServer.script_dial`` accepts, with the ``end_reason`` a leg
 #: with that outcome ends with (``answer`` legs that lose the race end with ``cancel``).
@@ -30,6 +40,35 @@ DIAL_OUTCOMES: Final[dict[str, str]] = {
     "decline": END_REASON_DECLINE,
     "error": END_REASON_ERROR,
 }
+
+
+#: Outcomes ``FakeCall.script_bridge`` accepts, with the reason a ``failed`` event
+#: carries when the server's ``bridge_failure_reason`` is on (``connected``: none).
+BRIDGE_OUTCOMES: Final[dict[str, str]] = {
+    "connected": "",
+    "failed": END_REASON_ERROR,
+    "busy": END_REASON_BUSY,
+    "no_answer": END_REASON_NO_ANSWER,
+    "decline": END_REASON_DECLINE,
+}
+
+
+@attrs.frozen
+class BridgeScript:
+    """How the next ``calling.connect`` on a call goes (see ``script_bridge``)."""
+
+    outcome: str = "connected"
+    #: Seconds between ``connecting`` and the outcome (the devices ring that long).
+    delay: float = 0.0
+
+
+@attrs.define(eq=False)
+class BridgeAttempt:
+    """A ``calling.connect`` under way: its device rings until its script says."""
+
+    tag: str
+    device: dict[str, Any]
+    script: BridgeScript
 
 
 @attrs.frozen

@@ -48,7 +48,9 @@ from .._constants import (
     METHOD_SIGNALWIRE_CONNECT,
 )
 from .._scopes import owned_task_group
-from ._calls import FakeCall, FakeConference, FollowUp
+from ._bridges import Bridges
+from ._calls import FakeCall, FollowUp
+from ._conferences import FakeConference
 from ._connect import AUTH_FAILED_CODE, AUTH_FAILED_ERROR_CODE, AUTH_FAILED_MESSAGE
 from ._context import Handler
 from ._devices import announced, sip_device
@@ -87,7 +89,7 @@ _LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "::1")
 _CA_FILE_NAME: Final = "fake-relay-ca.pem"
 
 
-class FakeRelayServer(Observing, FaultInjection, TaskQueue):
+class FakeRelayServer(Observing, FaultInjection, TaskQueue, Bridges):
     """A RELAY server on ``127.0.0.1``, on a free port, for tests of RELAY clients.
 
     Use ``async with FakeRelayServer() as server:`` (it owns a task group) or
@@ -149,6 +151,8 @@ class FakeRelayServer(Observing, FaultInjection, TaskQueue):
       sends nothing more. ``"finished_event"``: it reports
       ``detect.params.event`` ``"finished"``. ``"finished_state"``: a top-level
       ``state`` ``"finished"``.
+    * Bridges (§12.4, §17.4): ``bridge_peer_events``, ``bridge_unconnected_end``
+      and ``bridge_failure_reason``; see ``Bridges`` (``_bridges``).
 
     ``violations`` lists what a conformant client never does. The pytest
     fixtures fail a test that leaves any there unless it opts out (the

@@ -22,6 +22,9 @@ not into a silent third behaviour.
 | ``sip_header_shape`` | ``"list"``, ``"object"``, ``"omitted"`` | §17.3 |
 | ``machine_not_ready`` | ``False``, ``True`` | §17.2 |
 | ``detect_end`` | ``"silent"``, ``"finished_event"``, ``"finished_state"`` | §12.8, §17.2 |
+| ``bridge_peer_events`` | ``False``, ``True`` | §17.4 (in ``_handlers_bridging``) |
+| ``bridge_unconnected_end`` | ``"failed"``, ``"disconnected"``, ``"silent"`` | §12.4 |
+| ``bridge_failure_reason`` | ``False``, ``True`` | §12.4 |
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from typing import Final, Literal, TypeVar
 
 __all__ = [
     "ACTION_END_CHOICES",
+    "BRIDGE_UNCONNECTED_ENDS",
     "DETECT_ENDS",
     "INVALID_REQUEST_REPLIES",
     "RECORD_URL_LOCATIONS",
     "SIP_HEADER_SHAPES",
     "ActionEnd",
+    "BridgeUnconnectedEnd",
     "DetectEnd",
     "InvalidRequestReply",
     "RecordUrlLocation",
@@ -63,6 +68,16 @@ SIP_HEADER_SHAPES: Final[tuple[SipHeaderShape, ...]] = ("list", "object", "omitt
 #: ``detect.params.event`` ``finished``, or a top-level ``state`` ``finished``.
 DetectEnd = Literal["silent", "finished_event", "finished_state"]
 DETECT_ENDS: Final[tuple[DetectEnd, ...]] = ("silent", "finished_event", "finished_state")
+
+#: What the server sends when a bridge still ``connecting`` ends (its call ends, or
+#: ``calling.disconnect`` calls it off): ``connect_state`` ``failed``,
+#: ``disconnected``, or nothing at all.
+BridgeUnconnectedEnd = Literal["failed", "disconnected", "silent"]
+BRIDGE_UNCONNECTED_ENDS: Final[tuple[BridgeUnconnectedEnd, ...]] = (
+    "failed",
+    "disconnected",
+    "silent",
+)
 
 _S = TypeVar("_S", bound=str)
 
