@@ -331,7 +331,7 @@ class Router:
                 why,
                 extra={"call_id": call.call_id},
             )
-            self.task_group.start_soon(self._pass_call, call)
+            self.task_group.start_soon(_pass_call, self.telemetry, call)
             return
         self.calls[call.call_id] = call
         self.telemetry.call_started(call, "handled")
@@ -341,20 +341,6 @@ class Router:
         self.task_group.start_soon(
             call._serve, self.call_handler, self._handler_done, name=f"relay call {call.call_id}"
         )
-
-    async def _pass_call(self, call: Call) -> None:
-        self.telemetry.call_started(call, "passed")
-        try:
-            await call.pass_()
-        except RelayError as exc:
-            logger.warning(
-                "calling.pass for %s failed: %s",
-                call.call_id,
-                exc,
-                extra={"call_id": call.call_id},
-            )
-        finally:
-            self.telemetry.call_ended(call)
 
     def _on_dial_event(self, params: dict[str, Any], timestamp: float) -> bool:
         """Resolve a pending dial; return True if the event was consumed by one."""
@@ -469,6 +455,19 @@ async def _quiet_hangup(call: Call) -> None:
     except RelayError as exc:
         extra = {"call_id": call.call_id}
         logger.warning("could not hang up %s at shutdown: %s", call.call_id, exc, extra=extra)
+
+
+async def _pass_call(telemetry: Telemetry, call: Call) -> None:
+    """Hand a call back to RELAY (``calling.pass``): another consumer gets the offer."""
+    telemetry.call_started(call, "passed")
+    try:
+        await call.pass_()
+    except RelayError as exc:
+        logger.warning(
+            "calling.pass for %s failed: %s", call.call_id, exc, extra={"call_id": call.call_id}
+        )
+    finally:
+        telemetry.call_ended(call)
 
 
 async def _handle_message(handler: MessageHandler, message: Message) -> None:

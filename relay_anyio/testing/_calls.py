@@ -27,7 +27,7 @@ from .._constants import (
     EVENT_CALLING_ERROR,
 )
 from ._actions import FakeAction, terminal_payload
-from ._conferences import FakeConference, leave_conference
+from ._conferences import FakeConference, conference_event, sessions_of
 from ._scripts import (
     BRIDGE_OUTCOMES,
     BridgeAttempt,
@@ -54,6 +54,7 @@ __all__ = [
     "FollowUp",
     "emit_if_active",
     "finish_action",
+    "leave_conference",
 ]
 
 JSONObject = dict[str, Any]
@@ -467,3 +468,16 @@ async def emit_if_active(call: FakeCall, action: FakeAction, payload: JSONObject
     """A delayed outcome: sent unless the action ended meanwhile (stop, call end)."""
     if action.active:
         await call.emit_action(action, payload)
+
+
+async def leave_conference(call: FakeCall, conference: FakeConference) -> None:
+    """``participant-leave``; the last one out also gets ``conference-end``."""
+    if call not in conference.participants:
+        return
+    sessions = sessions_of(conference.participants)
+    conference.participants.remove(call)
+    left = {"status": "participant-leave", "call_id": call.call_id, "node_id": call.node_id}
+    await conference_event(conference, left, sessions)
+    if not conference.participants:
+        call.server.conferences.pop(conference.name, None)
+        await conference_event(conference, {"status": "conference-end"}, [call.session])

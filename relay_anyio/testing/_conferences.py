@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
 from .._constants import EVENT_CONFERENCE
 from ._session import FakeSession
 
-if TYPE_CHECKING:
-    from ._calls import FakeCall
-
-__all__ = ["FakeConference", "conference_event", "leave_conference", "sessions_of"]
+__all__ = ["FakeConference", "Participant", "conference_event", "sessions_of"]
 
 JSONObject = dict[str, Any]
+
+
+class Participant(Protocol):
+    """What a conference knows of a call in it (a ``FakeCall``; no import of it here)."""
+
+    call_id: str
+    node_id: str
+    session: FakeSession
 
 
 @attrs.define(eq=False)
@@ -23,23 +28,10 @@ class FakeConference:
 
     name: str
     conference_id: str
-    participants: list[FakeCall] = attrs.field(factory=list)
+    participants: list[Participant] = attrs.field(factory=list)
 
 
-async def leave_conference(call: FakeCall, conference: FakeConference) -> None:
-    """``participant-leave``; the last one out also gets ``conference-end``."""
-    if call not in conference.participants:
-        return
-    sessions = sessions_of(conference.participants)
-    conference.participants.remove(call)
-    left = {"status": "participant-leave", "call_id": call.call_id, "node_id": call.node_id}
-    await conference_event(conference, left, sessions)
-    if not conference.participants:
-        call.server.conferences.pop(conference.name, None)
-        await conference_event(conference, {"status": "conference-end"}, [call.session])
-
-
-def sessions_of(calls: list[FakeCall]) -> list[FakeSession]:
+def sessions_of(calls: list[Participant]) -> list[FakeSession]:
     """The sessions owning ``calls``, each once, in order."""
     return list({id(c.session): c.session for c in calls}.values())
 

@@ -22,11 +22,8 @@ from .._constants import (
     EVENT_CALL_DIAL,
 )
 from ._bridges import ring
-from ._calls import (
-    CallHost,
-    FakeCall,
-)
-from ._conferences import FakeConference, conference_event, leave_conference, sessions_of
+from ._calls import CallHost, FakeCall, leave_conference
+from ._conferences import FakeConference, conference_event, sessions_of
 from ._context import (
     Handler,
     HandlerContext,
