@@ -285,20 +285,36 @@ class Dispatcher:
         )
         return True
 
-    def _overflow(self, event: RelayEvent) -> None:
+    def report_overflow(
+        self, what: str, are: str, event: RelayEvent, consequence: str
+    ) -> EventOverflow | None:
+        """A queue of this owner's (``what``: its listeners, a stream) was full.
+
+        The one overflow rule: counted, then by the owner's policy either ``event`` is
+        dropped and logged (``"drop"``: returns None) or the ``EventOverflow`` to end
+        that queue with is logged with ``consequence`` and returned (``"fail"``).
+        """
         if self.on_overflow is not None:
             self.on_overflow(self.owner, self.policy)
         if self.policy == "drop":
             logger.error(
-                "listeners of %s are more than %d events behind; dropped a %s event",
+                "%s of %s %s more than %d events behind; dropped a %s event",
+                what,
                 self.owner,
+                are,
                 self.buffer,
                 event.event_type,
                 extra=self.extra,
             )
+            return None
+        error = EventOverflow(f"{what} of {self.owner}", self.buffer)
+        logger.error("%s; %s", error.message, consequence, extra=self.extra)
+        return error
+
+    def _overflow(self, event: RelayEvent) -> None:
+        error = self.report_overflow("listeners", "are", event, "its listeners are dropped")
+        if error is None:
             return
-        error = EventOverflow(f"listeners of {self.owner}", self.buffer)
-        logger.error("%s; its listeners are dropped", error.message, extra=self.extra)
         self.failed = error
         assert self._send is not None
         self._send.close()

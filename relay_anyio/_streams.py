@@ -29,7 +29,6 @@ overflow, its streams fail with them.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import ClassVar, Final, Protocol, final
@@ -39,7 +38,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._constants import CALL_STATE_ENDED, EVENT_CALL_RECEIVE, EVENT_CALL_STATE
-from ._errors import EventOverflow, RelayError
+from ._errors import RelayError
 from ._events import EVENT_CLASSES, RelayEvent
 from ._listeners import (
     Callbacks,
@@ -61,7 +60,6 @@ __all__ = [
     "StreamSource",
 ]
 
-logger = logging.getLogger("relay_anyio.listeners")
 
 #: What ``call.events()`` with no types yields: every event type this package knows
 #: that RELAY routes to a call (any other type must be named).
@@ -256,21 +254,9 @@ class EventStream:
             self._source._stream_closed(self)
 
     def _overflow(self, event: RelayEvent) -> None:
-        dispatcher = self._dispatcher
-        if dispatcher.on_overflow is not None:
-            dispatcher.on_overflow(dispatcher.owner, dispatcher.policy)
-        if dispatcher.policy == "drop":
-            logger.error(
-                "an event stream of %s is more than %d events behind; dropped a %s event",
-                dispatcher.owner,
-                dispatcher.buffer,
-                event.event_type,
-                extra=dispatcher.extra,
-            )
-            return
-        error = EventOverflow(f"an event stream of {dispatcher.owner}", dispatcher.buffer)
-        logger.error("%s; that stream ends", error.message, extra=dispatcher.extra)
-        self._end(error=error)
+        error = self._dispatcher.report_overflow("an event stream", "is", event, "that stream ends")
+        if error is not None:
+            self._end(error=error)
 
 
 class ActionEvents:

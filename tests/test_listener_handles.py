@@ -20,10 +20,13 @@ from relay_anyio import (
     EVENT_CALL_RECORD,
     EVENT_MESSAGING_STATE,
     Call,
+    EventOverflow,
     ListenerHandle,
     RelayClient,
     RelayEvent,
 )
+from relay_anyio._events import make_event
+from relay_anyio._listeners import Dispatcher
 from relay_anyio.testing import FakeRelayServer, HandlerContext, ok
 
 from .helpers import make_client
@@ -283,3 +286,40 @@ def test_on_needs_a_callable() -> None:
     assert isinstance(client.on(NOISE, print), ListenerHandle)
     with pytest.raises(TypeError):
         Call(lambda *a: None, lambda *a: None, call_id="c", node_id="n").on(NOISE, 42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("what", "are", "consequence"),
+    [
+        ("listeners", "are", "its listeners are dropped"),
+        ("an event stream", "is", "that stream ends"),
+    ],
+)
+def test_the_one_overflow_rule_counts_then_drops_or_fails_by_policy(
+    caplog: pytest.LogCaptureFixture, what: str, are: str, consequence: str
+) -> None:
+    """Listener queues and event streams overflow through ``Dispatcher.report_overflow``."""
+    event = make_event("calling.call.play", {"call_id": "c1", "state": "playing"}, 0.0)
+    told: list[tuple[str, str]] = []
+    for policy in ("drop", "fail"):
+        dispatcher = Dispatcher("call", 7, policy, call_id="c1")
+        dispatcher.on_overflow = lambda owner, how: told.append((owner, how))
+        caplog.clear()
+        with caplog.at_level("ERROR", logger="relay_anyio.listeners"):
+            error = dispatcher.report_overflow(what, are, event, consequence)
+        [record] = caplog.records
+        assert record.__dict__["call_id"] == "c1"
+        if policy == "drop":
+            assert error is None
+            assert record.getMessage() == (
+                f"{what} of call c1 {are} more than 7 events behind; "
+                "dropped a calling.call.play event"
+            )
+        else:
+            assert isinstance(error, EventOverflow)
+            assert error.limit == 7
+            assert error.message == (
+                f"{what} of call c1: more than 7 events buffered; consumer too slow"
+            )
+            assert record.getMessage() == f"{error.message}; {consequence}"
+    assert told == [("call c1", "drop"), ("call c1", "fail")]
